@@ -1,0 +1,81 @@
+"""What every app's GraphQL layer shares: who is calling, permissions, and `UserError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from django.http import HttpRequest
+from strawberry.permission import BasePermission
+
+from project.auth import Principal
+from project.errors import ApplicationError, ErrorCode
+
+ErrorCodeEnum = strawberry.enum(ErrorCode, name="ErrorCode", description="Stable machine-readable error codes")
+
+
+@strawberry.type(description="A problem with the input or the request; `field` names the input field when known.")
+class UserError:
+    field: str | None
+    code: ErrorCodeEnum
+    message: str
+
+    @classmethod
+    def of(cls, error: ApplicationError) -> UserError:
+        return cls(field=error.field, code=error.code, message=error.message)
+
+
+def _request(info: strawberry.Info) -> Any:
+    context = info.context
+    return context.request if hasattr(context, "request") else context.get("request")
+
+
+def principal_of(info: strawberry.Info) -> Principal | None:
+    """The caller, resolved once per HTTP request or WebSocket connection (see project.views/consumers)."""
+    request = _request(info)
+    if isinstance(request, HttpRequest):
+        return getattr(request, "principal", None)
+    return request.scope.get("principal")
+
+
+def client_ip_of(info: strawberry.Info) -> str | None:
+    request = _request(info)
+    if isinstance(request, HttpRequest):
+        return request.META.get("REMOTE_ADDR") or None
+    client = request.scope.get("client")
+    return client[0] if client else None
+
+
+def request_of(info: strawberry.Info) -> HttpRequest | None:
+    request = _request(info)
+    return request if isinstance(request, HttpRequest) else None
+
+
+def operator_principal(info: strawberry.Info) -> Principal:
+    """Only call behind `IsOperator`/`IsOperatorOrPortal`: the permission has already checked."""
+    principal = principal_of(info)
+    assert principal is not None
+    return principal
+
+
+class _Authenticated(BasePermission):
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+
+class IsOperator(_Authenticated):
+    """Operator JWT (`Authorization: Bearer <accessToken>`)."""
+
+    message = "Authentication required: send an operator access token (Authorization: Bearer <token>)"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        principal = principal_of(info)
+        return principal is not None and principal.is_operator
+
+
+class IsOperatorOrPortal(_Authenticated):
+    """Operator JWT, or the captive portal's `X-Public-Key`."""
+
+    message = "Authentication required: send an operator access token or the portal's X-Public-Key"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return principal_of(info) is not None

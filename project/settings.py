@@ -1,0 +1,168 @@
+"""CloudPilot settings: twelve-factor, everything from the environment.
+
+Embedded default (no REDIS_URL): SQLite, in-memory channel layer, SQLite task queue, one process.
+Scaled out (REDIS_URL set): Redis channel layer, cache and task queue; web and worker processes apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-cloudpilot-secret-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", True)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "strawberry_django",
+    "huey.contrib.djhuey",
+    "billing",
+    "network",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite:///db.sqlite3"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and the task consumer both write: WAL + a busy timeout + IMMEDIATE
+    # transactions turn "database is locked" errors into short waits.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "Africa/Nairobi"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# GraphQL requests carry JSON bodies of a few KiB; anything much larger is abuse.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+REDIS_URL = os.environ.get("REDIS_URL") or None
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "group_expiry": 86400},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Secrets at rest -------------------------------------------------------------------------
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). Without one, a key is
+# derived from SECRET_KEY so the embedded default works out of the box.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY") or [
+    base64.urlsafe_b64encode(hashlib.sha256(("cloudpilot-fields:" + SECRET_KEY).encode()).digest()).decode()
+]
+
+# --- Operator authentication (JWT) -----------------------------------------------------------
+JWT_SIGNING_KEY = os.environ.get("JWT_SIGNING_KEY", SECRET_KEY)
+JWT_ACCESS_TOKEN_SECONDS = int(os.environ.get("JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
+JWT_REFRESH_TOKEN_SECONDS = int(os.environ.get("JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
+
+# --- GraphQL ---------------------------------------------------------------------------------
+GRAPHIQL_ENABLED = env_bool("GRAPHIQL_ENABLED", DEBUG)
+GRAPHQL_MAX_DEPTH = int(os.environ.get("GRAPHQL_MAX_DEPTH", 10))
+GRAPHQL_MAX_TOKENS = int(os.environ.get("GRAPHQL_MAX_TOKENS", 2000))
+GRAPHQL_MAX_ALIASES = int(os.environ.get("GRAPHQL_MAX_ALIASES", 15))
+STRAWBERRY_DJANGO = {"PAGINATION_DEFAULT_LIMIT": 20, "PAGINATION_MAX_LIMIT": 100}
+
+# --- IntaSend --------------------------------------------------------------------------------
+INTASEND_API_BASE_URL = os.environ.get("INTASEND_API_BASE_URL") or None
+INTASEND_CALLBACK_URL = os.environ.get("INTASEND_CALLBACK_URL") or None
+INTASEND_SUCCESS_URL_BASE = os.environ.get("INTASEND_SUCCESS_URL_BASE") or None
+INTASEND_FAIL_URL_BASE = os.environ.get("INTASEND_FAIL_URL_BASE") or None
+INTASEND_CONNECT_TIMEOUT = float(os.environ.get("INTASEND_CONNECT_TIMEOUT", 5))
+INTASEND_READ_TIMEOUT = float(os.environ.get("INTASEND_READ_TIMEOUT", 15))
+
+# --- Payment rules ---------------------------------------------------------------------------
+PAYMENT_PENDING_WINDOW_SECONDS = 120
+# Portal (public-key) callers: at most N payment requests per window, per phone and per client IP.
+PAYMENT_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("PAYMENT_RATE_LIMIT_WINDOW_SECONDS", 600))
+PAYMENT_RATE_LIMIT_PER_PHONE = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_PHONE", 5))
+PAYMENT_RATE_LIMIT_PER_IP = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_IP", 30))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Sign-in throttling: per username and per client IP.
+LOGIN_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300))
+LOGIN_RATE_LIMIT_PER_USERNAME = int(os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", 10))
+LOGIN_RATE_LIMIT_PER_IP = int(os.environ.get("LOGIN_RATE_LIMIT_PER_IP", 50))

@@ -1,0 +1,83 @@
+"""Routers an operator owns, the WiFi packages sold on them, and the customer activations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from project import encryption
+
+
+class Router(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="routers")
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=255, help_text="Address of the RouterOS API")
+    api_port = models.PositiveIntegerField(default=8728, validators=[MaxValueValidator(65535)])
+    use_ssl = models.BooleanField(default=False)
+    username = models.CharField(max_length=100)
+    # Write-only secret: Fernet token, never shown or logged. Use `password()` to read it.
+    password_encrypted = models.TextField(editable=False)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host})"
+
+    def set_password(self, plaintext: str) -> None:
+        self.password_encrypted = encryption.encrypt(plaintext)
+
+    def password(self) -> str:
+        return encryption.decrypt(self.password_encrypted)
+
+
+class Package(models.Model):
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="packages")
+    name = models.CharField(max_length=100)
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("1.00"))],
+        help_text="KES",
+    )
+    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    upload_kbps = models.PositiveIntegerField(null=True, blank=True, help_text="Upload speed cap")
+    download_kbps = models.PositiveIntegerField(null=True, blank=True, help_text="Download speed cap")
+    data_limit_mb = models.PositiveIntegerField(null=True, blank=True, help_text="Total data cap")
+    shared_users = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["price", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.price} KES, {self.duration_minutes} min)"
+
+
+class Activation(models.Model):
+    """Putting one paid customer online on the router, and taking them off at expiry."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        ACTIVE = "ACTIVE"
+        FAILED = "FAILED"
+        EXPIRED = "EXPIRED"
+
+    payment = models.OneToOneField("billing.Payment", on_delete=models.CASCADE, related_name="activation")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    access_code = models.CharField(max_length=16, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Activation of {self.payment_id}: {self.status}"

@@ -1,0 +1,599 @@
+"""A small driver over ``routeros-api`` for what CloudPilot does on a MikroTik hotspot router.
+
+One :class:`RouterOSDriver` is one API connection, used by one job, as a context manager::
+
+    with RouterOSDriver(RouterAddress(host, port, username, password)) as router:
+        router.ensure_profile(HotspotProfileSpec(name="cp-1h", rate_limit="2M/5M", shared_users=1))
+        router.ensure_user(HotspotUserSpec(name=code, password=code, profile="cp-1h",
+                                           limit_uptime_seconds=3600, limit_bytes_total=None,
+                                           comment="pay:<id>;exp:<unix>"))
+        router.login_active(user=code, password=code, mac_address=mac, ip_address=ip)
+
+Every operation is idempotent (look up by name, then add or set; removing something already gone is
+fine), so a job that failed half-way can simply run again.
+
+Errors: everything the library or the socket can raise comes out as :class:`RouterError` or one of its
+subclasses, :class:`RouterUnreachable` (retry later) and :class:`RouterAuthFailed` (fix the router's
+credentials). Library exceptions are never chained onto ours, because their text embeds the full
+command sentence, passwords included.
+
+Logging: each command is logged at INFO on ``network.routeros`` with the router host, command path,
+outcome and duration, plus the *names* of its arguments and queries, never their values: the hotspot
+user's password is the customer's access code, and in our scheme its name is the code too.
+
+This module imports nothing from Django; callers pass plain values.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import routeros_api
+from routeros_api import exceptions as ros_exc
+
+__all__ = [
+    "HotspotProfileSpec",
+    "HotspotUserSpec",
+    "RouterAddress",
+    "RouterAuthFailed",
+    "RouterError",
+    "RouterIdentity",
+    "RouterOSDriver",
+    "RouterUnreachable",
+    "format_limit_uptime",
+    "format_rate_limit",
+]
+
+USER_PATH = "/ip/hotspot/user"
+PROFILE_PATH = "/ip/hotspot/user/profile"
+ACTIVE_PATH = "/ip/hotspot/active"
+COOKIE_PATH = "/ip/hotspot/cookie"
+
+AUTH_FAILED_TEXT = "Router rejected the API username or password"
+
+# --------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouterAddress:
+    """Where and how to reach a router's API (8728 plain, 8729 API-SSL)."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)  # keep it out of reprs, which end up in logs and tracebacks
+    use_ssl: bool = False
+
+
+@dataclass(frozen=True)
+class RouterIdentity:
+    identity: str  # /system/identity name
+    version: str  # RouterOS version, e.g. "7.14.3 (stable)"
+    board: str | None  # board-name; absent on CHR/x86 builds
+
+
+# rx-rate[/tx-rate] with optional k/M/G suffixes, optionally followed by burst settings.
+_RATE_LIMIT_RE = re.compile(r"^\d+[kKMG]?(/\d+[kKMG]?)?( \S+)*$")
+
+
+@dataclass(frozen=True)
+class HotspotProfileSpec:
+    """A hotspot user profile (one per package).
+
+    ``rate_limit`` is RouterOS' ``rx-rate[/tx-rate]`` *from the router's point of view*: rx is what the
+    router receives from the client (the customer's upload), tx what it sends (the download). So
+    ``"2M/5M"`` means 2 Mbit/s up, 5 Mbit/s down, the same "up/down" order the Winbox form shows.
+    ``None`` means no limit. Build it with :func:`format_rate_limit`.
+    """
+
+    name: str
+    rate_limit: str | None
+    shared_users: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("profile name must not be empty")
+        if self.rate_limit is not None and not _RATE_LIMIT_RE.match(self.rate_limit):
+            raise ValueError(f"rate_limit must look like '2M/5M', got {self.rate_limit!r}")
+        if self.shared_users < 1:
+            raise ValueError("shared_users must be at least 1")
+
+
+@dataclass(frozen=True)
+class HotspotUserSpec:
+    """A hotspot user: the customer's access code, capped on the router itself."""
+
+    name: str
+    password: str = field(repr=False)
+    profile: str
+    limit_uptime_seconds: int
+    limit_bytes_total: int | None
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("user name must not be empty")
+        # routeros-api sends an empty value as a bare "=password" word; and an empty hotspot password
+        # would let anyone who guesses the name in.
+        if not self.password:
+            raise ValueError("user password must not be empty")
+        # RouterOS reads limit-uptime=0 / limit-bytes-total=0 as "no limit": a zero here would sell
+        # unlimited internet instead of none, so refuse it outright.
+        if self.limit_uptime_seconds <= 0:
+            raise ValueError("limit_uptime_seconds must be positive")
+        if self.limit_bytes_total is not None and self.limit_bytes_total <= 0:
+            raise ValueError("limit_bytes_total must be positive or None")
+
+
+def format_limit_uptime(seconds: int) -> str:
+    """``5400`` -> ``"5400s"``.
+
+    Plain seconds rather than ``"1h30m"``: every RouterOS version parses it, it is exact for any
+    duration without unit arithmetic, and the router shows it normalised anyway (``1h30m``).
+    ``routeros-api``'s own ``TimedeltaField`` uses the same form.
+    """
+    if seconds <= 0:
+        raise ValueError("limit-uptime must be positive (0 means unlimited on RouterOS)")
+    return f"{int(seconds)}s"
+
+
+def format_rate_limit(upload_kbps: int | None, download_kbps: int | None) -> str | None:
+    """``(2000, 5000)`` -> ``"2000k/5000k"`` (rx/tx from the router's view = upload/download).
+
+    ``None`` on both sides means no limit. A single missing side becomes ``0``, which RouterOS queues
+    read as "unlimited" for that direction.
+    """
+    if not upload_kbps and not download_kbps:
+        return None
+    return f"{upload_kbps or 0}k/{download_kbps or 0}k"
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+class RouterError(Exception):
+    """The router refused a command (``!trap``) or ended the session (``!fatal``).
+
+    ``message`` is the router's own text (e.g. ``"failure: already have user with this name"``),
+    ``category`` the ``!trap`` category when the router sent one (0 missing item or command,
+    1 bad argument value, 2 interrupted, 3 scripting, 4 general failure, 5 API failure, ...),
+    ``command`` the command path. ``str(error)`` is a sentence fit for ``Activation.last_error``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: int | None = None,
+        command: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        self.message = message
+        self.category = category
+        self.command = command
+        super().__init__(text or (f"Router refused {command}: {message}" if command else message))
+
+
+class RouterUnreachable(RouterError):
+    """No usable connection: refused, timed out, TLS failure, or dropped mid-command. Retry later."""
+
+
+class RouterAuthFailed(RouterError):
+    """The router rejected the API username or password. Retrying will not help."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------------
+
+
+def _router_ssl_context() -> ssl.SSLContext:
+    """TLS for API-SSL (8729) that accepts the router's self-signed certificate.
+
+    Routers ship with, or are given, a self-signed certificate for an IP address; there is no public
+    CA that could vouch for it. We still get encryption against passive eavesdropping on the path,
+    but no protection against an active man-in-the-middle: for that, put routers behind a VPN or pass
+    an ``ssl_context`` that pins the router's certificate.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class RouterOSDriver:
+    """One RouterOS API connection for one job. Not thread-safe by design, like the library under it.
+
+    Opened on ``__enter__`` (plaintext login first; ``routeros-api`` itself falls back to the legacy MD5
+    challenge when an old router answers with ``=ret=``), closed on ``__exit__``. After the connection
+    is lost the driver does not reconnect: it raises :class:`RouterUnreachable` and the job retries
+    with a fresh driver, so no command is silently sent twice.
+    """
+
+    def __init__(
+        self,
+        address: RouterAddress,
+        *,
+        timeout: float = 5.0,
+        logger_name: str = "network.routeros",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._log = logging.getLogger(logger_name)
+        self._ssl_context = ssl_context
+        self._pool: routeros_api.RouterOsApiPool | None = None
+        self._api: Any = None
+        self._lost: str | None = None
+        # Guards against accidental sharing between threads: the library would interleave replies.
+        self._lock = threading.Lock()
+        # Filled by the sentence hook (see _watch_sentences): the library drops these details.
+        self._last_trap_category: int | None = None
+        self._last_fatal: str | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> RouterOSDriver:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open the connection and log in. Raises RouterUnreachable / RouterAuthFailed / RouterError."""
+        if self._api is not None:
+            return
+        address = self.address
+        use_ssl = address.use_ssl or self._ssl_context is not None
+        pool = routeros_api.RouterOsApiPool(
+            address.host,
+            username=address.username,
+            password=address.password,
+            port=address.port,
+            plaintext_login=True,
+            use_ssl=use_ssl,
+            ssl_context=(self._ssl_context or _router_ssl_context()) if use_ssl else None,
+        )
+        # The class default is 15 s, used for connect, TLS handshake and every read.
+        pool.socket_timeout = self.timeout
+        started = time.monotonic()
+        error: RouterError | None = None
+        try:
+            api = pool.get_api()
+        except Exception as exc:  # noqa: BLE001 - every library/socket failure is translated below
+            error = self._translate(exc, "/login", during_login=True)
+        if error is not None:
+            # The library leaves the socket open when login fails.
+            self._safe_disconnect(pool)
+            self._log_command("/login", (), (), started, error)
+            raise error  # raised outside the except block: no library exception chained on
+        self._pool, self._api, self._lost = pool, api, None
+        self._no_delay(pool)
+        self._watch_sentences(api)
+        self._log_command("/login", (), (), started, None)
+
+    def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        pool, self._pool, self._api = self._pool, None, None
+        if pool is not None:
+            self._safe_disconnect(pool)
+
+    # ---- operations -----------------------------------------------------------------------------
+
+    def identity(self) -> RouterIdentity:
+        """Identity name, RouterOS version and board (``/system/identity``, ``/system/resource``)."""
+        identity_rows = self._call("/system/identity", "print")
+        resource_rows = self._call("/system/resource", "print")
+        identity_row = identity_rows[0] if identity_rows else {}
+        resource_row = resource_rows[0] if resource_rows else {}
+        return RouterIdentity(
+            identity=identity_row.get("name", ""),
+            version=resource_row.get("version", ""),
+            board=resource_row.get("board-name") or None,
+        )
+
+    def ensure_profile(self, spec: HotspotProfileSpec) -> None:
+        """Create or update the hotspot user profile named ``spec.name`` (idempotent)."""
+        props: dict[str, str | None] = {
+            "rate-limit": spec.rate_limit,
+            "shared-users": str(spec.shared_users),
+        }
+        self._ensure(PROFILE_PATH, spec.name, props)
+
+    def ensure_user(self, spec: HotspotUserSpec) -> str:
+        """Create or update the hotspot user ``spec.name``; returns its router ``.id`` (e.g. ``*1A``).
+
+        Updating keeps the user's used-uptime and byte counters (RouterOS only resets them on remove):
+        fine for retries of the same activation; a new sale should use a new code.
+        """
+        props: dict[str, str | None] = {
+            "password": spec.password,
+            "profile": spec.profile,
+            "limit-uptime": format_limit_uptime(spec.limit_uptime_seconds),
+            "limit-bytes-total": None if spec.limit_bytes_total is None else str(spec.limit_bytes_total),
+            "comment": spec.comment or None,
+        }
+        return self._ensure(USER_PATH, spec.name, props)
+
+    def login_active(self, *, user: str, password: str, mac_address: str, ip_address: str) -> None:
+        """Log the device waiting on the hotspot login page in as ``user`` (``/ip/hotspot/active/login``).
+
+        RouterOS needs the device's current IP and MAC, as captured by the portal from ``$(ip)``/``$(mac)``.
+        Raises RouterError when the router refuses (unknown host, wrong password, ...).
+        """
+        self._call(
+            ACTIVE_PATH,
+            "login",
+            {"user": user, "password": password, "mac-address": mac_address, "ip": ip_address},
+        )
+
+    def remove_user(self, name: str) -> None:
+        """Take ``name`` off the router: the user, its active sessions and its MAC cookies.
+
+        Each part is idempotent; anything already gone is not an error, so a retry after a partial run
+        finishes the job. The user goes first: once it is gone, neither the login page nor a MAC cookie
+        can start a new session while we kick the existing ones (the other order leaves a window where
+        a kicked device logs straight back in).
+        """
+        for row in self._call(USER_PATH, "print", queries={"name": name}, proplist=".id"):
+            self._remove_id(USER_PATH, row[".id"])
+        for row in self._call(ACTIVE_PATH, "print", queries={"user": name}, proplist=".id"):
+            self._remove_id(ACTIVE_PATH, row[".id"])
+        for row in self._call(COOKIE_PATH, "print", queries={"user": name}, proplist=".id"):
+            self._remove_id(COOKIE_PATH, row[".id"])
+
+    def find_user(self, name: str) -> dict[str, str] | None:
+        """The hotspot user row (RouterOS property names, ``.id`` included), or None.
+
+        The ``password`` property is dropped: it is the customer's access code and has no business
+        travelling further (logs, error reports).
+        """
+        rows = self._call(USER_PATH, "print", queries={"name": name})
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row.pop("password", None)
+        return row
+
+    # ---- building blocks ------------------------------------------------------------------------
+
+    def _ensure(self, path: str, name: str, props: dict[str, str | None]) -> str:
+        """Look up by name, then set (or add); ``None`` values are unset on an existing row."""
+        rows = self._call(path, "print", queries={"name": name})
+        if not rows:
+            add_args = {"name": name, **{k: v for k, v in props.items() if v is not None}}
+            try:
+                reply = self._call_raw(path, "add", add_args)
+                return reply.done_message.get("ret", "")
+            except RouterError as error:
+                if isinstance(error, RouterUnreachable) or "already have" not in error.message:
+                    raise
+            # Someone (another job, an operator) created it between our print and add: update it.
+            rows = self._call(path, "print", queries={"name": name})
+            if not rows:
+                # No name in the text: for users it is the access code.
+                raise RouterError("reported as existing but not found", command=f"{path}/add")
+        row = rows[0]
+        row_id = row[".id"]
+        set_args = {k: v for k, v in props.items() if v is not None}
+        self._call(path, "set", {".id": row_id, **set_args})
+        # routeros-api cannot send an empty value ("=key=" becomes "=key"), so clear with unset.
+        for key, value in props.items():
+            if value is None and row.get(key):
+                self._call(path, "unset", {"numbers": row_id, "value-name": key})
+        return row_id
+
+    def _remove_id(self, path: str, row_id: str) -> None:
+        try:
+            self._call(path, "remove", {".id": row_id})
+        except RouterError as error:
+            # Gone between our print and remove (session ended, another job): that is the goal anyway.
+            if isinstance(error, RouterUnreachable) or "no such item" not in error.message:
+                raise
+
+    def _call(
+        self,
+        path: str,
+        command: str,
+        args: dict[str, str] | None = None,
+        *,
+        queries: dict[str, str] | None = None,
+        proplist: str | None = None,
+    ) -> list[dict[str, str]]:
+        """Run one command; rows come back with RouterOS' own ``.id`` key (the library renames it ``id``)."""
+        if proplist is not None:
+            args = {**(args or {}), ".proplist": proplist}
+        reply = self._call_raw(path, command, args, queries)
+        return [{(".id" if k == "id" else k): v for k, v in row.items()} for row in reply]
+
+    def _call_raw(
+        self,
+        path: str,
+        command: str,
+        args: dict[str, str] | None = None,
+        queries: dict[str, str] | None = None,
+    ) -> Any:
+        """Run one command through the library, translating failures and logging the outcome."""
+        full = f"{path}/{command}"
+        args = args or {}
+        queries = queries or {}
+        if self._api is None:
+            if self._lost is not None:
+                raise RouterUnreachable(
+                    f"Connection to router {self.address.host} was lost earlier ({self._lost})",
+                    command=full,
+                    text=f"Connection to router {self.address.host} was lost earlier ({self._lost})",
+                )
+            raise RuntimeError("RouterOSDriver is not connected: use it as a context manager")
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("RouterOSDriver is used from two threads at once; use one driver per job")
+        started = time.monotonic()
+        error: RouterError | None = None
+        try:
+            self._last_trap_category = None
+            self._last_fatal = None
+            try:
+                # Keys pass through the library's munging unchanged: they already use "-" and ".id".
+                reply = self._api.get_resource(path).call(command, args, queries)
+            except Exception as exc:  # noqa: BLE001 - translated below; nothing from the library escapes
+                error = self._translate(exc, full)
+        finally:
+            self._lock.release()
+        self._log_command(full, tuple(args), tuple(queries), started, error)
+        if error is not None:
+            raise error  # outside the except block: the library's exception text holds the arguments
+        return reply
+
+    # ---- error handling -------------------------------------------------------------------------
+
+    def _translate(self, exc: BaseException, command: str, *, during_login: bool = False) -> RouterError:
+        """Map any library/socket exception to ours, and drop the connection unless it is still sound."""
+        host = self.address.host
+        if isinstance(exc, ros_exc.RouterOsApiCommunicationError):
+            # A clean !trap ... !done: the connection is fine and stays open.
+            message = _text(exc.original_message)
+            if during_login:
+                return RouterAuthFailed(message, command=command, text=AUTH_FAILED_TEXT)
+            return RouterError(message, category=self._last_trap_category, command=command)
+
+        # Anything else leaves the session unusable (half-read replies, closed socket, ...).
+        self._mark_lost(type(exc).__name__)
+        if self._last_fatal is not None or isinstance(exc, ros_exc.RouterOsApiFatalCommunicationError):
+            # !fatal: the router ends the session (e.g. "session terminated on request").
+            reason = self._last_fatal or "session terminated"
+            return RouterError(reason, command=command, text=f"Router {host} ended the API session: {reason}")
+        if isinstance(exc, ros_exc.RouterOsApiConnectionError | OSError | EOFError):
+            # Includes timeouts, refused connections, resets, TLS errors (ssl.SSLError is an OSError)
+            # and RouterOsApiConnectionClosedError. str() here carries socket text only, no arguments.
+            reason = _text(exc.args[0]) if exc.args else type(exc).__name__
+            if isinstance(exc, ros_exc.RouterOsApiConnectionClosedError) or not reason:
+                reason = "connection closed by the router"
+            where = f"{host}:{self.address.port}"
+            text = (
+                f"Could not connect to router {where}: {reason}"
+                if during_login
+                else f"Connection to router {where} lost during {command}: {reason}"
+            )
+            return RouterUnreachable(reason, command=command, text=text)
+        if isinstance(exc, KeyError):
+            # The library indexes b'message' blindly: a !trap without =message= surfaces as KeyError.
+            return RouterError(
+                "router sent !trap without a message", category=self._last_trap_category, command=command
+            )
+        # RouterOsApiParsingError, FatalRouterOsApiError (unknown tag), assertion in the framing code...
+        return RouterError(
+            f"protocol error ({type(exc).__name__})",
+            command=command,
+            text=f"Unexpected reply from router {host} to {command} ({type(exc).__name__})",
+        )
+
+    def _mark_lost(self, reason: str) -> None:
+        pool, self._pool, self._api = self._pool, None, None
+        self._lost = reason
+        if pool is not None:
+            self._safe_disconnect(pool)
+
+    @staticmethod
+    def _safe_disconnect(pool: routeros_api.RouterOsApiPool) -> None:
+        try:
+            pool.disconnect()
+        except (OSError, ros_exc.RouterOsApiError):
+            pass
+
+    @staticmethod
+    def _no_delay(pool: routeros_api.RouterOsApiPool) -> None:
+        """Disable Nagle: the library writes every word with its own send(), so without this each
+        command waits for the router's delayed ACK (~40 ms a command on Linux)."""
+        try:
+            pool.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (AttributeError, OSError):
+            pass
+
+    def _watch_sentences(self, api: Any) -> None:
+        """Record ``!trap =category=`` and ``!fatal <reason>``, which routeros-api 0.21 throws away.
+
+        Hooks the library's sentence reader on this one connection. If a future library version moves
+        things around, we simply go without categories.
+        """
+        try:
+            connection = api.communicator.exception_aware_communicator.inner.inner.base
+            receive_sentence: Callable[[], list[bytes]] = connection.receive_sentence
+        except AttributeError:
+            return
+
+        def watched() -> list[bytes]:
+            words = receive_sentence()
+            if words and words[0] == b"!trap":
+                for word in words[1:]:
+                    if word.startswith(b"=category="):
+                        try:
+                            self._last_trap_category = int(word[len(b"=category=") :])
+                        except ValueError:
+                            pass
+            elif words and words[0] == b"!fatal":
+                self._last_fatal = " ".join(_text(w) for w in words[1:]) or "fatal"
+            return words
+
+        connection.receive_sentence = watched
+
+    # ---- logging --------------------------------------------------------------------------------
+
+    def _log_command(
+        self,
+        command: str,
+        arg_names: tuple[str, ...],
+        query_names: tuple[str, ...],
+        started: float,
+        error: RouterError | None,
+    ) -> None:
+        duration_ms = round((time.monotonic() - started) * 1000)
+        if error is None:
+            outcome = "ok"
+        elif isinstance(error, RouterAuthFailed):
+            outcome = "auth_failed"
+        elif isinstance(error, RouterUnreachable):
+            outcome = "unreachable"
+        else:
+            outcome = "error"
+        # Argument and query NAMES only: values include the access code (user name and password).
+        self._log.info(
+            "routeros %s %s %s in %d ms args=%s query=%s%s",
+            self.address.host,
+            command,
+            outcome,
+            duration_ms,
+            ",".join(sorted(arg_names)) or "-",
+            ",".join(sorted(query_names)) or "-",
+            f" error={error.message!r}" if error is not None else "",
+            extra={
+                "router_host": self.address.host,
+                "router_command": command,
+                "router_outcome": outcome,
+                "duration_ms": duration_ms,
+            },
+        )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -1,0 +1,174 @@
+"""GraphQL for routers and packages: thin resolvers over network.services / network.selectors."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+import strawberry_django
+from strawberry import auto
+
+from network import models, selectors, services
+from project.errors import ApplicationError
+from project.graphql_support import IsOperator, IsOperatorOrPortal, UserError, operator_principal, principal_of
+
+
+@strawberry_django.type(models.Router, name="Router")
+class RouterType:
+    id: auto
+    name: auto
+    use_ssl: auto
+    last_contact_at: datetime | None = strawberry_django.field(
+        description="When the server last reached the router's API"
+    )
+    created_at: auto
+
+    @strawberry_django.field(only=["host"], description="RouterOS API address (operators only)")
+    def host(self, info: strawberry.Info) -> str | None:
+        principal = principal_of(info)
+        return self.host if principal and principal.is_operator else None
+
+    @strawberry_django.field(only=["api_port"], description="RouterOS API port (operators only)")
+    def api_port(self, info: strawberry.Info) -> int | None:
+        principal = principal_of(info)
+        return self.api_port if principal and principal.is_operator else None
+
+    @strawberry_django.field(only=["username"], description="RouterOS API user (operators only)")
+    def username(self, info: strawberry.Info) -> str | None:
+        principal = principal_of(info)
+        return self.username if principal and principal.is_operator else None
+
+
+@strawberry_django.type(models.Package, name="Package")
+class PackageType:
+    id: auto
+    name: auto
+    price: Decimal = strawberry_django.field(description="Price in KES")
+    duration_minutes: auto
+    upload_kbps: auto
+    download_kbps: auto
+    data_limit_mb: auto
+    shared_users: auto
+    is_active: auto
+    created_at: auto
+    router: RouterType
+
+
+@strawberry.input
+class CreateRouterInput:
+    name: str
+    host: str
+    username: str
+    password: str = strawberry.field(description="Write-only: stored encrypted, never returned")
+    api_port: int = 8728
+    use_ssl: bool = False
+
+
+@strawberry.type
+class CreateRouterPayload:
+    router: RouterType | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CreatePackageInput:
+    router_id: strawberry.ID
+    name: str
+    price: Decimal
+    duration_minutes: int
+    upload_kbps: int | None = None
+    download_kbps: int | None = None
+    data_limit_mb: int | None = None
+    shared_users: int = 1
+    is_active: bool = True
+
+
+@strawberry.type
+class CreatePackagePayload:
+    package: PackageType | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class NetworkQuery:
+    @strawberry_django.field(permission_classes=[IsOperator], description="The operator's routers")
+    def routers(self, info: strawberry.Info) -> list[RouterType]:
+        return selectors.routers_for(operator_principal(info).operator)  # type: ignore[return-value]
+
+    @strawberry_django.field(
+        permission_classes=[IsOperatorOrPortal],
+        description="A router's packages: all of them for operators, the active ones for portals",
+    )
+    def packages(self, info: strawberry.Info, router_id: strawberry.ID) -> list[PackageType]:
+        principal = operator_principal(info)
+        try:
+            return selectors.packages_for(  # type: ignore[return-value]
+                operator=principal.operator, router_id=router_id, active_only=not principal.is_operator
+            )
+        except ApplicationError:
+            return []  # someone else's router looks like one without packages
+
+
+@strawberry.type
+class NetworkMutation:
+    @strawberry_django.mutation(permission_classes=[IsOperator], description="Register a MikroTik router")
+    def create_router(self, info: strawberry.Info, input: CreateRouterInput) -> CreateRouterPayload:
+        try:
+            router = services.router_create(
+                operator=operator_principal(info).operator,
+                data=services.RouterInput(
+                    name=input.name, host=input.host, username=input.username, password=input.password,
+                    api_port=input.api_port, use_ssl=input.use_ssl,
+                ),
+            )
+        except ApplicationError as error:
+            return CreateRouterPayload(errors=[UserError.of(error)])
+        return CreateRouterPayload(router=router)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(permission_classes=[IsOperator], description="Add a WiFi package to a router")
+    def create_package(self, info: strawberry.Info, input: CreatePackageInput) -> CreatePackagePayload:
+        try:
+            package = services.package_create(
+                operator=operator_principal(info).operator,
+                data=services.PackageInput(
+                    router_id=input.router_id, name=input.name, price=input.price,
+                    duration_minutes=input.duration_minutes, upload_kbps=input.upload_kbps,
+                    download_kbps=input.download_kbps, data_limit_mb=input.data_limit_mb,
+                    shared_users=input.shared_users, is_active=input.is_active,
+                ),
+            )
+        except ApplicationError as error:
+            return CreatePackagePayload(errors=[UserError.of(error)])
+        return CreatePackagePayload(package=package)  # type: ignore[arg-type]
+
+
+
+@strawberry.enum(description="Where a paid customer stands on the router")
+class ActivationStatus(enum.Enum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+@strawberry_django.type(models.Activation, name="Activation")
+class ActivationType:
+    attempts: auto
+    activated_at: auto
+    expires_at: auto
+
+    @strawberry_django.field(
+        only=["access_code"], description="The hotspot login code (shown to the payer and the operator)"
+    )
+    def access_code(self) -> str | None:
+        return self.access_code or None
+
+    @strawberry_django.field(only=["last_error"])
+    def last_error(self) -> str | None:
+        return self.last_error or None
+
+    @strawberry_django.field(only=["status"])
+    def status(self) -> ActivationStatus:
+        return ActivationStatus(self.status)

@@ -1,0 +1,45 @@
+"""Reads with access rules: someone else's router or package looks exactly like a missing one."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from network.models import Package, Router
+from project.errors import ApplicationError, ErrorCode
+
+
+def _as_pk(raw: object) -> int | None:
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def routers_for(operator: AbstractBaseUser) -> QuerySet[Router]:
+    return Router.objects.filter(owner=operator)
+
+
+def router_get_for(*, operator: AbstractBaseUser, router_id: object) -> Router:
+    pk = _as_pk(router_id)
+    router = routers_for(operator).filter(pk=pk).first() if pk else None
+    if router is None:
+        raise ApplicationError(ErrorCode.ROUTER_NOT_FOUND, "Router not found", field="routerId")
+    return router
+
+
+def packages_for(*, operator: AbstractBaseUser, router_id: object, active_only: bool) -> QuerySet[Package]:
+    router = router_get_for(operator=operator, router_id=router_id)
+    packages = Package.objects.filter(router=router)
+    return packages.filter(is_active=True) if active_only else packages
+
+
+def package_get_active(*, router: Router, package_id: object) -> Package:
+    pk = _as_pk(package_id)
+    package = Package.objects.filter(router=router, pk=pk, is_active=True).first() if pk else None
+    if package is None:
+        raise ApplicationError(
+            ErrorCode.PACKAGE_NOT_FOUND, "Package not found or not active for this router", field="packageId"
+        )
+    return package

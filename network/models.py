@@ -41,7 +41,9 @@ class Package(models.Model):
     router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="packages")
     name = models.CharField(max_length=100)
     price = models.DecimalField(
-        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("1.00"))],
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("1.00"))],
         help_text="KES",
     )
     duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1)])

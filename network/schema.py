@@ -119,8 +119,12 @@ class NetworkMutation:
             router = services.router_create(
                 operator=operator_principal(info).operator,
                 data=services.RouterInput(
-                    name=input.name, host=input.host, username=input.username, password=input.password,
-                    api_port=input.api_port, use_ssl=input.use_ssl,
+                    name=input.name,
+                    host=input.host,
+                    username=input.username,
+                    password=input.password,
+                    api_port=input.api_port,
+                    use_ssl=input.use_ssl,
                 ),
             )
         except ApplicationError as error:
@@ -133,16 +137,20 @@ class NetworkMutation:
             package = services.package_create(
                 operator=operator_principal(info).operator,
                 data=services.PackageInput(
-                    router_id=input.router_id, name=input.name, price=input.price,
-                    duration_minutes=input.duration_minutes, upload_kbps=input.upload_kbps,
-                    download_kbps=input.download_kbps, data_limit_mb=input.data_limit_mb,
-                    shared_users=input.shared_users, is_active=input.is_active,
+                    router_id=input.router_id,
+                    name=input.name,
+                    price=input.price,
+                    duration_minutes=input.duration_minutes,
+                    upload_kbps=input.upload_kbps,
+                    download_kbps=input.download_kbps,
+                    data_limit_mb=input.data_limit_mb,
+                    shared_users=input.shared_users,
+                    is_active=input.is_active,
                 ),
             )
         except ApplicationError as error:
             return CreatePackagePayload(errors=[UserError.of(error)])
         return CreatePackagePayload(package=package)  # type: ignore[arg-type]
-
 
 
 @strawberry.enum(description="Where a paid customer stands on the router")

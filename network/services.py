@@ -13,15 +13,15 @@ from network.models import Package, Router
 from network.selectors import router_get_for
 from project.errors import ApplicationError, ErrorCode
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
 
 
 def _required_text(value: str, field: str, max_length: int) -> str:
     text = (value or "").strip()
     if not text or len(text) > max_length:
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT, f"{field} must be 1 to {max_length} characters", field=field
-        )
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be 1 to {max_length} characters", field=field)
     return text
 
 
@@ -85,8 +85,11 @@ def _price(raw: Decimal | str) -> Decimal:
         price = Decimal(str(raw))
     except (InvalidOperation, ValueError):
         price = Decimal("NaN")
-    if not price.is_finite() or price < Decimal("1") or price > Decimal("99999999.99") or (
-        price != price.quantize(Decimal("0.01"))
+    if (
+        not price.is_finite()
+        or price < Decimal("1")
+        or price > Decimal("99999999.99")
+        or (price != price.quantize(Decimal("0.01")))
     ):
         raise ApplicationError(
             ErrorCode.INVALID_INPUT, "price must be at least 1.00 KES with at most 2 decimals", field="price"

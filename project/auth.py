@@ -101,9 +101,7 @@ def principal_from_public_key(value: str | None) -> Principal | None:
         return None
     from billing.models import OperatorProfile
 
-    profile = (
-        OperatorProfile.objects.select_related("user").filter(public_key=key, user__is_active=True).first()
-    )
+    profile = OperatorProfile.objects.select_related("user").filter(public_key=key, user__is_active=True).first()
     return Principal(operator=profile.user, via="public_key") if profile else None
 
 

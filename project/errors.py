@@ -35,9 +35,7 @@ class ApplicationError(Exception):
     an already-pending push points at the pending one) so the payload can return it.
     """
 
-    def __init__(
-        self, code: ErrorCode, message: str, *, field: str | None = None, payment: Any = None
-    ) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, field: str | None = None, payment: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

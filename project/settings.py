@@ -166,3 +166,37 @@ LOGGING = {
 LOGIN_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300))
 LOGIN_RATE_LIMIT_PER_USERNAME = int(os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", 10))
 LOGIN_RATE_LIMIT_PER_IP = int(os.environ.get("LOGIN_RATE_LIMIT_PER_IP", 50))
+
+# --- Background jobs (Huey) ------------------------------------------------------------------
+# Embedded: an SQLite queue whose consumer runs inside the server process (project.asgi).
+# Scaled out: Redis; `python manage.py run_huey` workers, exactly one with periodic jobs on.
+if REDIS_URL:
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": "cloudpilot",
+        "url": REDIS_URL,
+        "immediate": False,
+        "consumer": {"workers": 4, "worker_type": "thread"},
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "cloudpilot",
+        "immediate": False,
+        "filename": os.environ.get("HUEY_SQLITE_PATH", str(BASE_DIR / "var" / "huey.sqlite3")),
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+# Run the consumer inside the ASGI process (the embedded default); off when workers run apart.
+TASKS_IN_SERVER_PROCESS = env_bool("TASKS_IN_SERVER_PROCESS", REDIS_URL is None)
+
+# --- Webhook, reconciler, live updates ---------------------------------------------------------
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+PAYMENT_RECONCILE_AFTER_SECONDS = int(os.environ.get("PAYMENT_RECONCILE_AFTER_SECONDS", 120))
+PAYMENT_RECONCILE_MAX_BACKOFF_SECONDS = 600
+PAYMENT_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_GIVE_UP_SECONDS", 30 * 60))
+# A checkout link can be paid for as long as its signature lives (an hour at IntaSend).
+PAYMENT_LINK_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_LINK_GIVE_UP_SECONDS", 60 * 60))
+# Subscriptions re-read the row this often even without a hint (hints are at-most-once).
+SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
+GRAPHQL_WS_ALLOWED_ORIGINS = env_list("GRAPHQL_WS_ALLOWED_ORIGINS")
+GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))

@@ -557,9 +557,7 @@ class _Session:
         # RouterOS always ends a command with !done, also after a !trap (the client waits for it).
         self.send(tag, trap, ["!done"])
 
-    def _execute(
-        self, path: str, args: dict[str, str], queries: list[str], tag: str | None, *, reply: bool
-    ) -> None:
+    def _execute(self, path: str, args: dict[str, str], queries: list[str], tag: str | None, *, reply: bool) -> None:
         replies: list[list[str]]
         if path == "/login":
             replies = self._login(args)

@@ -165,9 +165,7 @@ def test_ensure_profile_adds_then_updates_the_same_row(router: FakeRouterOS, dri
     assert "rate-limit" not in row
 
 
-def test_ensure_user_twice_leaves_one_user_with_the_spec(
-    router: FakeRouterOS, driver: RouterOSDriver
-) -> None:
+def test_ensure_user_twice_leaves_one_user_with_the_spec(router: FakeRouterOS, driver: RouterOSDriver) -> None:
     driver.ensure_profile(profile_spec())
 
     first = driver.ensure_user(user_spec())
@@ -233,9 +231,7 @@ def test_find_user_returns_row_without_password(router: FakeRouterOS, driver: Ro
     assert "password" not in row
 
 
-def test_long_comment_round_trips_with_a_three_byte_length(
-    router: FakeRouterOS, driver: RouterOSDriver
-) -> None:
+def test_long_comment_round_trips_with_a_three_byte_length(router: FakeRouterOS, driver: RouterOSDriver) -> None:
     driver.ensure_profile(profile_spec())
     comment = "x" * 20_000  # 0x4000 <= len < 0x200000: 3-byte length prefix both ways
 
@@ -402,9 +398,7 @@ def test_fatal_from_router_is_a_router_error_and_closes_the_driver(
         driver.find_user(CODE)
 
 
-def test_trap_without_message_does_not_leak_a_library_key_error(
-    router: FakeRouterOS, driver: RouterOSDriver
-) -> None:
+def test_trap_without_message_does_not_leak_a_library_key_error(router: FakeRouterOS, driver: RouterOSDriver) -> None:
     # routeros-api indexes b"message" blindly (KeyError); RouterOS should not do this, but nothing
     # from the library may escape.
     router.trap_next(f"{USER}/print", None, category=4)
@@ -543,9 +537,7 @@ def test_fake_speaks_queries_tags_and_unknown_commands(router: FakeRouterOS) -> 
         rows = profiles.call(
             "print",
             {"proplist": "name"},
-            additional_queries=[
-                query.OrQuery(query.IsEqualQuery("name", "a"), query.IsEqualQuery("name", "c"))
-            ],
+            additional_queries=[query.OrQuery(query.IsEqualQuery("name", "a"), query.IsEqualQuery("name", "c"))],
         )
         assert [r for r in rows] == [{"name": "a"}, {"name": "c"}]
         assert [r["name"] for r in profiles.call("print", {}, {"shared-users": "2"})] == ["a", "b", "c"]
@@ -591,8 +583,6 @@ def self_signed_cert(tmp_path: Path) -> tuple[str, str]:
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return str(cert_path), str(key_path)

@@ -1,0 +1,56 @@
+from django.contrib import admin
+
+from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent
+from project.admin_scoping import OwnedByOperatorAdmin
+
+
+@admin.register(OperatorProfile)
+class OperatorProfileAdmin(OwnedByOperatorAdmin):
+    owner_path = "user"
+    list_display = ["user", "public_key", "public_key_rotated_at"]
+    readonly_fields = ["user", "public_key", "public_key_rotated_at"]
+
+
+@admin.register(PaymentCredential)
+class PaymentCredentialAdmin(OwnedByOperatorAdmin):
+    # The encrypted fields are not editable, so the admin never renders them (nor their tokens).
+    list_display = ["api_key", "provider", "environment", "is_active", "has_webhook_challenge", "owner", "created_at"]
+    list_filter = ["provider", "environment", "is_active"]
+    fields = ["owner", "provider", "api_key", "environment", "is_active", "has_webhook_challenge"]
+    readonly_fields = ["owner", "has_webhook_challenge"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # added through the API, where the secrets are encrypted on the way in
+
+    @admin.display(boolean=True)
+    def has_webhook_challenge(self, obj: PaymentCredential) -> bool:
+        return obj.has_webhook_challenge
+
+
+class PaymentEventInline(admin.TabularInline):
+    model = PaymentEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "source", "old_status", "new_status", "gateway_state", "note", "raw_payload"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(OwnedByOperatorAdmin):
+    list_display = ["id", "status", "phone_number", "amount", "router", "package", "created_at", "completed_at"]
+    list_filter = ["status", "kind", "payment_provider", "router", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["id", "phone_number", "intasend_invoice_id", "mpesa_reference"]
+    date_hierarchy = "created_at"
+    list_select_related = ["router", "package"]
+    inlines = [PaymentEventInline]
+    exclude = ["intasend_checkout_signature", "request_fingerprint"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # State changes only through the state machine (services), never by hand in the admin.
+        return [f.name for f in Payment._meta.fields if f.name not in self.exclude]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,67 @@
+"""Parsing what portal callers type: Kenyan phone numbers, MAC and IP addresses, amounts."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+
+from project.errors import ApplicationError, ErrorCode
+
+# Safaricom, Airtel and Telkom mobile ranges: 07XX XXX XXX and the newer 01XX XXX XXX.
+_LOCAL_MOBILE = re.compile(r"^[71]\d{8}$")
+_MAC = re.compile(r"^[0-9A-F]{2}([:-]?)[0-9A-F]{2}(\1[0-9A-F]{2}){4}$")
+
+
+def normalise_phone(raw: str) -> str:
+    """`0712345678`, `712345678`, `+254712345678`, `254712345678` (spaces/dashes allowed) → `254712345678`."""
+    digits = re.sub(r"[\s\-()]", "", raw or "")
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if digits.startswith("254"):
+        local = digits[3:]
+    elif digits.startswith("0"):
+        local = digits[1:]
+    else:
+        local = digits
+    if not _LOCAL_MOBILE.match(local):
+        raise ApplicationError(ErrorCode.INVALID_PHONE, "Invalid phone number format", field="phoneNumber")
+    return "254" + local
+
+
+def mask_phone(phone: str) -> str:
+    """What a portal may see of a payer's number: `254712345678` → `2547******78`."""
+    if len(phone) <= 6:
+        return "*" * len(phone)
+    return phone[:4] + "*" * (len(phone) - 6) + phone[-2:]
+
+
+def normalise_mac(raw: str | None) -> str:
+    """Empty, or the MAC as RouterOS prints it: `AA:BB:CC:DD:EE:FF`."""
+    value = (raw or "").strip().upper()
+    if not value:
+        return ""
+    if not _MAC.match(value):
+        raise ApplicationError(ErrorCode.INVALID_MAC, "Invalid MAC address format", field="macAddress")
+    hex_digits = re.sub(r"[:-]", "", value)
+    return ":".join(hex_digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def normalise_ip(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ApplicationError(ErrorCode.INVALID_IP, "Invalid IP address format", field="ipAddress") from None
+
+
+def parse_amount(raw: Decimal | str | int) -> Decimal:
+    try:
+        amount = Decimal(str(raw))
+    except (InvalidOperation, ValueError):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "Invalid amount", field="amount") from None
+    if not amount.is_finite():
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "Invalid amount", field="amount")
+    return amount

@@ -1,0 +1,193 @@
+"""Operators' portal keys and payment credentials, payments, and their append-only event log."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from project import encryption
+
+
+def new_public_key() -> str:
+    return secrets.token_hex(16)
+
+
+class OperatorProfile(models.Model):
+    """What an operator (a Django user) needs beyond the user: the captive portal's public key."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator")
+    public_key = models.CharField(max_length=32, unique=True, default=new_public_key)
+    public_key_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Operator {self.user}"
+
+
+class PaymentProvider(models.TextChoices):
+    INTASEND = "INTASEND"
+    KOPOKOPO = "KOPOKOPO"
+
+
+class PaymentCredential(models.Model):
+    class Environment(models.TextChoices):
+        SANDBOX = "SANDBOX"
+        LIVE = "LIVE"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payment_credentials")
+    provider = models.CharField(max_length=20, choices=PaymentProvider.choices, default=PaymentProvider.INTASEND)
+    api_key = models.CharField(max_length=255, help_text="Public (publishable) key")
+    # Write-only secrets, stored as Fernet tokens: see project.encryption.
+    private_key_encrypted = models.TextField(editable=False)
+    webhook_challenge_encrypted = models.TextField(blank=True, editable=False)
+    environment = models.CharField(max_length=10, choices=Environment.choices, default=Environment.SANDBOX)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "provider", "is_active", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.environment} ({self.api_key[:12]}…)"
+
+    @property
+    def has_webhook_challenge(self) -> bool:
+        return bool(self.webhook_challenge_encrypted)
+
+    def private_key(self) -> str:
+        return encryption.decrypt(self.private_key_encrypted)
+
+    def webhook_challenge(self) -> str | None:
+        if not self.webhook_challenge_encrypted:
+            return None
+        return encryption.decrypt(self.webhook_challenge_encrypted)
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        PROCESSING = "PROCESSING"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+
+    FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED})
+
+    class Kind(models.TextChoices):
+        STK_PUSH = "STK_PUSH"
+        PAYMENT_LINK = "PAYMENT_LINK"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
+    router = models.ForeignKey("network.Router", on_delete=models.PROTECT, related_name="payments")
+    package = models.ForeignKey("network.Package", on_delete=models.PROTECT, related_name="payments")
+    credential = models.ForeignKey(
+        PaymentCredential, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STK_PUSH)
+    phone_number = models.CharField(max_length=12, blank=True, db_index=True, help_text="2547XXXXXXXX")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="KES")
+    payment_method = models.CharField(max_length=20, default="mpesa")
+    payment_provider = models.CharField(
+        max_length=20, choices=PaymentProvider.choices, default=PaymentProvider.INTASEND
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    intasend_payment_id = models.CharField(max_length=64, blank=True)
+    intasend_invoice_id = models.CharField(max_length=64, blank=True, db_index=True)
+    intasend_checkout_id = models.CharField(max_length=64, blank=True, db_index=True)
+    intasend_checkout_signature = models.TextField(blank=True)
+    intasend_state = models.CharField(max_length=20, blank=True)
+    mpesa_reference = models.CharField(max_length=32, blank=True)
+    payment_url = models.URLField(max_length=500, blank=True)
+    failure_reason = models.TextField(blank=True)
+    mac_address = models.CharField(max_length=17, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Who called the API")
+    # NULL, not "", when absent: the unique constraint must only bind real keys.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    package_expiry_time = models.DateTimeField(null=True, blank=True)
+    # The reconciler's own bookkeeping (asking IntaSend about payments whose webhook never came).
+    reconcile_attempts = models.PositiveIntegerField(default=0)
+    next_reconcile_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="payment_unique_idempotency_key_per_owner",
+            )
+        ]
+        indexes = [models.Index(fields=["router", "phone_number", "status", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} {self.status} ({self.id})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class PaymentEvent(models.Model):
+    """Append-only record of every change to a payment: who brought the news, and what it said."""
+
+    class Source(models.TextChoices):
+        API = "API", "API request"
+        GATEWAY = "GATEWAY", "Gateway answer to our request"
+        CHECK = "CHECK", "checkPaymentStatus"
+        WEBHOOK = "WEBHOOK", "IntaSend webhook"
+        POLL = "POLL", "Reconciler poll"
+        SYSTEM = "SYSTEM", "System"
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    old_status = models.CharField(max_length=12, blank=True)
+    new_status = models.CharField(max_length=12)
+    gateway_state = models.CharField(max_length=20, blank=True)
+    note = models.TextField(blank=True)
+    raw_payload = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.old_status or '∅'} → {self.new_status}"
+
+
+class WebhookDelivery(models.Model):
+    """Every webhook POST as it arrived (challenge redacted), and what we made of it."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "ACCEPTED", "Accepted"
+        IGNORED = "IGNORED", "Ignored: unknown payment"
+        REJECTED = "REJECTED", "Rejected: challenge mismatch"
+        INVALID = "INVALID", "Invalid body"
+
+    payment = models.ForeignKey(
+        Payment, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    invoice_id = models.CharField(max_length=64, blank=True)
+    api_ref = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=20, blank=True)
+    body = models.JSONField(null=True, blank=True, help_text="Parsed body, challenge redacted")
+    raw_body = models.TextField(blank=True, help_text="Only kept when the body was not valid JSON")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S} {self.state or '?'} {self.outcome}"

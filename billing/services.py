@@ -1,0 +1,596 @@
+"""Every write to billing: operators' keys and credentials, payments and the one state machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import throttling
+from billing.gateways.base import (
+    CheckoutResult,
+    GatewayCredentials,
+    GatewayError,
+    GatewayRejected,
+    PaymentGateway,
+    StatusResult,
+)
+from billing.gateways.intasend import IntaSendGateway
+from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
+from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
+from billing.notifications import publish_payment_changed
+from billing.selectors import credential_newest_active, payment_get_for
+from network.activation import activation_start
+from network.models import Package, Router
+from network.selectors import package_get_active, router_get_for
+from project import encryption
+from project.auth import Principal
+from project.errors import ApplicationError, ErrorCode
+
+logger = logging.getLogger(__name__)
+
+Source = PaymentEvent.Source
+Status = Payment.Status
+
+# IntaSend's invoice states → ours. Anything else is recorded and changes nothing.
+INTASEND_STATE_TO_STATUS: dict[str, str] = {
+    "PENDING": Status.PROCESSING,
+    "PROCESSING": Status.PROCESSING,
+    "COMPLETE": Status.COMPLETED,
+    "COMPLETED": Status.COMPLETED,
+    "FAILED": Status.FAILED,
+    "CANCELLED": Status.FAILED,
+}
+
+GATEWAY_REJECTED_MESSAGE = "The payment provider rejected the request. Please try again later."
+GATEWAY_UNAVAILABLE_MESSAGE = "The payment provider is not responding. Please try again in a moment."
+
+
+# --- Operators and credentials ----------------------------------------------------------------
+
+
+def operator_rotate_public_key(*, operator: AbstractBaseUser) -> OperatorProfile:
+    """Issue a new portal key; the old one stops working at once."""
+    profile, _ = OperatorProfile.objects.get_or_create(user=operator)
+    profile.public_key = uuid.uuid4().hex
+    profile.public_key_rotated_at = timezone.now()
+    profile.save(update_fields=["public_key", "public_key_rotated_at"])
+    return profile
+
+
+@dataclass(frozen=True)
+class CredentialInput:
+    api_key: str
+    private_key: str
+    environment: str = PaymentCredential.Environment.SANDBOX
+    webhook_challenge: str | None = None
+    provider: str = PaymentProvider.INTASEND
+
+
+def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> PaymentCredential:
+    """Store gateway keys; the private key and webhook challenge are encrypted and never returned."""
+    api_key = (data.api_key or "").strip()
+    private_key = (data.private_key or "").strip()
+    if not api_key or len(api_key) > 255:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "apiKey is required", field="apiKey")
+    if not private_key or len(private_key) > 1024:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "privateKey is required", field="privateKey")
+    if data.provider != PaymentProvider.INTASEND:
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT, "Only IntaSend credentials are supported for now", field="provider"
+        )
+    challenge = (data.webhook_challenge or "").strip()
+    return PaymentCredential.objects.create(
+        owner=operator,
+        provider=data.provider,
+        api_key=api_key,
+        private_key_encrypted=encryption.encrypt(private_key),
+        webhook_challenge_encrypted=encryption.encrypt(challenge) if challenge else "",
+        environment=data.environment,
+    )
+
+
+def secrets_reencrypt() -> int:
+    """Re-encrypt every stored secret with the newest FIELD_ENCRYPTION_KEY; returns rows rewritten."""
+    rewritten = 0
+    with transaction.atomic():
+        for credential in PaymentCredential.objects.select_for_update():
+            credential.private_key_encrypted = encryption.reencrypt(credential.private_key_encrypted)
+            if credential.webhook_challenge_encrypted:
+                credential.webhook_challenge_encrypted = encryption.reencrypt(credential.webhook_challenge_encrypted)
+            credential.save(update_fields=["private_key_encrypted", "webhook_challenge_encrypted"])
+            rewritten += 1
+        for router in Router.objects.select_for_update():
+            router.password_encrypted = encryption.reencrypt(router.password_encrypted)
+            router.save(update_fields=["password_encrypted"])
+            rewritten += 1
+    return rewritten
+
+
+def gateway_for(credential: PaymentCredential) -> IntaSendGateway:
+    """The IntaSend gateway for a credential (raises DECRYPTION_FAILED when its key is unreadable)."""
+    return IntaSendGateway(
+        GatewayCredentials(
+            api_key=credential.api_key,
+            private_key=credential.private_key(),
+            environment=credential.environment,
+        ),
+        base_url=settings.INTASEND_API_BASE_URL,
+        timeout=(settings.INTASEND_CONNECT_TIMEOUT, settings.INTASEND_READ_TIMEOUT),
+    )
+
+
+# --- Starting a payment -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    router_id: object
+    package_id: object
+    phone_number: str | None
+    amount: Decimal | str
+    payment_method: str = "mpesa"
+    mac_address: str | None = None
+    ip_address: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class RedirectUrls:
+    """Where IntaSend sends its webhook and the payer's browser; from settings, else the request's host."""
+
+    callback_url: str
+    success_url_base: str
+    fail_url_base: str
+
+
+@dataclass(frozen=True)
+class _ValidatedRequest:
+    router: Router
+    package: Package
+    phone_number: str
+    amount: Decimal
+    payment_method: str
+    mac_address: str
+    ip_address: str | None
+    credential: PaymentCredential
+    gateway: PaymentGateway
+
+
+def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _ValidatedRequest:
+    """API.md's validation order; the first failure wins and nothing is written."""
+    operator = principal.operator
+    router = router_get_for(operator=operator, router_id=request.router_id)
+    package = package_get_active(router=router, package_id=request.package_id)
+    phone = (request.phone_number or "").strip()
+    if phone or kind == Payment.Kind.STK_PUSH:
+        phone = normalise_phone(phone)
+    amount = parse_amount(request.amount)
+    if amount != package.price:
+        raise ApplicationError(
+            ErrorCode.AMOUNT_MISMATCH, f"Amount must match package price: {package.price} KES", field="amount"
+        )
+    mac = normalise_mac(request.mac_address)
+    ip = normalise_ip(request.ip_address)
+    method = (request.payment_method or "mpesa").strip().lower()
+    allowed_methods = {"mpesa"} if kind == Payment.Kind.STK_PUSH else {"mpesa", "card"}
+    if method not in allowed_methods:
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT,
+            f"paymentMethod must be one of: {', '.join(sorted(allowed_methods))}",
+            field="paymentMethod",
+        )
+    credential = credential_newest_active(operator=operator)
+    gateway = gateway_for(credential)
+    return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway)
+
+
+def _fingerprint(request: PaymentRequest, kind: str) -> str:
+    """What makes two requests "the same" for an idempotency key: the normalised input."""
+
+    def safe(parse, value):
+        try:
+            return parse(value)
+        except ApplicationError:
+            return (value or "").strip() if isinstance(value, str) else value
+
+    canonical = {
+        "kind": kind,
+        "router": str(request.router_id),
+        "package": str(request.package_id),
+        "phone": safe(normalise_phone, request.phone_number) if request.phone_number else "",
+        "amount": str(safe(parse_amount, request.amount)),
+        "method": (request.payment_method or "mpesa").strip().lower(),
+        "mac": safe(normalise_mac, request.mac_address),
+        "ip": safe(normalise_ip, request.ip_address),
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _idempotent_replay(principal: Principal, key: str | None, fingerprint: str) -> Payment | None:
+    if not key:
+        return None
+    existing = Payment.objects.filter(owner=principal.operator, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise ApplicationError(
+            ErrorCode.IDEMPOTENCY_MISMATCH,
+            "This idempotencyKey was already used with different payment details",
+            field="idempotencyKey",
+        )
+    return existing
+
+
+def _throttle_portal(principal: Principal, phone: str, client_ip: str | None) -> None:
+    if principal.is_operator:
+        return
+    window = settings.PAYMENT_RATE_LIMIT_WINDOW_SECONDS
+    checks = [("phone", phone, settings.PAYMENT_RATE_LIMIT_PER_PHONE)]
+    if client_ip:
+        checks.append(("ip", client_ip, settings.PAYMENT_RATE_LIMIT_PER_IP))
+    for scope, key, limit in checks:
+        if key and not throttling.hit(f"payment:{scope}", key, limit=limit, window_seconds=window):
+            raise ApplicationError(
+                ErrorCode.RATE_LIMITED, "Too many payment requests. Please wait a few minutes and try again."
+            )
+
+
+def _create_payment(
+    principal: Principal,
+    request: PaymentRequest,
+    valid: _ValidatedRequest,
+    *,
+    kind: str,
+    fingerprint: str,
+    client_ip: str | None,
+) -> tuple[Payment, bool]:
+    """The payment record, written and committed before any gateway call; `True` when new."""
+    key = (request.idempotency_key or "").strip() or None
+    try:
+        with transaction.atomic():
+            # Serialise concurrent pushes for one router so the already-pending rule holds under races.
+            Router.objects.select_for_update().filter(pk=valid.router.pk).first()
+            if kind == Payment.Kind.STK_PUSH:
+                pending = (
+                    Payment.objects.filter(
+                        router=valid.router,
+                        phone_number=valid.phone_number,
+                        status=Status.PROCESSING,
+                        created_at__gte=timezone.now() - timedelta(seconds=settings.PAYMENT_PENDING_WINDOW_SECONDS),
+                    )
+                    .order_by("-created_at")
+                    .first()
+                )
+                if pending is not None:
+                    raise ApplicationError(
+                        ErrorCode.PAYMENT_ALREADY_PENDING,
+                        "A payment for this phone number is already in progress. "
+                        "Please complete or cancel the M-Pesa prompt on your phone.",
+                        payment=pending,
+                    )
+            payment = Payment.objects.create(
+                owner=principal.operator,
+                router=valid.router,
+                package=valid.package,
+                credential=valid.credential,
+                kind=kind,
+                phone_number=valid.phone_number,
+                amount=valid.amount,
+                payment_method=valid.payment_method,
+                payment_provider=PaymentProvider.INTASEND,
+                status=Status.PENDING,
+                mac_address=valid.mac_address,
+                ip_address=valid.ip_address,
+                client_ip=client_ip,
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+            )
+            PaymentEvent.objects.create(
+                payment=payment,
+                source=Source.API,
+                old_status="",
+                new_status=Status.PENDING,
+                note=f"Created by {principal.via} caller",
+            )
+            publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
+            return payment, True
+    except IntegrityError:
+        # Two requests with the same idempotency key raced; the loser answers like a replay.
+        replay = _idempotent_replay(principal, key, fingerprint)
+        if replay is None:
+            raise
+        return replay, False
+
+
+def _begin(
+    principal: Principal, request: PaymentRequest, *, kind: str, client_ip: str | None
+) -> tuple[Payment, _ValidatedRequest | None]:
+    fingerprint = _fingerprint(request, kind)
+    key = (request.idempotency_key or "").strip() or None
+    if key and len(key) > 128:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "idempotencyKey is too long", field="idempotencyKey")
+    replay = _idempotent_replay(principal, key, fingerprint)
+    if replay is not None:
+        return replay, None
+    valid = _validate(principal, request, kind)
+    _throttle_portal(principal, valid.phone_number, client_ip)
+    payment, created = _create_payment(
+        principal, request, valid, kind=kind, fingerprint=fingerprint, client_ip=client_ip
+    )
+    return payment, (valid if created else None)
+
+
+def _fail_after_gateway_error(payment: Payment, exc: GatewayError, *, source: str) -> ApplicationError:
+    rejected = isinstance(exc, GatewayRejected)
+    logger.warning(
+        "IntaSend call for payment %s failed (%s, status %s): %s",
+        payment.pk,
+        type(exc).__name__,
+        exc.status_code,
+        exc.detail,
+    )
+    reason = (
+        f"IntaSend rejected the request (HTTP {exc.status_code})"
+        if rejected
+        else "IntaSend did not answer (timeout, connection error or invalid response)"
+    )
+    failed = payment_fail(payment_id=payment.pk, source=source, reason=reason, raw={"error": type(exc).__name__})
+    return ApplicationError(
+        ErrorCode.GATEWAY_ERROR if rejected else ErrorCode.GATEWAY_UNAVAILABLE,
+        GATEWAY_REJECTED_MESSAGE if rejected else GATEWAY_UNAVAILABLE_MESSAGE,
+        payment=failed,
+    )
+
+
+def payment_initiate(*, principal: Principal, request: PaymentRequest, client_ip: str | None = None) -> Payment:
+    """Validate, record the payment, then send the M-Pesa STK push (status becomes PROCESSING)."""
+    payment, valid = _begin(principal, request, kind=Payment.Kind.STK_PUSH, client_ip=client_ip)
+    if valid is None:
+        return payment
+    try:
+        with valid.gateway as gateway:
+            result = gateway.stk_push(
+                phone_number=payment.phone_number,
+                amount=payment.amount,
+                api_ref=str(payment.pk),
+                narrative=f"{valid.package.name} WiFi",
+            )
+    except GatewayError as exc:
+        raise _fail_after_gateway_error(payment, exc, source=Source.GATEWAY) from exc
+    return payment_apply_gateway_state(
+        payment_id=payment.pk,
+        source=Source.GATEWAY,
+        state=result.state,
+        raw=result.raw,
+        invoice_id=result.invoice_id,
+        extra_updates={"intasend_payment_id": result.payment_id},
+    )
+
+
+def payment_link_create(
+    *, principal: Principal, request: PaymentRequest, urls: RedirectUrls, client_ip: str | None = None
+) -> Payment:
+    """Validate, record the payment, then create an IntaSend checkout (status stays PENDING)."""
+    payment, valid = _begin(principal, request, kind=Payment.Kind.PAYMENT_LINK, client_ip=client_ip)
+    if valid is None:
+        return payment
+    try:
+        with valid.gateway as gateway:
+            checkout: CheckoutResult = gateway.checkout(
+                amount=payment.amount,
+                api_ref=str(payment.pk),
+                phone_number=payment.phone_number or None,
+                redirect_url=f"{urls.success_url_base}{payment.pk}/",
+                callback_url=urls.callback_url,
+            )
+    except GatewayError as exc:
+        raise _fail_after_gateway_error(payment, exc, source=Source.GATEWAY) from exc
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        _record_change(
+            locked,
+            new_status=locked.status,
+            source=Source.GATEWAY,
+            gateway_state=checkout.state,
+            raw=checkout.raw,
+            note="Checkout link created",
+            updates={
+                "intasend_checkout_id": checkout.checkout_id,
+                "intasend_checkout_signature": checkout.signature,
+                "intasend_state": checkout.state,
+                "payment_url": checkout.url,
+            },
+        )
+    return locked
+
+
+# --- Status checks and the one state machine --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusCheck:
+    payment: Payment
+    gateway_status: StatusResult | None  # None when answered from the database
+
+
+def payment_fetch_gateway_status(payment: Payment) -> StatusResult:
+    """Ask IntaSend about a payment, with the credential it was made with."""
+    credential = payment.credential
+    if credential is None:
+        raise ApplicationError(
+            ErrorCode.NO_CREDENTIALS,
+            "No active IntaSend credentials found. Please add your IntaSend API credentials first.",
+        )
+    with gateway_for(credential) as gateway:
+        if payment.intasend_invoice_id:
+            return gateway.status(invoice_id=payment.intasend_invoice_id)
+        return gateway.status(checkout_id=payment.intasend_checkout_id, signature=payment.intasend_checkout_signature)
+
+
+def payment_apply_status_result(*, payment_id: object, result: StatusResult, source: str) -> Payment:
+    return payment_apply_gateway_state(
+        payment_id=payment_id,
+        source=source,
+        state=result.state,
+        raw=result.raw,
+        invoice_id=result.invoice_id,
+        amount=result.amount,
+        mpesa_reference=result.mpesa_reference,
+        failed_reason=result.failed_reason,
+        api_ref=result.api_ref,
+    )
+
+
+def payment_check_status(*, principal: Principal, payment_id: object) -> StatusCheck:
+    """Answer final payments from the database; otherwise ask IntaSend and apply what it says."""
+    payment = payment_get_for(operator=principal.operator, payment_id=payment_id)
+    if payment.payment_provider != PaymentProvider.INTASEND:
+        raise ApplicationError(ErrorCode.NOT_INTASEND_PAYMENT, "This payment was not initiated through IntaSend")
+    if payment.is_final or not (payment.intasend_invoice_id or payment.intasend_checkout_id):
+        return StatusCheck(payment=payment, gateway_status=None)
+    try:
+        result = payment_fetch_gateway_status(payment)
+    except GatewayRejected as exc:
+        if exc.status_code == 404 and not payment.intasend_invoice_id:
+            return StatusCheck(payment=payment, gateway_status=None)  # checkout link not paid yet
+        logger.warning("IntaSend status for payment %s rejected (%s): %s", payment.pk, exc.status_code, exc.detail)
+        raise ApplicationError(ErrorCode.GATEWAY_ERROR, GATEWAY_REJECTED_MESSAGE, payment=payment) from exc
+    except GatewayError as exc:
+        logger.warning("IntaSend status for payment %s unavailable: %s", payment.pk, exc.detail)
+        raise ApplicationError(ErrorCode.GATEWAY_UNAVAILABLE, GATEWAY_UNAVAILABLE_MESSAGE, payment=payment) from exc
+    payment = payment_apply_status_result(payment_id=payment.pk, result=result, source=Source.CHECK)
+    return StatusCheck(payment=payment, gateway_status=result)
+
+
+def payment_fail(*, payment_id: object, source: str, reason: str, raw: dict | None = None) -> Payment:
+    """Fail a payment that is not final yet (gateway refused it, or it was never answered)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if not payment.is_final:
+            _record_change(
+                payment,
+                new_status=Status.FAILED,
+                source=source,
+                raw=raw,
+                note=reason,
+                updates={"failure_reason": reason},
+            )
+        return payment
+
+
+def payment_apply_gateway_state(
+    *,
+    payment_id: object,
+    source: str,
+    state: str,
+    raw: dict | None,
+    invoice_id: str | None = None,
+    amount: Decimal | None = None,
+    mpesa_reference: str | None = None,
+    failed_reason: str | None = None,
+    api_ref: str | None = None,
+    extra_updates: dict | None = None,
+) -> Payment:
+    """Apply IntaSend's news about a payment, whichever path brought it (API.md "State rules").
+
+    Locks the row; final states stay final; the same news twice changes nothing; an unknown state
+    or a claim about another invoice, reference or amount is recorded and changes nothing.
+    """
+    state = (state or "").strip().upper()
+    target = INTASEND_STATE_TO_STATUS.get(state)
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+
+        def ignore(note: str) -> Payment:
+            PaymentEvent.objects.create(
+                payment=payment,
+                source=source,
+                old_status=payment.status,
+                new_status=payment.status,
+                gateway_state=state[:20],
+                raw_payload=raw,
+                note=note,
+            )
+            logger.info("Payment %s: %s", payment.pk, note)
+            return payment
+
+        if payment.intasend_invoice_id and invoice_id and invoice_id != payment.intasend_invoice_id:
+            return ignore(f"Ignored: news about invoice {invoice_id}, ours is {payment.intasend_invoice_id}")
+        if api_ref and api_ref != str(payment.pk):
+            return ignore(f"Ignored: news for api_ref {api_ref!r}")
+        if target is None:
+            return ignore(f"Ignored: unknown IntaSend state {state!r}")
+        if payment.is_final:
+            if target == payment.status:
+                return payment  # a replay: nothing to record
+            return ignore(f"Ignored: payment is already {payment.status}, IntaSend now says {state}")
+        if target == Status.COMPLETED and amount is not None and amount != payment.amount:
+            return ignore(f"Not completed: IntaSend reports {amount}, the payment is for {payment.amount}")
+
+        updates = dict(extra_updates or {})
+        if invoice_id and not payment.intasend_invoice_id:
+            updates["intasend_invoice_id"] = invoice_id
+        if mpesa_reference:
+            updates["mpesa_reference"] = mpesa_reference
+        if target == Status.FAILED:
+            updates["failure_reason"] = failed_reason or "Payment failed at IntaSend"
+        changed = (
+            target != payment.status
+            or state != payment.intasend_state
+            or any(getattr(payment, field) != value for field, value in updates.items())
+        )
+        if not changed:
+            return payment
+        updates["intasend_state"] = state
+        _record_change(payment, new_status=target, source=source, gateway_state=state, raw=raw, updates=updates)
+        return payment
+
+
+def _record_change(
+    payment: Payment,
+    *,
+    new_status: str,
+    source: str,
+    gateway_state: str = "",
+    raw: dict | None = None,
+    note: str = "",
+    updates: dict | None = None,
+) -> PaymentEvent:
+    """The only place a payment's state is written: save, log the event, notify after commit.
+
+    Callers hold the row lock (select_for_update inside an atomic block).
+    """
+    old_status = payment.status
+    if payment.is_final and new_status != old_status:
+        raise RuntimeError(f"Payment {payment.pk} is final ({old_status}); refusing {new_status}")
+    for field, value in (updates or {}).items():
+        setattr(payment, field, value)
+    payment.status = new_status
+    completing = new_status == Status.COMPLETED and old_status != Status.COMPLETED
+    if completing:
+        payment.completed_at = timezone.now()
+        payment.package_expiry_time = payment.completed_at + timedelta(minutes=payment.package.duration_minutes)
+    payment.save()
+    event = PaymentEvent.objects.create(
+        payment=payment,
+        source=source,
+        old_status=old_status,
+        new_status=new_status,
+        gateway_state=(gateway_state or "")[:20],
+        raw_payload=raw,
+        note=note,
+    )
+    if completing:
+        activation_start(payment)
+    publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
+    return event

@@ -1,0 +1,175 @@
+"""Shared fixtures: operators, routers, packages, credentials, a loopback IntaSend, a GraphQL client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import Client
+
+from billing.models import OperatorProfile
+from billing.services import CredentialInput, credential_add
+from network.models import Package, Router
+from network.services import PackageInput, RouterInput, package_create, router_create
+from project.auth import issue_tokens
+from tests.fakes.intasend_server import FakeIntaSend
+
+INTASEND_PUBLIC_KEY = "ISPubKey_test_cloudpilot0001"
+INTASEND_SECRET_KEY = "ISSecretKey_test_verysecret0001"
+OTHER_PUBLIC_KEY = "ISPubKey_test_otheroperator02"
+OTHER_SECRET_KEY = "ISSecretKey_test_othersecret02"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    cache.clear()  # throttling counters must not leak between tests
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def fake_intasend(settings) -> Iterator[FakeIntaSend]:
+    """A loopback server speaking IntaSend's HTTP API; the real SDK is pointed at it."""
+    with FakeIntaSend(accounts={INTASEND_PUBLIC_KEY: INTASEND_SECRET_KEY, OTHER_PUBLIC_KEY: OTHER_SECRET_KEY}) as fake:
+        settings.INTASEND_API_BASE_URL = fake.base_url
+        settings.INTASEND_CONNECT_TIMEOUT = 2
+        settings.INTASEND_READ_TIMEOUT = 2
+        yield fake
+
+
+class Operator:
+    """A test operator: the user, their tokens and portal key, and what they own."""
+
+    def __init__(self, username: str) -> None:
+        self.user = get_user_model().objects.create_user(username=username, password="correct-horse-battery")
+        self.tokens = issue_tokens(self.user)
+
+    @property
+    def public_key(self) -> str:
+        return OperatorProfile.objects.get(user=self.user).public_key
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"token": self.tokens.access_token}
+
+    @property
+    def portal(self) -> dict[str, str]:
+        return {"public_key": self.public_key}
+
+    def add_router(
+        self,
+        name: str = "Main Street",
+        host: str = "127.0.0.1",
+        port: int = 8728,
+        password: str = "router-pass-123",
+    ) -> Router:
+        return router_create(
+            operator=self.user,
+            data=RouterInput(name=name, host=host, username="cloudpilot", password=password, api_port=port),
+        )
+
+    def add_package(
+        self,
+        router: Router,
+        *,
+        price: str = "25.00",
+        minutes: int = 60,
+        name: str = "1 Hour",
+        active: bool = True,
+        data_limit_mb: int | None = None,
+    ) -> Package:
+        return package_create(
+            operator=self.user,
+            data=PackageInput(
+                router_id=router.pk,
+                name=name,
+                price=Decimal(price),
+                duration_minutes=minutes,
+                upload_kbps=1024,
+                download_kbps=2048,
+                data_limit_mb=data_limit_mb,
+                is_active=active,
+            ),
+        )
+
+    def add_credential(
+        self,
+        api_key: str = INTASEND_PUBLIC_KEY,
+        private_key: str = INTASEND_SECRET_KEY,
+        challenge: str | None = "webhook-challenge-1",
+    ):
+        return credential_add(
+            operator=self.user,
+            data=CredentialInput(api_key=api_key, private_key=private_key, webhook_challenge=challenge),
+        )
+
+
+@pytest.fixture
+def operator(db) -> Operator:
+    return Operator("alice")
+
+
+@pytest.fixture
+def other_operator(db) -> Operator:
+    return Operator("bob")
+
+
+@pytest.fixture
+def shop(operator: Operator, fake_intasend: FakeIntaSend):
+    """Alice's ready-to-sell hotspot: a router, a 25 KES package and IntaSend credentials."""
+    router = operator.add_router()
+    package = operator.add_package(router)
+    credential = operator.add_credential()
+    return _Shop(operator=operator, router=router, package=package, credential=credential, intasend=fake_intasend)
+
+
+class _Shop:
+    def __init__(self, **parts: Any) -> None:
+        self.__dict__.update(parts)
+
+    def payment_input(self, **overrides: Any) -> dict[str, Any]:
+        data = {
+            "routerId": str(self.router.pk),
+            "packageId": str(self.package.pk),
+            "phoneNumber": "0712345678",
+            "amount": "25.00",
+        }
+        data.update(overrides)
+        return data
+
+
+GraphQL = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def gql(client: Client) -> GraphQL:
+    """POST a GraphQL operation to /graphql/ like a real client; returns the decoded JSON body."""
+
+    def run(
+        query: str,
+        variables: dict | None = None,
+        *,
+        token: str | None = None,
+        public_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        extra: dict[str, str] = dict(headers or {})
+        if token is not None:
+            extra["Authorization"] = f"Bearer {token}"
+        if public_key is not None:
+            extra["X-Public-Key"] = public_key
+        response = client.post(
+            "/graphql/",
+            data=json.dumps({"query": query, "variables": variables or {}}),
+            content_type="application/json",
+            headers=extra,
+        )
+        assert response.status_code in (200, 400), response.content[:500]
+        return response.json()
+
+    return run

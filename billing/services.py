@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import throttling
@@ -261,11 +262,13 @@ def _create_payment(
             # Serialise concurrent pushes for one router so the already-pending rule holds under races.
             Router.objects.select_for_update().filter(pk=valid.router.pk).first()
             if kind == Payment.Kind.STK_PUSH:
+                # A PENDING push is one whose gateway call is still in flight: just as busy.
                 pending = (
                     Payment.objects.filter(
                         router=valid.router,
                         phone_number=valid.phone_number,
-                        status=Status.PROCESSING,
+                        kind=Payment.Kind.STK_PUSH,
+                        status__in=[Status.PENDING, Status.PROCESSING],
                         created_at__gte=timezone.now() - timedelta(seconds=settings.PAYMENT_PENDING_WINDOW_SECONDS),
                     )
                     .order_by("-created_at")
@@ -594,3 +597,80 @@ def _record_change(
         activation_start(payment)
     publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
     return event
+
+
+# --- Confirmation and reconciliation (background jobs) ----------------------------------------
+
+
+def payment_confirm_with_gateway(*, payment_id: object, invoice_id: str | None, source: str) -> Payment:
+    """Ask IntaSend about a payment somebody told us about, and apply the answer.
+
+    Raises GatewayUnavailable (the job retries it); a refusal is logged and ends the matter.
+    """
+    payment = Payment.objects.select_related("credential").get(pk=payment_id)
+    if payment.is_final:
+        return payment
+    if invoice_id and not payment.intasend_invoice_id:
+        # A checkout's invoice is first named by its webhook; the status answer must still
+        # carry our api_ref and amount before anything is completed.
+        payment.intasend_invoice_id = invoice_id
+    try:
+        result = payment_fetch_gateway_status(payment)
+    except GatewayRejected as exc:
+        logger.warning("IntaSend refused status of payment %s (%s): %s", payment.pk, exc.status_code, exc.detail)
+        return payment
+    return payment_apply_status_result(payment_id=payment.pk, result=result, source=source)
+
+
+def _reconcile_backoff(attempts: int) -> timedelta:
+    seconds = min(30 * 2**attempts, settings.PAYMENT_RECONCILE_MAX_BACKOFF_SECONDS)
+    return timedelta(seconds=seconds)
+
+
+def payment_reconcile(*, payment_id: object, now=None) -> Payment:
+    """One reconciler pass over one unanswered payment: ask, apply, or give up past the cut-off."""
+    now = now or timezone.now()
+    payment = Payment.objects.select_related("credential").get(pk=payment_id)
+    if payment.is_final:
+        return payment
+    if payment.intasend_invoice_id or payment.intasend_checkout_id:
+        try:
+            result = payment_fetch_gateway_status(payment)
+        except (GatewayError, ApplicationError) as exc:
+            logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
+        else:
+            payment = payment_apply_status_result(payment_id=payment.pk, result=result, source=Source.POLL)
+    if payment.is_final:
+        return payment
+    give_up_after = (
+        settings.PAYMENT_LINK_GIVE_UP_SECONDS
+        if payment.kind == Payment.Kind.PAYMENT_LINK
+        else settings.PAYMENT_GIVE_UP_SECONDS
+    )
+    if now - payment.created_at >= timedelta(seconds=give_up_after):
+        minutes = give_up_after // 60
+        return payment_fail(
+            payment_id=payment.pk,
+            source=Source.POLL,
+            reason=f"No final answer from IntaSend within {minutes} minutes; the payment was abandoned",
+        )
+    Payment.objects.filter(pk=payment.pk).update(
+        reconcile_attempts=payment.reconcile_attempts + 1,
+        next_reconcile_at=now + _reconcile_backoff(payment.reconcile_attempts),
+    )
+    return payment
+
+
+def payments_due_for_reconciliation(*, now=None, limit: int = 200) -> list:
+    """Ids of open IntaSend payments older than the reconcile age whose next check is due."""
+    now = now or timezone.now()
+    return list(
+        Payment.objects.filter(
+            status__in=[Status.PENDING, Status.PROCESSING],
+            payment_provider=PaymentProvider.INTASEND,
+            created_at__lte=now - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS),
+        )
+        .filter(Q(next_reconcile_at__isnull=True) | Q(next_reconcile_at__lte=now))
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -25,6 +25,15 @@ OTHER_PUBLIC_KEY = "ISPubKey_test_otheroperator02"
 OTHER_SECRET_KEY = "ISSecretKey_test_othersecret02"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_run_inline() -> Iterator[None]:
+    """In-process tests run jobs at enqueue time; live-server tests run a real consumer instead."""
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.immediate = True
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     cache.clear()  # throttling counters must not leak between tests

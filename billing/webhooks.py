@@ -1,0 +1,124 @@
+"""IntaSend's webhook: authenticate, store, and turn the news into a status check or a state change.
+
+IntaSend disables an endpoint after ~20 failed deliveries, so anything that is not our fault
+(unknown payment) answers 200, and the slow part (asking IntaSend to confirm) runs as a job.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from billing.models import Payment, PaymentEvent, WebhookDelivery
+from billing.services import INTASEND_STATE_TO_STATUS, payment_apply_gateway_state
+from project.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+Outcome = WebhookDelivery.Outcome
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    http_status: int
+    body: dict[str, Any]
+
+
+def _text(value: Any, limit: int) -> str:
+    return str(value).strip()[:limit] if value is not None else ""
+
+
+def _find_payment(api_ref: str, invoice_id: str) -> Payment | None:
+    try:
+        payment_id = uuid.UUID(api_ref) if api_ref else None
+    except ValueError:
+        payment_id = None
+    payment = Payment.objects.select_related("credential").filter(pk=payment_id).first() if payment_id else None
+    if payment is None and invoice_id:
+        payment = Payment.objects.select_related("credential").filter(intasend_invoice_id=invoice_id).first()
+    return payment
+
+
+def _challenge_of(payment: Payment) -> str | None:
+    if payment.credential is None:
+        return None
+    try:
+        return payment.credential.webhook_challenge()
+    except ApplicationError:
+        # An unreadable challenge cannot vouch for anything: treat the body as a hint only.
+        logger.error("Webhook challenge of credential %s cannot be decrypted", payment.credential_id)
+        return None
+
+
+def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswer:
+    """Store the delivery and decide what it may change (API.md "Webhook")."""
+    try:
+        body = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    api_ref = _text(body.get("api_ref"), 128) if isinstance(body, dict) else ""
+    invoice_id = _text(body.get("invoice_id"), 64) if isinstance(body, dict) else ""
+    if not isinstance(body, dict) or not (api_ref or invoice_id):
+        WebhookDelivery.objects.create(
+            remote_addr=remote_addr,
+            raw_body=raw_body[:4096].decode("utf-8", "replace"),
+            outcome=Outcome.INVALID,
+            http_status=400,
+        )
+        return WebhookAnswer(400, {"status": "invalid", "detail": "Expected a JSON invoice with api_ref or invoice_id"})
+
+    state = _text(body.get("state"), 20).upper()
+    delivery = WebhookDelivery(
+        remote_addr=remote_addr,
+        invoice_id=invoice_id,
+        api_ref=api_ref,
+        state=state,
+        body={**body, "challenge": REDACTED} if "challenge" in body else body,
+    )
+    payment = _find_payment(api_ref, invoice_id)
+    if payment is None:
+        delivery.outcome, delivery.http_status = Outcome.IGNORED, 200
+        delivery.save()
+        return WebhookAnswer(200, {"status": "ignored"})
+
+    delivery.payment = payment
+    expected = _challenge_of(payment)
+    if expected is not None:
+        given = body.get("challenge")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+            logger.warning("Webhook for payment %s rejected: challenge mismatch (from %s)", payment.pk, remote_addr)
+            delivery.outcome, delivery.http_status = Outcome.REJECTED, 403
+            delivery.save()
+            return WebhookAnswer(403, {"status": "rejected"})
+
+    delivery.outcome, delivery.http_status = Outcome.ACCEPTED, 200
+    with transaction.atomic():
+        delivery.save()
+        target = INTASEND_STATE_TO_STATUS.get(state)
+        if expected is not None and target != Payment.Status.COMPLETED:
+            # Authenticated, and not a claim of money received: apply it as it stands
+            # (an unknown state is recorded and changes nothing).
+            payment_apply_gateway_state(
+                payment_id=payment.pk,
+                source=PaymentEvent.Source.WEBHOOK,
+                state=state,
+                raw=delivery.body,
+                invoice_id=invoice_id or None,
+                failed_reason=_text(body.get("failed_reason"), 500) or None,
+                api_ref=api_ref or None,
+            )
+        elif not payment.is_final:
+            # A completion claim, or a body nobody vouched for: IntaSend's status API decides.
+            from billing.tasks import confirm_payment_with_gateway
+
+            transaction.on_commit(
+                lambda: confirm_payment_with_gateway(str(payment.pk), invoice_id or None), robust=True
+            )
+    return WebhookAnswer(200, {"status": "accepted"})

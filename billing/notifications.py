@@ -8,6 +8,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from project.embedded import run_on_server_loop
+
 logger = logging.getLogger(__name__)
 
 PAYMENT_CHANGED = "payment.changed"
@@ -29,9 +31,14 @@ def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
         if layer is None:
             return
         message = {"type": PAYMENT_CHANGED, "payment_id": str(payment_id)}
+
+        async def send_all() -> None:
+            await layer.group_send(payment_group(payment_id), message)
+            await layer.group_send(operator_group(operator_id), message)
+
         try:
-            async_to_sync(layer.group_send)(payment_group(payment_id), message)
-            async_to_sync(layer.group_send)(operator_group(operator_id), message)
+            if not run_on_server_loop(send_all):
+                async_to_sync(send_all)()
         except Exception:  # a hint lost is recovered by the subscribers' resync; never fail the write
             logger.exception("Could not publish change of payment %s", payment_id)
 

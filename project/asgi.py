@@ -1,12 +1,40 @@
-"""ASGI entry point: Django serves HTTP; WebSockets are added by the live-updates work."""
+"""ASGI entry point: Django serves HTTP, Channels serves GraphQL over WebSockets on /graphql/.
+
+`daphne project.asgi:application` alone is the whole embedded system: without REDIS_URL the task
+consumer runs inside this process too (project.embedded).
+"""
 
 import os
+from datetime import timedelta
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-django_asgi_app = get_asgi_application()
+django_asgi_app = get_asgi_application()  # before anything that imports models
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from project.consumers import GraphQLConsumer  # noqa: E402
+from project.embedded import LoopRecordingApp, start_task_consumer  # noqa: E402
+from project.schema import schema  # noqa: E402
+
+websocket_app = URLRouter(
+    [
+        re_path(
+            r"^graphql/?$",
+            GraphQLConsumer.as_asgi(
+                schema=schema,
+                allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS,
+                max_subscriptions_per_connection=settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS,
+                connection_init_wait_timeout=timedelta(seconds=10),
+            ),
+        )
+    ]
+)
+
+application = LoopRecordingApp(ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app}))
+
+if settings.TASKS_IN_SERVER_PROCESS:
+    start_task_consumer()

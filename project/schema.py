@@ -17,7 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from billing.schema import BillingMutation, BillingQuery
+from billing.schema import BillingMutation, BillingQuery, BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
 
 Query = merge_types("Query", (BillingQuery, NetworkQuery))
@@ -44,6 +44,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=BillingSubscription,
         config=StrawberryConfig(disable_field_suggestions=not debug),
         extensions=extensions,
     )

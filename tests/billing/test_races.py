@@ -59,8 +59,10 @@ def test_webhook_check_and_reconciler_race_completes_once(gql, shop, attempt):
 
     def check():
         response = Client().post(
-            "/graphql/", data=json.dumps({"query": CHECK_STATUS, "variables": {"id": str(payment.pk)}}),
-            content_type="application/json", headers={"Authorization": f"Bearer {token}"},
+            "/graphql/",
+            data=json.dumps({"query": CHECK_STATUS, "variables": {"id": str(payment.pk)}}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
         )
         assert response.json()["data"]["checkPaymentStatus"]["status"] == "COMPLETED"
 
@@ -81,8 +83,10 @@ def test_concurrent_pushes_to_one_phone_make_one_payment(gql, shop):
 
     def push():
         Client().post(
-            "/graphql/", data=json.dumps({"query": INITIATE, "variables": {"input": shop.payment_input()}}),
-            content_type="application/json", headers={"Authorization": f"Bearer {token}"},
+            "/graphql/",
+            data=json.dumps({"query": INITIATE, "variables": {"input": shop.payment_input()}}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
         )
 
     assert run_together(push, rounds=4) == []
@@ -97,8 +101,10 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_payment(gql, shop)
 
     def push():
         response = Client().post(
-            "/graphql/", data=json.dumps({"query": INITIATE, "variables": variables}),
-            content_type="application/json", headers={"Authorization": f"Bearer {token}"},
+            "/graphql/",
+            data=json.dumps({"query": INITIATE, "variables": variables}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
         )
         answers.append(response.json()["data"]["initiatePayment"]["payment"]["id"])
 

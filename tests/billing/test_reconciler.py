@@ -84,9 +84,7 @@ def test_unpaid_checkout_link_waits_for_its_own_cutoff(gql, shop):
     reconcile_payments.call_local()
     link.refresh_from_db()
     assert link.status == "PENDING"  # a link lives as long as its checkout (an hour)
-    Payment.objects.filter(pk=link.pk).update(
-        created_at=timezone.now() - timedelta(minutes=61), next_reconcile_at=None
-    )
+    Payment.objects.filter(pk=link.pk).update(created_at=timezone.now() - timedelta(minutes=61), next_reconcile_at=None)
     reconcile_payments.call_local()
     link.refresh_from_db()
     assert link.status == "FAILED"

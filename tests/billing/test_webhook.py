@@ -49,8 +49,15 @@ def test_garbage_is_a_400_and_is_stored(client, db, body):
 
 
 def test_unknown_payment_is_ignored_with_200(client, shop):
-    response = post(client, {"invoice_id": "NOPE123", "api_ref": "7e3f1c52-0000-4000-8000-000000000000",
-                             "state": "COMPLETE", "challenge": CHALLENGE})
+    response = post(
+        client,
+        {
+            "invoice_id": "NOPE123",
+            "api_ref": "7e3f1c52-0000-4000-8000-000000000000",
+            "state": "COMPLETE",
+            "challenge": CHALLENGE,
+        },
+    )
     assert response.status_code == 200 and response.json() == {"status": "ignored"}
     assert WebhookDelivery.objects.get().outcome == "IGNORED"
 
@@ -101,8 +108,9 @@ def test_forged_complete_is_not_applied_when_intasend_disagrees(client, shop, pr
 
 
 def test_authenticated_failure_is_applied_directly(client, shop, processing):
-    shop.intasend.settle(processing.intasend_invoice_id, "FAILED", failed_reason="Request cancelled by user",
-                         webhook=False)
+    shop.intasend.settle(
+        processing.intasend_invoice_id, "FAILED", failed_reason="Request cancelled by user", webhook=False
+    )
     status_calls = len(shop.intasend.requests_to("payment/status/"))
     deliver(client, shop, processing)
     processing.refresh_from_db()

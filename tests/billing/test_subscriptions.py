@@ -1,0 +1,150 @@
+"""paymentUpdates / operatorPaymentUpdates in-process, through the ASGI app's WebSocket route."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+from strawberry.channels.testing import GraphQLWebsocketCommunicator
+
+from billing import services
+from billing.models import Payment, PaymentEvent
+from tests.documents import INITIATE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SUBSCRIBE = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id status phoneNumber failureReason } }"
+OPERATOR_SUBSCRIBE = "subscription($r: ID) { operatorPaymentUpdates(routerId: $r) { id status } }"
+
+
+@pytest.fixture
+def application():
+    from project.asgi import application
+
+    return application
+
+
+@pytest.fixture
+def portal(shop) -> dict[str, str]:
+    return {"X-Public-Key": shop.operator.public_key}
+
+
+@pytest.fixture
+def processing(gql, shop):
+    result = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"]
+    return Payment.objects.get(pk=result["payment"]["id"])
+
+
+apply_state = sync_to_async(services.payment_apply_gateway_state)
+
+
+async def test_portal_gets_current_state_then_changes_until_failed(application, portal, processing):
+    params = portal
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk)})
+        first = await stream.__anext__()
+        assert first.data["paymentUpdates"]["status"] == "PROCESSING"
+        assert first.data["paymentUpdates"]["phoneNumber"] == "2547******78"  # portal view
+        await apply_state(
+            payment_id=processing.pk,
+            source=PaymentEvent.Source.WEBHOOK,
+            state="FAILED",
+            raw={},
+            failed_reason="Request cancelled by user",
+        )
+        failed = await stream.__anext__()
+        assert failed.data["paymentUpdates"]["status"] == "FAILED"
+        assert failed.data["paymentUpdates"]["failureReason"] == "Request cancelled by user"
+        with pytest.raises(StopAsyncIteration):  # the server completes the stream
+            await stream.__anext__()
+
+
+async def test_changes_without_a_hint_arrive_by_resync(application, shop, processing, settings):
+    settings.SUBSCRIPTION_RESYNC_SECONDS = 0.3
+    params = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk)})
+        assert (await stream.__anext__()).data["paymentUpdates"]["phoneNumber"] == "254712345678"
+        # A write that publishes nothing (as if the hint were lost) is still seen.
+        await Payment.objects.filter(pk=processing.pk).aupdate(
+            status="FAILED", failure_reason="lost hint", updated_at=timezone.now()
+        )
+        assert (await stream.__anext__()).data["paymentUpdates"]["failureReason"] == "lost hint"
+
+
+async def test_someone_elses_payment_is_not_found(application, processing, other_operator):
+    params = await sync_to_async(lambda: {"X-Public-Key": other_operator.public_key})()
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        result = await ws.subscribe(SUBSCRIBE, {"id": str(processing.pk)}).__anext__()
+        assert result.errors[0].message == "Payment not found or access denied"
+
+
+async def test_portal_key_cannot_watch_the_operator_stream(application, portal):
+    params = portal
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        result = await ws.subscribe(OPERATOR_SUBSCRIBE, {}).__anext__()
+        assert result.errors[0].extensions["code"] == "UNAUTHENTICATED"
+
+
+async def test_operator_stream_follows_one_router(application, gql, shop):
+    second_router = await sync_to_async(shop.operator.add_router)(name="Second")
+    second_package = await sync_to_async(shop.operator.add_package)(second_router)
+    params = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        stream = ws.subscribe(OPERATOR_SUBSCRIBE, {"r": str(shop.router.pk)})
+        run = sync_to_async(gql)
+        # A payment on the other router is not reported; one on the watched router is.
+        await run(
+            INITIATE,
+            {"input": shop.payment_input(routerId=str(second_router.pk), packageId=str(second_package.pk))},
+            **shop.operator.auth,
+        )
+        mine = await run(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)
+        seen = await stream.__anext__()
+        assert seen.data["operatorPaymentUpdates"]["id"] == mine["data"]["initiatePayment"]["payment"]["id"]
+
+
+async def test_legacy_graphql_ws_protocol_with_header_credentials(application, portal, processing):
+    # strawberry's test communicator only reads graphql-transport-ws frames: speak graphql-ws by hand.
+    ws = WebsocketCommunicator(
+        application,
+        "/graphql/",
+        headers=[(b"x-public-key", portal["X-Public-Key"].encode())],
+        subprotocols=["graphql-ws"],
+    )
+    assert await ws.connect() == (True, "graphql-ws")
+    await ws.send_json_to({"type": "connection_init"})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    await ws.send_json_to(
+        {"type": "start", "id": "1", "payload": {"query": SUBSCRIBE, "variables": {"id": str(processing.pk)}}}
+    )
+    message = await ws.receive_json_from(timeout=3)
+    assert message["type"] == "data" and message["payload"]["data"]["paymentUpdates"]["status"] == "PROCESSING"
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("params", [{}, {"X-Public-Key": "0" * 32}, {"Authorization": "Bearer nope"}])
+async def test_bad_credentials_close_with_4403(application, shop, params):
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "connection_init", "payload": params})
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+async def test_subscriptions_per_connection_are_capped(application, portal, processing, settings):
+    params = portal
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        for index in range(settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS + 1):
+            await ws.send_json_to(
+                {
+                    "id": f"s{index}",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIBE, "variables": {"id": str(processing.pk)}},
+                }
+            )
+        replies = [await ws.receive_json_from(timeout=3) for _ in range(settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS + 1)]
+        assert sum(1 for reply in replies if reply["type"] == "next") == settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
+        assert [reply["id"] for reply in replies if reply["type"] == "error"] == [
+            f"s{settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS}"
+        ]

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent
+from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
 from project.admin_scoping import OwnedByOperatorAdmin
 
 
@@ -38,6 +38,34 @@ class PaymentEventInline(admin.TabularInline):
         return False
 
 
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    fields = ["received_at", "state", "outcome", "http_status", "remote_addr", "body"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(OwnedByOperatorAdmin):
+    """What IntaSend sent, as it arrived (challenge redacted), and what we made of it."""
+
+    owner_path = "payment__owner"
+    list_display = ["received_at", "state", "outcome", "http_status", "invoice_id", "payment"]
+    list_filter = ["outcome", "state"]
+    search_fields = ["invoice_id", "api_ref"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Payment)
 class PaymentAdmin(OwnedByOperatorAdmin):
     list_display = ["id", "status", "phone_number", "amount", "router", "package", "created_at", "completed_at"]
@@ -45,7 +73,7 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     search_fields = ["id", "phone_number", "intasend_invoice_id", "mpesa_reference"]
     date_hierarchy = "created_at"
     list_select_related = ["router", "package"]
-    inlines = [PaymentEventInline]
+    inlines = [PaymentEventInline, WebhookDeliveryInline]
     exclude = ["intasend_checkout_signature", "request_fingerprint"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -304,7 +304,7 @@ class BillingQuery:
     @strawberry_django.field(permission_classes=[IsOperator], description="The signed-in operator")
     def me(self, info: strawberry.Info) -> OperatorType:
         operator = operator_principal(info).operator
-        return OperatorType.of(operator, models.OperatorProfile.objects.get(user=operator).public_key)
+        return OperatorType.of(operator, services.operator_profile(operator=operator).public_key)
 
     @strawberry_django.field(permission_classes=[IsOperator], description="Stored gateway credentials (no secrets)")
     def payment_credentials(self, info: strawberry.Info) -> list[PaymentCredentialType]:

@@ -59,9 +59,15 @@ GATEWAY_UNAVAILABLE_MESSAGE = "The payment provider is not responding. Please tr
 # --- Operators and credentials ----------------------------------------------------------------
 
 
+def operator_profile(*, operator: AbstractBaseUser) -> OperatorProfile:
+    """The operator's profile, created on first use for users made without signals (bulk, fixtures)."""
+    profile, _ = OperatorProfile.objects.get_or_create(user=operator)
+    return profile
+
+
 def operator_rotate_public_key(*, operator: AbstractBaseUser) -> OperatorProfile:
     """Issue a new portal key; the old one stops working at once."""
-    profile, _ = OperatorProfile.objects.get_or_create(user=operator)
+    profile = operator_profile(operator=operator)
     profile.public_key = uuid.uuid4().hex
     profile.public_key_rotated_at = timezone.now()
     profile.save(update_fields=["public_key", "public_key_rotated_at"])

@@ -1,0 +1,88 @@
+"""Hostile portal visitors: oversized bodies, deep/wide queries, alias bombs, brute force, spam."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from billing.models import Payment
+from tests.documents import INITIATE
+
+pytestmark = pytest.mark.django_db
+
+
+def test_oversized_graphql_body_is_refused_before_parsing(client, operator):
+    body = json.dumps({"query": "{ me { id } }", "variables": {"pad": "x" * 400_000}})
+    response = client.post(
+        "/graphql/",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {operator.tokens.access_token}"},
+    )
+    assert response.status_code in (400, 413)
+
+
+def test_deep_queries_are_refused_even_through_fragments(settings):
+    settings.GRAPHQL_MAX_DEPTH = 3
+    from project.schema import build_schema
+
+    shallow = build_schema(debug=True)
+    for query in (
+        "{ payments { results { package { router { id } } } } }",
+        "{ payments { ...Page } } fragment Page on PaymentOffsetPaginated { results { package { router { id } } } }",
+    ):
+        result = shallow.execute_sync(query)
+        assert result.errors and "exceeds maximum operation depth" in result.errors[0].message
+
+
+def test_alias_bomb_is_refused_without_running_resolvers(gql, operator, django_assert_max_num_queries):
+    bomb = "{ " + " ".join(f"p{i}: paymentCredentials {{ id }}" for i in range(100)) + " }"
+    with django_assert_max_num_queries(2):  # the auth lookup at most; no resolver runs
+        body = gql(bomb, **operator.auth)
+    assert body["data"] is None and "aliases" in body["errors"][0]["message"].lower()
+
+
+def test_token_flood_is_refused(gql, operator):
+    body = gql("{ me { " + "id " * 5000 + "} }", **operator.auth)
+    assert body["data"] is None
+
+
+def test_batched_requests_are_not_accepted(client, operator):
+    batch = json.dumps([{"query": "{ me { id } }"}] * 50)
+    response = client.post(
+        "/graphql/",
+        data=batch,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {operator.tokens.access_token}"},
+    )
+    assert response.status_code == 400
+
+
+def test_mutations_over_get_are_refused(client, operator):
+    response = client.get(
+        "/graphql/",
+        {"query": "mutation { rotatePublicKey { publicKey } }"},
+        headers={"Authorization": f"Bearer {operator.tokens.access_token}"},
+    )
+    assert response.status_code in (400, 405)
+
+
+def test_token_auth_brute_force_is_throttled_per_ip(gql, operator, settings):
+    settings.LOGIN_RATE_LIMIT_PER_IP = 5
+    settings.LOGIN_RATE_LIMIT_PER_USERNAME = 1000
+    query = 'mutation($u: String!) { tokenAuth(username: $u, password: "x") { errors { code } } }'
+    codes = [gql(query, {"u": f"user{i}"})["data"]["tokenAuth"]["errors"][0]["code"] for i in range(8)]
+    assert codes[:5] == ["AUTHENTICATION_FAILED"] * 5
+    assert codes[5:] == ["RATE_LIMITED"] * 3
+
+
+def test_stk_spam_to_one_phone_from_a_portal_is_throttled(gql, shop, settings):
+    settings.PAYMENT_RATE_LIMIT_PER_PHONE = 3
+    codes = []
+    for _ in range(6):
+        result = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.portal)["data"]["initiatePayment"]
+        codes.append(result["errors"][0]["code"] if result["errors"] else "OK")
+        Payment.objects.update(status="FAILED")  # let the already-pending rule step aside
+    assert codes[:3] == ["OK"] * 3 and codes[3:] == ["RATE_LIMITED"] * 3
+    assert len(shop.intasend.requests_to("mpesa-stk-push/")) == 3

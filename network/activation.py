@@ -1,18 +1,522 @@
-"""Putting a paid customer online: the activation record a completed payment starts."""
+"""Putting a paid customer online on the router, and taking them off again at expiry.
+
+An activation's life::
+
+    PENDING --router accepted the hotspot user--> ACTIVE --expiry job, router confirmed--> EXPIRED
+       |  ^                                         (renewed: EXPIRED without router work, the
+       |  '--retryActivation (operator)--.           newer activation now owns the hotspot user)
+       '--last retry failed / credentials rejected--> FAILED
+
+- ``activation_start`` runs once, inside the transaction that completes the payment, and enqueues the
+  job after commit; however the completion arrived (webhook, poll, check), there is one job.
+- Each attempt (``activation_perform``) has three steps, and never holds a transaction during router
+  I/O: *claim* (row lock, attempts + 1, a lease so a second worker backs off), *router work* (profile,
+  user, device login), *record* (ACTIVE, or the error; FAILED after the last try). A re-run after
+  success is a no-op, and every router step is look-up-then-add-or-set, so a half-done attempt is
+  simply finished by the next.
+- Access codes come from ``secrets``: 8 characters without 0/O/1/I, unique per router. The hotspot
+  user's name and password are both the code.
+
+Renewal rule: a new payment on the same router from the same customer (same phone number, or same
+MAC address) while one of their activations is ACTIVE and still has at least
+``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` to run *extends* that one instead of creating a second
+hotspot user. The new activation takes over the same access code; its expiry is the old expiry plus
+the new package's duration (time is stacked, nothing already paid for is lost); the router user's
+``limit-uptime`` (and data cap, when both packages have one) grows by the new package's amount; the
+new package's profile (speed) applies. The old activation stays ACTIVE until its own expiry passes
+and then becomes EXPIRED without touching the router, since the user now belongs to the renewal.
+A purchase in the last minutes of a package is a fresh activation with a new code instead: that
+margin keeps the expiry job from ever removing a user a renewal is extending at the same moment.
+
+Expiry: ``Activation.expires_at`` is the payment's ``packageExpiryTime``, except for renewals (stacked,
+above) and for activations that only reached the router more than ``ACTIVATION_LATE_GRACE_SECONDS``
+after the payment completed (e.g. after ``retryActivation``): those run for the package's full
+duration from the moment the customer got online.
+"""
 
 from __future__ import annotations
 
+import enum
+import logging
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from network.models import Activation
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from network.models import Activation, Package, Router
+from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
+from project.errors import ApplicationError, ErrorCode
 
 if TYPE_CHECKING:
     from billing.models import Payment
 
+logger = logging.getLogger(__name__)
+
+Status = Activation.Status
+
+# Readable on a phone screen and over the phone: no 0/O or 1/I look-alikes. 32 symbols = 5 bits each.
+ACCESS_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+ACCESS_CODE_LENGTH = 8
+
+
+class Outcome(enum.Enum):
+    ACTIVE = "ACTIVE"  # the customer is online (or can log in with the code)
+    RETRY = "RETRY"  # this attempt failed; the job should run again
+    FAILED = "FAILED"  # given up (last try, or credentials the router rejects)
+    SKIPPED = "SKIPPED"  # nothing to do: already done, or another worker holds the activation
+
+
+def new_access_code() -> str:
+    return "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
+
+
+def _publish(activation: Activation) -> None:
+    """Subscribers of the payment hear about every activation change (after commit)."""
+    from billing.notifications import publish_payment_changed
+
+    payment = activation.payment
+    publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
+
+
+def _enqueue_after_commit(activation_id: int) -> None:
+    def enqueue() -> None:
+        from network.tasks import enqueue_activation
+
+        enqueue_activation(activation_id)
+
+    # robust: a queue that is down must not turn a committed payment into a 500; the periodic
+    # rescue job picks up activations whose job never ran.
+    transaction.on_commit(enqueue, robust=True)
+
+
+# --- Start -------------------------------------------------------------------------------------
+
 
 def activation_start(payment: Payment) -> Activation:
-    """Called once, inside the transaction that completes the payment."""
-    activation, _ = Activation.objects.get_or_create(
+    """Called once, inside the transaction that completes the payment; the job runs after commit."""
+    activation, created = Activation.objects.get_or_create(
         payment=payment, defaults={"expires_at": payment.package_expiry_time}
     )
+    if created:
+        _enqueue_after_commit(activation.pk)
     return activation
+
+
+# --- One attempt -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the router work needs, fixed while the activation row was locked."""
+
+    activation_id: int
+    payment_id: object
+    router: Router
+    package: Package
+    code: str
+    renewal: bool
+    expires_at: datetime
+    limit_uptime_seconds: int
+    limit_bytes_total: int | None
+    mac_address: str
+    ip_address: str | None
+
+
+class _RenewalBusy(Exception):
+    """Another renewal of the same hotspot user is in flight; decide after it is done."""
+
+
+def _locked(activation_id: int) -> Activation:
+    """The activation row, locked until the surrounding transaction ends (payment joined, not locked)."""
+    return Activation.objects.select_for_update(of=("self",)).select_related("payment").get(pk=activation_id)
+
+
+def _scrub(text: str, *secrets_: str) -> str:
+    """Router error texts could echo what we sent; never let the code or a password through."""
+    for secret in secrets_:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _customer_matches(payment: Payment) -> Q | None:
+    """Activations of the same customer on the same router (same phone, or same MAC)."""
+    same_customer = Q()
+    if payment.phone_number:
+        same_customer |= Q(payment__phone_number=payment.phone_number)
+    if payment.mac_address:
+        same_customer |= Q(payment__mac_address=payment.mac_address)
+    if not same_customer:
+        return None
+    return Q(payment__router_id=payment.router_id) & same_customer
+
+
+def _renewable_predecessor(activation: Activation, now: datetime) -> Activation | None:
+    """The customer's ACTIVE activation this purchase should extend, if any (see the module doc)."""
+    match = _customer_matches(activation.payment)
+    if match is None:
+        return None
+    margin = timedelta(seconds=settings.ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS)
+    predecessor = (
+        Activation.objects.filter(match, status=Status.ACTIVE, expires_at__gt=now + margin)
+        .exclude(pk=activation.pk)
+        .exclude(access_code="")
+        .order_by("-expires_at", "-pk")
+        .first()
+    )
+    if predecessor is None:
+        return None
+    in_flight = (
+        Activation.objects.filter(
+            payment__router_id=activation.payment.router_id,
+            access_code=predecessor.access_code,
+            status=Status.PENDING,
+        )
+        .exclude(pk=activation.pk)
+        .exists()
+    )
+    if in_flight:
+        raise _RenewalBusy
+    return predecessor
+
+
+def _unique_code(router_id: int) -> str:
+    while True:
+        code = new_access_code()
+        if not Activation.objects.filter(payment__router_id=router_id, access_code=code).exists():
+            return code
+
+
+def _uptime_granted(activation: Activation) -> int:
+    """The limit-uptime the activation put on the router (its package's duration if not recorded)."""
+    if activation.limit_uptime_seconds:
+        return activation.limit_uptime_seconds
+    return activation.payment.package.duration_minutes * 60
+
+
+def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan | Outcome:
+    """Step 1, one short transaction: lock, decide code and limits, count the attempt, take the lease."""
+    with transaction.atomic():
+        activation = (
+            Activation.objects.select_for_update(of=("self",))
+            .select_related("payment__router", "payment__package", "renewal_of__payment__package")
+            .get(pk=activation_id)
+        )
+        if activation.status != Status.PENDING:
+            return Outcome.SKIPPED  # already ACTIVE (a replayed job), FAILED or EXPIRED
+        if activation.claimed_until is not None and activation.claimed_until > now:
+            return Outcome.SKIPPED  # another worker is talking to the router for it right now
+        payment = activation.payment
+        package = payment.package
+        # Renewal decisions for one router are taken one at a time.
+        Router.objects.select_for_update().filter(pk=payment.router_id).first()
+
+        activation.attempts += 1
+        activation.claimed_until = now + timedelta(seconds=settings.ACTIVATION_LEASE_SECONDS)
+        if not activation.access_code:
+            try:
+                predecessor = _renewable_predecessor(activation, now)
+            except _RenewalBusy:
+                if not final_attempt:
+                    activation.claimed_until = None
+                    activation.last_error = "Waiting for the customer's earlier renewal to finish"
+                    activation.save()
+                    _publish(activation)
+                    return Outcome.RETRY
+                predecessor = None  # better a second code than no internet
+            activation.renewal_of = predecessor
+            activation.access_code = predecessor.access_code if predecessor else _unique_code(payment.router_id)
+        elif activation.renewal_of is not None and activation.renewal_of.status != Status.ACTIVE:
+            # The extended activation ended meanwhile (this one had FAILED and was retried later):
+            # stand alone, keeping the code the customer already knows.
+            activation.renewal_of = None
+        activation.save()
+        _publish(activation)
+
+        duration = package.duration_minutes * 60
+        predecessor = activation.renewal_of
+        if predecessor is not None:
+            expires_at = max(predecessor.expires_at, now) + timedelta(seconds=duration)
+            uptime = _uptime_granted(predecessor) + duration
+            extra_bytes = package.data_limit_bytes
+            limit_bytes = (
+                None
+                if predecessor.limit_bytes_total is None or extra_bytes is None
+                else predecessor.limit_bytes_total + extra_bytes
+            )
+        else:
+            expires_at = payment.package_expiry_time or now + timedelta(seconds=duration)
+            completed = payment.completed_at or now
+            if now - completed > timedelta(seconds=settings.ACTIVATION_LATE_GRACE_SECONDS):
+                expires_at = max(expires_at, now + timedelta(seconds=duration))
+            uptime = duration
+            limit_bytes = package.data_limit_bytes
+        return _Plan(
+            activation_id=activation.pk,
+            payment_id=payment.pk,
+            router=payment.router,
+            package=package,
+            code=activation.access_code,
+            renewal=predecessor is not None,
+            expires_at=expires_at,
+            limit_uptime_seconds=uptime,
+            limit_bytes_total=limit_bytes,
+            mac_address=payment.mac_address,
+            ip_address=payment.ip_address,
+        )
+
+
+def _router_work(plan: _Plan) -> str | None:
+    """Step 2, no transaction: profile, hotspot user, then the device's login.
+
+    Returns the login failure (not fatal: the customer can still type the code); raises RouterError
+    when the user could not be put on the router.
+    """
+    from network.services import profile_spec, router_driver, router_touch
+
+    with router_driver(plan.router) as driver:
+        router_touch(router_id=plan.router.pk)
+        # Always, right before the user: activation never depends on a profile sync having run.
+        driver.ensure_profile(profile_spec(plan.package))
+        driver.ensure_user(
+            HotspotUserSpec(
+                name=plan.code,
+                password=plan.code,
+                profile=plan.package.profile_name,
+                limit_uptime_seconds=plan.limit_uptime_seconds,
+                limit_bytes_total=plan.limit_bytes_total,
+                comment=f"cloudpilot pay:{plan.payment_id};exp:{int(plan.expires_at.timestamp())}",
+            )
+        )
+        if not (plan.mac_address and plan.ip_address):
+            return None
+        try:
+            driver.login_active(
+                user=plan.code, password=plan.code, mac_address=plan.mac_address, ip_address=plan.ip_address
+            )
+        except RouterError as error:
+            # The user exists: the portal can still post the code to the router's login page.
+            return f"Automatic login of the device failed ({error}); the customer can log in with the access code"
+    return None
+
+
+def _record(
+    plan: _Plan, *, error: RouterError | None, login_error: str | None, final_attempt: bool, now: datetime
+) -> Outcome:
+    """Step 3, one short transaction: ACTIVE, or the error (FAILED when no try is left)."""
+    password = ""
+    if error is not None:
+        try:
+            password = plan.router.password()
+        except ApplicationError:
+            password = ""
+    with transaction.atomic():
+        activation = _locked(plan.activation_id)
+        activation.claimed_until = None
+        if error is None:
+            activation.status = Status.ACTIVE
+            activation.activated_at = now
+            activation.expires_at = plan.expires_at
+            activation.limit_uptime_seconds = plan.limit_uptime_seconds
+            activation.limit_bytes_total = plan.limit_bytes_total
+            activation.last_error = _scrub(login_error or "", plan.code, password)
+            outcome = Outcome.ACTIVE
+        else:
+            activation.last_error = _scrub(str(error), plan.code, password)
+            # Wrong credentials do not fix themselves: fail now so the operator sees it at once.
+            give_up = final_attempt or isinstance(error, RouterAuthFailed)
+            if give_up:
+                activation.status = Status.FAILED
+            outcome = Outcome.FAILED if give_up else Outcome.RETRY
+        activation.save()
+        _publish(activation)
+    if outcome is Outcome.ACTIVE:
+        logger.info(
+            "Activation %s ACTIVE on router %s (attempt %s%s)",
+            activation.pk,
+            plan.router.pk,
+            activation.attempts,
+            ", renewal" if plan.renewal else "",
+        )
+    else:
+        logger.warning(
+            "Activation %s attempt %s on router %s failed (%s): %s",
+            activation.pk,
+            activation.attempts,
+            plan.router.pk,
+            outcome.value,
+            activation.last_error,
+        )
+    return outcome
+
+
+def activation_perform(activation_id: int, *, final_attempt: bool) -> Outcome:
+    """One attempt at putting the customer online; the job calls it once per (re)try.
+
+    ``final_attempt``: no retry follows, so a failure makes the activation FAILED.
+    """
+    now = timezone.now()
+    claimed = _claim(activation_id, final_attempt=final_attempt, now=now)
+    if isinstance(claimed, Outcome):
+        return claimed
+    error: RouterError | None = None
+    login_error: str | None = None
+    try:
+        login_error = _router_work(claimed)
+    except RouterError as exc:
+        error = exc
+    except Exception as exc:  # noqa: BLE001 - a bug must not leave the lease held and the chain dead
+        logger.exception("Activation %s: unexpected error during router work", activation_id)
+        error = RouterError(type(exc).__name__, text=f"Internal error while activating ({type(exc).__name__})")
+    return _record(claimed, error=error, login_error=login_error, final_attempt=final_attempt, now=timezone.now())
+
+
+# --- Operator retry ----------------------------------------------------------------------------
+
+
+def activation_retry(*, operator: AbstractBaseUser, payment_id: object) -> Payment:
+    """Start a FAILED activation again (PENDING, a fresh job with all its retries)."""
+    from billing.selectors import payment_get_for
+
+    payment = payment_get_for(operator=operator, payment_id=payment_id)
+    with transaction.atomic():
+        activation = Activation.objects.select_for_update().filter(payment_id=payment.pk).first()
+        if activation is None:
+            raise ApplicationError(
+                ErrorCode.ACTIVATION_NOT_RETRYABLE,
+                "This payment has no router activation (it is not completed)",
+                field="paymentId",
+            )
+        if activation.status != Status.FAILED:
+            raise ApplicationError(
+                ErrorCode.ACTIVATION_NOT_RETRYABLE,
+                f"Only a FAILED activation can be retried; this one is {activation.status}",
+                field="paymentId",
+            )
+        activation.status = Status.PENDING
+        activation.claimed_until = None
+        activation.save()
+        _publish(activation)
+        _enqueue_after_commit(activation.pk)
+    payment.refresh_from_db()
+    return payment
+
+
+# --- Expiry ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExpiryReport:
+    expired: int = 0
+    waiting: int = 0  # router unreachable or refused: tried again on the next run
+
+
+def _mark_expired(activation_id: int, *, note: str = "") -> bool:
+    with transaction.atomic():
+        activation = _locked(activation_id)
+        if activation.status != Status.ACTIVE:
+            return False
+        activation.status = Status.EXPIRED
+        activation.last_error = note
+        activation.save()
+        _publish(activation)
+    return True
+
+
+def _record_expiry_error(activation_id: int, message: str) -> None:
+    with transaction.atomic():
+        activation = _locked(activation_id)
+        if activation.status != Status.ACTIVE or activation.last_error == message:
+            return
+        activation.last_error = message
+        activation.save()
+        _publish(activation)
+
+
+def activations_expire_due(*, now: datetime | None = None, limit: int = 500) -> ExpiryReport:
+    """Take customers whose time is up off their routers; EXPIRED only once the router confirmed.
+
+    One connection per router. An unreachable router keeps its activations ACTIVE (with the reason
+    in ``lastError``) for the next run; ``limit-uptime`` on the router is the backstop meanwhile.
+    """
+    from network.services import router_driver, router_touch
+
+    now = now or timezone.now()
+    report = ExpiryReport()
+    due = list(
+        Activation.objects.filter(status=Status.ACTIVE, expires_at__lte=now)
+        .select_related("payment__router")
+        .order_by("expires_at", "pk")[:limit]
+    )
+    by_router: dict[int, list[Activation]] = defaultdict(list)
+    for activation in due:
+        by_router[activation.payment.router_id].append(activation)
+
+    for activations in by_router.values():
+        router = activations[0].payment.router
+        to_remove: list[Activation] = []
+        for activation in activations:
+            sharing = Activation.objects.filter(
+                payment__router_id=router.pk, access_code=activation.access_code
+            ).exclude(pk=activation.pk)
+            if sharing.filter(status=Status.PENDING).exists():
+                report.waiting += 1  # a renewal is being applied to this user: decide after it
+            elif sharing.filter(status=Status.ACTIVE, expires_at__gt=now).exists():
+                # Renewed: the user now belongs to the newer activation.
+                report.expired += _mark_expired(activation.pk, note="")
+            else:
+                to_remove.append(activation)
+        if not to_remove:
+            continue
+        pending = list(to_remove)
+        try:
+            with router_driver(router) as driver:
+                router_touch(router_id=router.pk)
+                while pending:
+                    activation = pending[0]
+                    try:
+                        driver.remove_user(activation.access_code)
+                    except RouterUnreachable:
+                        raise
+                    except RouterError as error:
+                        # The router refused this one; the connection is fine, go on with the rest.
+                        pending.pop(0)
+                        report.waiting += 1
+                        _record_expiry_error(activation.pk, _scrub(f"Expiry: {error}", activation.access_code))
+                        continue
+                    pending.pop(0)
+                    report.expired += _mark_expired(activation.pk)
+        except RouterError as error:
+            for activation in pending:
+                report.waiting += 1
+                _record_expiry_error(activation.pk, _scrub(f"Expiry: {error}", activation.access_code))
+            logger.warning("Expiry on router %s postponed for %d activation(s): %s", router.pk, len(pending), error)
+    return report
+
+
+# --- Rescue ------------------------------------------------------------------------------------
+
+
+def activations_stalled(*, now: datetime | None = None, limit: int = 200) -> list[int]:
+    """PENDING activations nobody is working on any more (their job was lost: a worker died, the
+    queue was down at enqueue time). Their lease is over and they have not changed for a while."""
+    now = now or timezone.now()
+    quiet_since = now - timedelta(seconds=settings.ACTIVATION_STALLED_AFTER_SECONDS)
+    return list(
+        Activation.objects.filter(status=Status.PENDING, updated_at__lte=quiet_since)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def activation_mark_rescued(activation_id: int) -> None:
+    """Touch a stalled activation so the next rescue run does not enqueue it again straight away."""
+    Activation.objects.filter(pk=activation_id, status=Status.PENDING).update(updated_at=timezone.now())

@@ -27,4 +27,17 @@ class ActivationAdmin(OwnedByOperatorAdmin):
     owner_path = "payment__owner"
     list_display = ["payment", "status", "attempts", "activated_at", "expires_at"]
     list_filter = ["status"]
-    readonly_fields = ["payment", "status", "access_code", "attempts", "last_error", "activated_at", "expires_at"]
+    # Read-only: state changes go through the jobs and retryActivation, which also talk to the router.
+    readonly_fields = [
+        "payment",
+        "status",
+        "access_code",
+        "attempts",
+        "last_error",
+        "activated_at",
+        "expires_at",
+        "renewal_of",
+        "limit_uptime_seconds",
+        "limit_bytes_total",
+        "claimed_until",
+    ]

@@ -61,6 +61,20 @@ class Package(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.price} KES, {self.duration_minutes} min)"
 
+    @property
+    def profile_name(self) -> str:
+        """The hotspot user profile this package maps to on its router.
+
+        Named by id, not by the package's name: renaming a package must not orphan the profile that
+        active customers are using, and operators' names may contain characters RouterOS dislikes.
+        """
+        return f"cloudpilot-pkg-{self.pk}"
+
+    @property
+    def data_limit_bytes(self) -> int | None:
+        # Decimal megabytes, like the operators' price lists and PHPNuxBill (1 MB = 1,000,000 bytes).
+        return self.data_limit_mb * 1_000_000 if self.data_limit_mb else None
+
 
 class Activation(models.Model):
     """Putting one paid customer online on the router, and taking them off at expiry."""
@@ -77,9 +91,23 @@ class Activation(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # When the customer goes offline (wall clock). Normally the payment's package_expiry_time; later
+    # when the router was only reached late, and extended when the activation renews an earlier one.
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A renewal: this purchase extended the earlier, still ACTIVE activation (same hotspot user/code).
+    renewal_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewals", editable=False
+    )
+    # What was written on the router, so a renewal can add to it.
+    limit_uptime_seconds = models.PositiveIntegerField(null=True, blank=True)
+    limit_bytes_total = models.PositiveBigIntegerField(null=True, blank=True)
+    # Lease of the worker currently talking to the router for this activation (see activation_perform).
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["access_code"], name="network_act_access_code")]
 
     def __str__(self) -> str:
         return f"Activation of {self.payment_id}: {self.status}"

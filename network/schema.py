@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 import strawberry_django
 from strawberry import auto
 
-from network import models, selectors, services
-from project.errors import ApplicationError
+from network import activation, models, selectors, services
+from project.errors import ApplicationError, ErrorCode
 from project.graphql_support import IsOperator, IsOperatorOrPortal, UserError, operator_principal, principal_of
+
+if TYPE_CHECKING:
+    # billing.schema imports this module: the Payment type is resolved lazily, when the schema is built.
+    from billing.schema import PaymentType
 
 
 @strawberry_django.type(models.Router, name="Router")
@@ -91,6 +97,45 @@ class CreatePackagePayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+def _given(value: object) -> object:
+    """Strawberry's UNSET (field not sent) → the services' UNSET; everything else as is."""
+    return services.UNSET if value is strawberry.UNSET else value
+
+
+@strawberry.input(description="Only the fields sent are changed; null clears an optional cap")
+class UpdatePackageInput:
+    package_id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    price: Decimal | None = strawberry.UNSET
+    duration_minutes: int | None = strawberry.UNSET
+    upload_kbps: int | None = strawberry.UNSET
+    download_kbps: int | None = strawberry.UNSET
+    data_limit_mb: int | None = strawberry.UNSET
+    shared_users: int | None = strawberry.UNSET
+    is_active: bool | None = strawberry.UNSET
+
+
+@strawberry.type
+class UpdatePackagePayload:
+    package: PackageType | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="The outcome of logging in to a router's API")
+class RouterConnectionCheck:
+    ok: bool
+    identity: str | None = strawberry.field(default=None, description="/system/identity name")
+    version: str | None = strawberry.field(default=None, description="RouterOS version")
+    error: str | None = strawberry.field(default=None, description="Why the router could not be used")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RetryActivationPayload:
+    payment: Annotated[PaymentType, strawberry.lazy("billing.schema")] | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class NetworkQuery:
     @strawberry_django.field(permission_classes=[IsOperator], description="The operator's routers")
@@ -151,6 +196,60 @@ class NetworkMutation:
         except ApplicationError as error:
             return CreatePackagePayload(errors=[UserError.of(error)])
         return CreatePackagePayload(package=package)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Change a package; a new speed or shared-users limit is pushed to the router's profile",
+    )
+    def update_package(self, info: strawberry.Info, input: UpdatePackageInput) -> UpdatePackagePayload:
+        # These may be left out, but not cleared.
+        required = {"name": "name", "price": "price", "duration_minutes": "durationMinutes",
+                    "shared_users": "sharedUsers", "is_active": "isActive"}  # fmt: skip
+        for attribute, field in required.items():
+            if getattr(input, attribute) is None:
+                return UpdatePackagePayload(
+                    errors=[UserError(field=field, code=ErrorCode.INVALID_INPUT, message=f"{field} cannot be null")]
+                )
+        try:
+            package = services.package_update(
+                operator=operator_principal(info).operator,
+                data=services.PackageUpdate(
+                    package_id=input.package_id,
+                    name=_given(input.name),
+                    price=_given(input.price),
+                    duration_minutes=_given(input.duration_minutes),
+                    upload_kbps=_given(input.upload_kbps),
+                    download_kbps=_given(input.download_kbps),
+                    data_limit_mb=_given(input.data_limit_mb),
+                    shared_users=_given(input.shared_users),
+                    is_active=_given(input.is_active),
+                ),
+            )
+        except ApplicationError as error:
+            return UpdatePackagePayload(errors=[UserError.of(error)])
+        return UpdatePackagePayload(package=package)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Log in to the router's API now: identity and RouterOS version, or why it failed",
+    )
+    def check_router_connection(self, info: strawberry.Info, router_id: strawberry.ID) -> RouterConnectionCheck:
+        try:
+            check = services.router_check_connection(operator=operator_principal(info).operator, router_id=router_id)
+        except ApplicationError as error:
+            return RouterConnectionCheck(ok=False, error=error.message, errors=[UserError.of(error)])
+        return RouterConnectionCheck(ok=check.ok, identity=check.identity, version=check.version, error=check.error)
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Start a FAILED router activation again (a fresh job with all its retries)",
+    )
+    def retry_activation(self, info: strawberry.Info, payment_id: uuid.UUID) -> RetryActivationPayload:
+        try:
+            payment = activation.activation_retry(operator=operator_principal(info).operator, payment_id=payment_id)
+        except ApplicationError as error:
+            return RetryActivationPayload(errors=[UserError.of(error)])
+        return RetryActivationPayload(payment=payment)  # type: ignore[arg-type]
 
 
 @strawberry.enum(description="Where a paid customer stands on the router")

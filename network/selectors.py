@@ -43,3 +43,15 @@ def package_get_active(*, router: Router, package_id: object) -> Package:
             ErrorCode.PACKAGE_NOT_FOUND, "Package not found or not active for this router", field="packageId"
         )
     return package
+
+
+def package_get_for(*, operator: AbstractBaseUser, package_id: object, for_update: bool = False) -> Package:
+    """One of the operator's packages, active or not; `for_update` locks the row (inside a transaction)."""
+    pk = _as_pk(package_id)
+    packages = Package.objects.filter(router__owner=operator, pk=pk)
+    if for_update:
+        packages = packages.select_for_update(of=("self",))
+    package = packages.select_related("router").first() if pk else None
+    if package is None:
+        raise ApplicationError(ErrorCode.PACKAGE_NOT_FOUND, "Package not found", field="packageId")
+    return package

@@ -1,17 +1,37 @@
-"""Every write to routers and packages."""
+"""Every write to routers and packages, and the router-facing chores that go with them.
+
+Router I/O never runs inside a database transaction: a router that times out must not hold a row
+lock (or, on SQLite, the whole database's write lock) for seconds.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from network.models import Package, Router
-from network.selectors import router_get_for
+from network.routeros import (
+    HotspotProfileSpec,
+    RouterAddress,
+    RouterAuthFailed,
+    RouterError,
+    RouterOSDriver,
+    format_rate_limit,
+)
+from network.selectors import package_get_for, router_get_for
+from project.encryption import DecryptionFailed
 from project.errors import ApplicationError, ErrorCode
+
+logger = logging.getLogger(__name__)
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
@@ -103,24 +123,191 @@ def _optional_positive(value: int | None, field: str) -> int | None:
     return value
 
 
-@transaction.atomic
-def package_create(*, operator: AbstractBaseUser, data: PackageInput) -> Package:
-    """Add a WiFi package (price in KES, duration, optional speed and data caps) to a router."""
-    router = router_get_for(operator=operator, router_id=data.router_id)
-    if not 1 <= data.duration_minutes <= 366 * 24 * 60:
+class _Unset:
+    """Marks an update field the caller did not send (as opposed to an explicit null)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+def _duration(minutes: int) -> int:
+    if not 1 <= minutes <= 366 * 24 * 60:
         raise ApplicationError(
             ErrorCode.INVALID_INPUT, "durationMinutes must be between 1 and 527040", field="durationMinutes"
         )
-    if not 1 <= data.shared_users <= 100:
+    return minutes
+
+
+def _shared_users(count: int) -> int:
+    if not 1 <= count <= 100:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "sharedUsers must be between 1 and 100", field="sharedUsers")
-    return Package.objects.create(
+    return count
+
+
+# What the router's hotspot profile is built from: changing any of these means a profile sync.
+PROFILE_FIELDS = ("upload_kbps", "download_kbps", "shared_users")
+
+
+@transaction.atomic
+def package_create(*, operator: AbstractBaseUser, data: PackageInput) -> Package:
+    """Add a WiFi package (price in KES, duration, optional speed and data caps) to a router.
+
+    Its hotspot user profile is pushed to the router by a job after commit.
+    """
+    router = router_get_for(operator=operator, router_id=data.router_id)
+    package = Package.objects.create(
         router=router,
         name=_required_text(data.name, "name", 100),
         price=_price(data.price),
-        duration_minutes=data.duration_minutes,
+        duration_minutes=_duration(data.duration_minutes),
         upload_kbps=_optional_positive(data.upload_kbps, "uploadKbps"),
         download_kbps=_optional_positive(data.download_kbps, "downloadKbps"),
         data_limit_mb=_optional_positive(data.data_limit_mb, "dataLimitMb"),
-        shared_users=data.shared_users,
+        shared_users=_shared_users(data.shared_users),
         is_active=data.is_active,
     )
+    _sync_profile_after_commit(package.pk)
+    return package
+
+
+@dataclass(frozen=True)
+class PackageUpdate:
+    """Fields left as UNSET are not changed; ``None`` clears an optional cap."""
+
+    package_id: object
+    name: str = UNSET
+    price: Decimal | str = UNSET
+    duration_minutes: int = UNSET
+    upload_kbps: int | None = UNSET
+    download_kbps: int | None = UNSET
+    data_limit_mb: int | None = UNSET
+    shared_users: int = UNSET
+    is_active: bool = UNSET
+
+
+def package_update(*, operator: AbstractBaseUser, data: PackageUpdate) -> Package:
+    """Change a package; when its speeds or shared-users change, the router's profile follows after commit.
+
+    Customers already online keep their access code; a new rate limit applies to them from their
+    next login (RouterOS reads the profile at login).
+    """
+    with transaction.atomic():
+        package = package_get_for(operator=operator, package_id=data.package_id, for_update=True)
+        changes: dict[str, Any] = {}
+        if data.name is not UNSET:
+            changes["name"] = _required_text(data.name, "name", 100)
+        if data.price is not UNSET:
+            changes["price"] = _price(data.price)
+        if data.duration_minutes is not UNSET:
+            changes["duration_minutes"] = _duration(data.duration_minutes)
+        if data.upload_kbps is not UNSET:
+            changes["upload_kbps"] = _optional_positive(data.upload_kbps, "uploadKbps")
+        if data.download_kbps is not UNSET:
+            changes["download_kbps"] = _optional_positive(data.download_kbps, "downloadKbps")
+        if data.data_limit_mb is not UNSET:
+            changes["data_limit_mb"] = _optional_positive(data.data_limit_mb, "dataLimitMb")
+        if data.shared_users is not UNSET:
+            changes["shared_users"] = _shared_users(data.shared_users)
+        if data.is_active is not UNSET:
+            if data.is_active is None:
+                raise ApplicationError(ErrorCode.INVALID_INPUT, "isActive must be true or false", field="isActive")
+            changes["is_active"] = data.is_active
+        changed = {field for field, value in changes.items() if getattr(package, field) != value}
+        if changed:
+            for field in changed:
+                setattr(package, field, changes[field])
+            package.save(update_fields=[*sorted(changed), "updated_at"])
+        if changed.intersection(PROFILE_FIELDS):
+            _sync_profile_after_commit(package.pk)
+    return package
+
+
+def _sync_profile_after_commit(package_id: int) -> None:
+    def enqueue() -> None:
+        from network.tasks import enqueue_profile_sync
+
+        enqueue_profile_sync(package_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+# --- Talking to routers -----------------------------------------------------------------------
+
+
+def router_driver(router: Router) -> RouterOSDriver:
+    """A driver for one job; the password is decrypted here and lives only in the driver.
+
+    A password that no longer decrypts (lost FIELD_ENCRYPTION_KEY) is reported like wrong
+    credentials: retrying cannot help, the operator must enter it again.
+    """
+    try:
+        password = router.password()
+    except DecryptionFailed:
+        raise RouterAuthFailed(
+            "stored password unreadable",
+            command="/login",
+            text="The router's stored API password could not be decrypted; enter it again",
+        ) from None
+    address = RouterAddress(
+        host=router.host,
+        port=router.api_port,
+        username=router.username,
+        password=password,
+        use_ssl=router.use_ssl,
+    )
+    return RouterOSDriver(address, timeout=settings.ROUTER_API_TIMEOUT_SECONDS)
+
+
+def router_touch(*, router_id: int, at: datetime | None = None) -> None:
+    """Remember that the router's API answered (shown to operators as lastContactAt)."""
+    Router.objects.filter(pk=router_id).update(last_contact_at=at or timezone.now())
+
+
+def profile_spec(package: Package) -> HotspotProfileSpec:
+    """The hotspot user profile a package maps to (rate-limit is upload/download, the Winbox order)."""
+    return HotspotProfileSpec(
+        name=package.profile_name,
+        rate_limit=format_rate_limit(package.upload_kbps, package.download_kbps),
+        shared_users=package.shared_users,
+    )
+
+
+def package_profile_sync(*, package_id: int) -> None:
+    """Create or update the package's hotspot user profile on its router (idempotent).
+
+    Raises RouterError when the router cannot be reached or refuses; the job retries.
+    """
+    package = Package.objects.select_related("router").get(pk=package_id)
+    with router_driver(package.router) as driver:
+        router_touch(router_id=package.router_id)
+        driver.ensure_profile(profile_spec(package))
+
+
+@dataclass(frozen=True)
+class RouterCheck:
+    ok: bool
+    identity: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+def router_check_connection(*, operator: AbstractBaseUser, router_id: object) -> RouterCheck:
+    """Log in to the router's API and read its identity and RouterOS version.
+
+    Someone else's router raises ROUTER_NOT_FOUND; a router that cannot be reached or refuses the
+    credentials is an answer (``ok=False`` with the reason), not an error of the request.
+    """
+    router = router_get_for(operator=operator, router_id=router_id)
+    try:
+        with router_driver(router) as driver:
+            identity = driver.identity()
+    except RouterError as error:
+        return RouterCheck(ok=False, error=str(error))
+    router_touch(router_id=router.pk)
+    return RouterCheck(ok=True, identity=identity.identity or None, version=identity.version or None)

@@ -201,3 +201,21 @@ PAYMENT_LINK_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_LINK_GIVE_UP_SECONDS"
 SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
 GRAPHQL_WS_ALLOWED_ORIGINS = env_list("GRAPHQL_WS_ALLOWED_ORIGINS")
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))
+
+# --- Router activation (network) ---------------------------------------------------------------
+# Seconds for connecting to a router's API and for each reply.
+ROUTER_API_TIMEOUT_SECONDS = float(os.environ.get("ROUTER_API_TIMEOUT_SECONDS", 5))
+# Retries after the first attempt, with exponential backoff: 5, 10, 20, 40, 80, 160 s (~5 min in all).
+ACTIVATION_RETRIES = int(os.environ.get("ACTIVATION_RETRIES", 6))
+ACTIVATION_RETRY_DELAY_SECONDS = float(os.environ.get("ACTIVATION_RETRY_DELAY_SECONDS", 5))
+ACTIVATION_RETRY_BACKOFF = float(os.environ.get("ACTIVATION_RETRY_BACKOFF", 2))
+# How long one worker may hold an activation while it talks to the router (others back off).
+ACTIVATION_LEASE_SECONDS = 300
+# A PENDING activation untouched this long has lost its job; the rescue job enqueues it again.
+ACTIVATION_STALLED_AFTER_SECONDS = int(os.environ.get("ACTIVATION_STALLED_AFTER_SECONDS", 15 * 60))
+# Reaching the router later than this after payment: the customer gets the full duration from then.
+ACTIVATION_LATE_GRACE_SECONDS = int(os.environ.get("ACTIVATION_LATE_GRACE_SECONDS", 5 * 60))
+# A repeat purchase extends the customer's ACTIVE package only if that has at least this long to run.
+ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS = int(os.environ.get("ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS", 120))
+PROFILE_SYNC_RETRIES = int(os.environ.get("PROFILE_SYNC_RETRIES", 3))
+PROFILE_SYNC_RETRY_DELAY_SECONDS = float(os.environ.get("PROFILE_SYNC_RETRY_DELAY_SECONDS", 10))

@@ -27,6 +27,7 @@ from project.errors import ApplicationError, ErrorCode
 from project.graphql_support import (
     IsOperator,
     IsOperatorOrPortal,
+    NonNegativeOffset,
     UserError,
     client_ip_of,
     operator_principal,
@@ -317,6 +318,7 @@ class BillingQuery:
     @strawberry_django.offset_paginated(
         OffsetPaginated[PaymentType],
         permission_classes=[IsOperator],
+        extensions=[NonNegativeOffset()],
         description="The operator's payments, newest first",
     )
     def payments(self, info: strawberry.Info, filters: PaymentFilter | None = None) -> list[PaymentType]:

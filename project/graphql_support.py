@@ -6,6 +6,8 @@ from typing import Any
 
 import strawberry
 from django.http import HttpRequest
+from graphql import GraphQLError
+from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission
 
 from project.auth import Principal
@@ -79,3 +81,20 @@ class IsOperatorOrPortal(_Authenticated):
 
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         return principal_of(info) is not None
+
+
+class NonNegativeOffset(FieldExtension):
+    """strawberry-django slices querysets with the raw offset; Django refuses negative indexing."""
+
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        pagination = kwargs.get("pagination")
+        if pagination and getattr(pagination, "offset", 0) < 0:
+            raise GraphQLError("pagination.offset must not be negative", extensions={"code": "INVALID_INPUT"})
+
+    def resolve(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> Any:
+        self._check(kwargs)
+        return next_(source, info, **kwargs)
+
+    async def resolve_async(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> Any:
+        self._check(kwargs)
+        return await next_(source, info, **kwargs)

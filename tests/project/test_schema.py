@@ -105,3 +105,10 @@ def test_unexpected_exceptions_are_masked_but_auth_messages_kept(gql, operator, 
     assert "secret internal detail" not in repr(body)
     unauthenticated = gql("{ paymentCredentials { id } }")
     assert "Authentication required" in unauthenticated["errors"][0]["message"]
+
+
+@pytest.mark.django_db
+def test_negative_pagination_offset_is_a_clear_error(gql, operator):
+    body = gql(PAYMENTS, {"pagination": {"offset": -5, "limit": 2}}, **operator.auth)
+    assert body["errors"][0]["message"] == "pagination.offset must not be negative"
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

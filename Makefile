@@ -21,9 +21,12 @@ migrate: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 
+# Seeds the demo operator once (with DEBUG or SIMULATORS_ENABLED on), prints its login and the URLs,
+# then serves everything from one process: API, portal, simulators and background jobs.
 run: migrate
-	@echo "GraphiQL: http://$(HOST):$(PORT)/graphql/   admin: http://$(HOST):$(PORT)/admin/"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+	PORT=$(PORT) $(BIN)/python manage.py seed_demo --if-simulators
+	@echo "Starting on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
+	PORT=$(PORT) $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 
 test: install
 	mkdir -p var

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from billing.models import Payment
 from billing.webhooks import webhook_receive
 
 
@@ -21,3 +23,21 @@ def intasend_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "invalid", "detail": "Body too large"}, status=413)
     answer = webhook_receive(raw_body=body, remote_addr=request.META.get("REMOTE_ADDR"))
     return JsonResponse(answer.body, status=answer.http_status)
+
+
+def payment_result(request: HttpRequest, payment_id, outcome: str) -> HttpResponse:
+    """Where IntaSend's checkout sends the payer back. The redirect proves nothing: the page shows
+    what the database knows, and nothing personal (anyone holding the link can open it)."""
+    payment = Payment.objects.select_related("package").filter(pk=payment_id).first()
+    if payment is None:
+        raise Http404("Unknown payment")
+    if payment.status == Payment.Status.COMPLETED:
+        title, detail = "Payment received", "Thank you: your WiFi access is being set up."
+    elif payment.status == Payment.Status.FAILED:
+        title, detail = "Payment not completed", payment.failure_reason or "The payment did not go through."
+    elif outcome == "failed":
+        title, detail = "Payment not completed", "The payment was cancelled or did not go through."
+    else:
+        title, detail = "Payment in progress", "We are waiting for the payment provider to confirm your payment."
+    context = {"title": title, "detail": detail, "package": payment.package.name}
+    return render(request, "billing/payment_result.html", context)

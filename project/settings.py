@@ -219,3 +219,19 @@ ACTIVATION_LATE_GRACE_SECONDS = int(os.environ.get("ACTIVATION_LATE_GRACE_SECOND
 ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS = int(os.environ.get("ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS", 120))
 PROFILE_SYNC_RETRIES = int(os.environ.get("PROFILE_SYNC_RETRIES", 3))
 PROFILE_SYNC_RETRY_DELAY_SECONDS = float(os.environ.get("PROFILE_SYNC_RETRY_DELAY_SECONDS", 10))
+
+# --- Simulators and the reference captive portal -------------------------------------------------
+# Stand-ins for IntaSend and a MikroTik router served by the app under /simulator/ (the phone page,
+# the checkout page, IntaSend's API, the router view), so the whole flow runs on one machine.
+# Development only: never switch them on in production (the IntaSend simulator signs webhooks with
+# stored SANDBOX credentials' challenges). Off → the routes do not exist.
+SIMULATORS_ENABLED = env_bool("SIMULATORS_ENABLED", DEBUG)
+# The RouterOS API simulator's TCP port on 127.0.0.1 (the seeded demo router points at it).
+ROUTEROS_SIMULATOR_PORT = int(os.environ.get("ROUTEROS_SIMULATOR_PORT", 18728))
+# This server's own address, for the URLs it gives itself (`make run` passes PORT).
+SERVER_URL = (os.environ.get("SERVER_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}").rstrip("/")
+if SIMULATORS_ENABLED and INTASEND_API_BASE_URL is None:
+    # With simulators on and no IntaSend host given, the gateway talks to the app's own simulator.
+    INTASEND_API_BASE_URL = f"{SERVER_URL}/simulator/intasend/api/v1/"
+
+INSTALLED_APPS += ["portal"]

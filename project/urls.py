@@ -1,8 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from billing.views import intasend_webhook
+from billing.views import intasend_webhook, payment_result
 from project.health import healthz
 from project.views import graphql_view
 
@@ -12,4 +13,12 @@ urlpatterns = [
     path("graphql/", csrf_exempt(graphql_view())),
     path("payments/webhook/", intasend_webhook, name="intasend-webhook"),
     path("healthz/", healthz, name="healthz"),
+    # Where IntaSend's checkout returns the payer (INTASEND_SUCCESS_URL_BASE / INTASEND_FAIL_URL_BASE).
+    path("payment/success/<uuid:payment_id>/", payment_result, {"outcome": "success"}, name="payment-success"),
+    path("payment/failed/<uuid:payment_id>/", payment_result, {"outcome": "failed"}, name="payment-failed"),
+    path("portal/", include("portal.urls")),
 ]
+
+if settings.SIMULATORS_ENABLED:
+    # Development stand-ins for IntaSend and the router: absent, not just hidden, when off.
+    urlpatterns += [path("simulator/", include("billing.simulator.urls"))]

@@ -156,3 +156,13 @@ def test_check_status_of_non_intasend_payment(gql, shop):
     result = check(gql, shop, payment["id"])
     assert result["errors"][0]["code"] == "NOT_INTASEND_PAYMENT"
     assert result["errors"][0]["message"] == "This payment was not initiated through IntaSend"
+
+
+def test_checkout_return_pages_show_what_the_database_knows(client, gql, shop):
+    payment_id = create_link(gql, shop)["payment"]["id"]
+    page = client.get(f"/payment/success/{payment_id}/")
+    assert page.status_code == 200 and b"Payment in progress" in page.content  # the redirect proves nothing
+    assert b"254712345678" not in page.content
+    Payment.objects.filter(pk=payment_id).update(status="COMPLETED")
+    assert b"Payment received" in client.get(f"/payment/success/{payment_id}/").content
+    assert client.get("/payment/failed/00000000-0000-0000-0000-000000000000/").status_code == 404

@@ -1,0 +1,145 @@
+"""`python manage.py seed_demo`: a demo operator wired to the simulators, created once.
+
+Running it again creates nothing new: each object is looked up first (the router's simulator port
+follows ROUTEROS_SIMULATOR_PORT). Refuses to run with simulators off — the demo password is public.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from billing.models import PaymentCredential
+from billing.services import CredentialInput, credential_add, operator_profile
+from network.models import Package, Router
+from network.services import PackageInput, RouterInput, package_create, router_create
+
+USERNAME = "demo"
+PASSWORD = "demo-pass-2026"
+ROUTER_NAME = "Demo router (simulator)"
+ROUTER_USERNAME = "admin"
+ROUTER_PASSWORD = "demo-router-pass"
+INTASEND_PUBLIC_KEY = "ISPubKey_test_demo"
+INTASEND_SECRET_KEY = "ISSecretKey_test_demo"
+WEBHOOK_CHALLENGE = "demo-webhook-challenge"
+# A customer's device as the hotspot's login page would describe it.
+DEMO_MAC = "02:00:00:00:00:01"
+DEMO_IP = "10.5.50.2"
+
+PACKAGES = [
+    PackageInput(router_id=None, name="30 minutes", price=Decimal("10"), duration_minutes=30,
+                 upload_kbps=1024, download_kbps=2048),
+    PackageInput(router_id=None, name="1 hour", price=Decimal("20"), duration_minutes=60,
+                 upload_kbps=2048, download_kbps=5120),
+    PackageInput(router_id=None, name="1 day (1 GB)", price=Decimal("50"), duration_minutes=24 * 60,
+                 upload_kbps=2048, download_kbps=5120, data_limit_mb=1000),
+]  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Create the demo operator, router, packages and IntaSend credential (idempotent)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--force", action="store_true", help="Seed even though simulators are off (not for production)"
+        )
+        parser.add_argument(
+            "--if-simulators", action="store_true", help="With simulators off, say so and do nothing (make run)"
+        )
+
+    def handle(self, *args, force: bool = False, if_simulators: bool = False, **options) -> None:
+        if not settings.SIMULATORS_ENABLED and not force:
+            message = "Simulators are off (DEBUG=0, SIMULATORS_ENABLED unset): no demo login is seeded."
+            if if_simulators:
+                self.stdout.write(message)
+                return
+            raise CommandError(message)
+        created: list[str] = []
+        with transaction.atomic():
+            user = self._operator(created)
+            router = self._router(user, created)
+            for spec in PACKAGES:
+                if not Package.objects.filter(router=router, name=spec.name).exists():
+                    package_create(operator=user, data=_for_router(spec, router))
+                    created.append(f"package {spec.name!r}")
+            if not PaymentCredential.objects.filter(owner=user, api_key=INTASEND_PUBLIC_KEY).exists():
+                credential_add(
+                    operator=user,
+                    data=CredentialInput(
+                        api_key=INTASEND_PUBLIC_KEY,
+                        private_key=INTASEND_SECRET_KEY,
+                        environment=PaymentCredential.Environment.SANDBOX,
+                        webhook_challenge=WEBHOOK_CHALLENGE,
+                    ),
+                )
+                created.append("IntaSend credential")
+        self._report(user, router, created)
+
+    def _operator(self, created: list[str]):
+        user_model = get_user_model()
+        user = user_model.objects.filter(username=USERNAME).first()
+        if user is None:
+            # Staff, not superuser: the admin shows the demo operator only their own objects.
+            user = user_model.objects.create_user(username=USERNAME, password=PASSWORD, is_staff=True)
+            user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["billing", "network"]))
+            created.append(f"operator {USERNAME!r}")
+        operator_profile(operator=user)
+        return user
+
+    def _router(self, user, created: list[str]) -> Router:
+        router = Router.objects.filter(owner=user, name=ROUTER_NAME).first()
+        port = settings.ROUTEROS_SIMULATOR_PORT
+        if router is None:
+            router = router_create(
+                operator=user,
+                data=RouterInput(
+                    name=ROUTER_NAME,
+                    host="127.0.0.1",
+                    username=ROUTER_USERNAME,
+                    password=ROUTER_PASSWORD,
+                    api_port=port,
+                ),
+            )
+            created.append(f"router {ROUTER_NAME!r}")
+        elif router.api_port != port:
+            router.api_port = port
+            router.save(update_fields=["api_port", "updated_at"])
+        return router
+
+    def _report(self, user, router: Router, created: list[str]) -> None:
+        public_key = operator_profile(operator=user).public_key
+        base = settings.SERVER_URL
+        password = PASSWORD if user.check_password(PASSWORD) else "(changed since it was seeded)"
+        portal = f"{base}/portal/{public_key}/?routerId={router.pk}&mac={DEMO_MAC}&ip={DEMO_IP}"
+        lines = [
+            "Created: " + ", ".join(created) if created else "Demo data already there: nothing created.",
+            "",
+            f"  username    {USERNAME}",
+            f"  password    {password}",
+            f"  public key  {public_key}",
+            f"  router id   {router.pk} ({router.host}:{router.api_port})",
+            "",
+            f"  GraphiQL    {base}/graphql/",
+            f"  portal      {portal}",
+            f"  phone       {base}/simulator/phone/",
+            f"  router      {base}/simulator/router/",
+            f"  admin       {base}/admin/",
+        ]
+        self.stdout.write("\n".join(lines))
+
+
+def _for_router(spec: PackageInput, router: Router) -> PackageInput:
+    return PackageInput(
+        router_id=router.pk,
+        name=spec.name,
+        price=spec.price,
+        duration_minutes=spec.duration_minutes,
+        upload_kbps=spec.upload_kbps,
+        download_kbps=spec.download_kbps,
+        data_limit_mb=spec.data_limit_mb,
+    )

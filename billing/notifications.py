@@ -7,12 +7,15 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from project.embedded import run_on_server_loop
 
 logger = logging.getLogger(__name__)
 
 PAYMENT_CHANGED = "payment.changed"
+# What a channel layer raises while its backend (Redis) is down or restarting.
+CHANNEL_LAYER_ERRORS: tuple[type[BaseException], ...] = (OSError, RedisError)
 
 
 def payment_group(payment_id: object) -> str:

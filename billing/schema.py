@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import AsyncGenerator
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 import strawberry
 import strawberry_django
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.utils import timezone
-from graphql import GraphQLError
 from strawberry import auto
 from strawberry_django.pagination import OffsetPaginated
 
 from billing import models, selectors, services, throttling
 from billing.input_rules import mask_phone, normalise_phone
-from billing.notifications import PAYMENT_CHANGED, operator_group, payment_group
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import active_user, decode_token, issue_tokens
 from project.errors import ApplicationError, ErrorCode
@@ -482,114 +477,3 @@ class BillingMutation:
             ),
         )
 
-
-# --- Subscriptions ----------------------------------------------------------------------------
-
-
-def _load_payment(principal, payment_id: uuid.UUID) -> models.Payment | None:
-    return (
-        selectors.payments_for(principal.operator)
-        .select_related("router", "package", "activation")
-        .filter(pk=payment_id)
-        .first()
-    )
-
-
-def _version(payment: models.Payment) -> tuple:
-    activation = getattr(payment, "activation", None) if _has_activation(payment) else None
-    return (payment.updated_at, activation.updated_at if activation else None)
-
-
-def _has_activation(payment: models.Payment) -> bool:
-    try:
-        payment.activation  # noqa: B018 - loaded by select_related
-    except models.Payment.activation.RelatedObjectDoesNotExist:
-        return False
-    return True
-
-
-def _stream_is_over(payment: models.Payment) -> bool:
-    """A portal stops caring once the payment failed or the router answered for it."""
-    if payment.status == models.Payment.Status.FAILED:
-        return True
-    return _has_activation(payment) and payment.activation.status != "PENDING"
-
-
-def _changed_since(principal, router_id, since, seen: set) -> list[models.Payment]:
-    queryset = selectors.payments_for(principal.operator).select_related("router", "package", "activation")
-    if router_id is not None:
-        queryset = queryset.filter(router_id=router_id)
-    # Overlap the window a little: rows committed out of timestamp order are caught, `seen` dedupes.
-    changed = queryset.filter(updated_at__gte=since - timedelta(seconds=2)).order_by("updated_at")[:200]
-    return [p for p in changed if (p.pk, _version(p)) not in seen]
-
-
-@strawberry.type(name="Subscription")
-class BillingSubscription:
-    @strawberry.subscription(
-        permission_classes=[IsOperatorOrPortal],
-        description="The payment as it is now, then every change, until it fails or the router answers",
-    )
-    async def payment_updates(self, info: strawberry.Info, payment_id: uuid.UUID) -> AsyncGenerator[PaymentType]:
-        principal = operator_principal(info)
-        consumer = info.context["ws"]
-        load = sync_to_async(_load_payment)
-        last_version = None
-        while True:
-            # Join the group first, then read: a change committed in between is still heard.
-            async with consumer.listen_to_channel(
-                PAYMENT_CHANGED, groups=[payment_group(payment_id)], timeout=settings.SUBSCRIPTION_RESYNC_SECONDS
-            ) as hints:
-                payment = await load(principal, payment_id)
-                if payment is None:
-                    raise GraphQLError(
-                        "Payment not found or access denied", extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value}
-                    )
-                if _version(payment) != last_version:
-                    last_version = _version(payment)
-                    yield payment  # type: ignore[misc]
-                if _stream_is_over(payment):
-                    return
-                async for hint in hints:  # hints are at-most-once: each one only triggers a re-read
-                    if hint.get("payment_id") != str(payment_id):
-                        continue
-                    payment = await load(principal, payment_id)
-                    if payment is not None and _version(payment) != last_version:
-                        last_version = _version(payment)
-                        yield payment  # type: ignore[misc]
-                    if payment is None or _stream_is_over(payment):
-                        return
-
-    @strawberry.subscription(
-        permission_classes=[IsOperator],
-        description="Every change to any of the operator's payments (optionally one router's), from now on",
-    )
-    async def operator_payment_updates(
-        self, info: strawberry.Info, router_id: strawberry.ID | None = None
-    ) -> AsyncGenerator[PaymentType]:
-        principal = operator_principal(info)
-        consumer = info.context["ws"]
-        router_pk = int(router_id) if router_id is not None and str(router_id).isdigit() else None
-        if router_id is not None and router_pk is None:
-            return
-        changed_since = sync_to_async(_changed_since)
-        since = timezone.now()
-        seen: set = set()
-        while True:
-            async with consumer.listen_to_channel(
-                PAYMENT_CHANGED,
-                groups=[operator_group(principal.operator.pk)],
-                timeout=settings.SUBSCRIPTION_RESYNC_SECONDS,
-            ) as hints:
-                # Every wake-up (hint or resync timeout) asks the database what changed.
-                for payment in await changed_since(principal, router_pk, since, seen):
-                    seen.add((payment.pk, _version(payment)))
-                    since = max(since, payment.updated_at)
-                    yield payment  # type: ignore[misc]
-                async for _hint in hints:
-                    for payment in await changed_since(principal, router_pk, since, seen):
-                        seen.add((payment.pk, _version(payment)))
-                        since = max(since, payment.updated_at)
-                        yield payment  # type: ignore[misc]
-            if len(seen) > 10_000:
-                seen = {entry for entry in seen if entry[1][0] >= since - timedelta(seconds=2)}

@@ -17,7 +17,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from billing.schema import BillingMutation, BillingQuery, BillingSubscription
+from billing.schema import BillingMutation, BillingQuery
+from billing.subscriptions import BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
 
 Query = merge_types("Query", (BillingQuery, NetworkQuery))

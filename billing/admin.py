@@ -1,7 +1,10 @@
 from django.contrib import admin
 
+from billing.input_rules import normalise_phone
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
+from network.models import Activation
 from project.admin_scoping import OwnedByOperatorAdmin
+from project.errors import ApplicationError
 
 
 @admin.register(OperatorProfile)
@@ -66,19 +69,86 @@ class WebhookDeliveryAdmin(OwnedByOperatorAdmin):
         return False
 
 
+class ActivationInline(admin.StackedInline):
+    """The payment's router activation (access code, attempts, last router error), read-only."""
+
+    model = Activation
+    extra = 0
+    max_num = 1
+    can_delete = False
+    fields = [
+        "status",
+        "access_code",
+        "attempts",
+        "last_error",
+        "activated_at",
+        "expires_at",
+        "renewal_of",
+        "limit_uptime_seconds",
+        "limit_bytes_total",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Payment)
 class PaymentAdmin(OwnedByOperatorAdmin):
-    list_display = ["id", "status", "phone_number", "amount", "router", "package", "created_at", "completed_at"]
-    list_filter = ["status", "kind", "payment_provider", "router", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["id", "phone_number", "intasend_invoice_id", "mpesa_reference"]
+    """The support desk's view: find a customer's payment by phone, status, router or date."""
+
+    list_display = [
+        "id",
+        "status",
+        "phone_number",
+        "amount",
+        "router",
+        "package",
+        "activation_status",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = [
+        "status",
+        "kind",
+        "payment_provider",
+        ("router", admin.RelatedOnlyFieldListFilter),  # only the operator's own routers
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["id", "phone_number", "intasend_invoice_id", "mpesa_reference", "activation__access_code"]
+    search_help_text = "Phone (any usual form: 0712 345 678, +254…), M-Pesa receipt, invoice, access code or id"
     date_hierarchy = "created_at"
-    list_select_related = ["router", "package"]
-    inlines = [PaymentEventInline, WebhookDeliveryInline]
+    list_select_related = ["router", "package", "activation"]
+    inlines = [ActivationInline, PaymentEventInline, WebhookDeliveryInline]
     exclude = ["intasend_checkout_signature", "request_fingerprint"]
 
     def get_readonly_fields(self, request, obj=None):
         # State changes only through the state machine (services), never by hand in the admin.
         return [f.name for f in Payment._meta.fields if f.name not in self.exclude]
 
+    def get_search_results(self, request, queryset, search_term):
+        """A phone number as the customer says it (0712…, +254 712…) finds the stored 2547… form."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            phone = normalise_phone(search_term)
+        except ApplicationError:
+            return found, may_have_duplicates
+        return found | queryset.filter(phone_number=phone), may_have_duplicates
+
+    @admin.display(description="activation", ordering="activation__status")
+    def activation_status(self, obj: Payment) -> str:
+        activation = getattr(obj, "activation", None)
+        return activation.status if activation is not None else "—"
+
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a view page: nothing here is edited by hand
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Money records: operators cannot delete them (superusers can, e.g. test data).
+        return request.user.is_superuser and super().has_delete_permission(request, obj)

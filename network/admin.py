@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.db import transaction
 
 from network.models import Activation, Package, Router
+from network.services import PROFILE_FIELDS
 from project.admin_scoping import OwnedByOperatorAdmin
 
 
@@ -18,15 +20,33 @@ class RouterAdmin(OwnedByOperatorAdmin):
 @admin.register(Package)
 class PackageAdmin(OwnedByOperatorAdmin):
     owner_path = "router__owner"
+    owned_choices = {"router": "owner"}  # a package goes on one of the operator's own routers
     list_display = ["name", "router", "price", "duration_minutes", "data_limit_mb", "is_active"]
-    list_filter = ["is_active", "router"]
+    list_filter = ["is_active", ("router", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name"]
+    list_select_related = ["router"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a package to another router would strand its profile and its customers there.
+        return ["router"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or set(form.changed_data).intersection(PROFILE_FIELDS):
+            # Like packageCreate/packageUpdate: the router's hotspot profile follows, after commit.
+            from network.tasks import enqueue_profile_sync
+
+            transaction.on_commit(lambda: enqueue_profile_sync(obj.pk), robust=True)
 
 
 @admin.register(Activation)
 class ActivationAdmin(OwnedByOperatorAdmin):
     owner_path = "payment__owner"
-    list_display = ["payment", "status", "attempts", "activated_at", "expires_at"]
-    list_filter = ["status"]
+    list_display = ["payment", "status", "access_code", "attempts", "activated_at", "expires_at"]
+    list_filter = ["status", ("payment__router", admin.RelatedOnlyFieldListFilter)]
+    # A customer on the phone reads out their access code, phone number or M-Pesa receipt.
+    search_fields = ["access_code", "payment__phone_number", "payment__mpesa_reference"]
+    list_select_related = ["payment"]
     # Read-only: state changes go through the jobs and retryActivation, which also talk to the router.
     readonly_fields = [
         "payment",
@@ -41,3 +61,6 @@ class ActivationAdmin(OwnedByOperatorAdmin):
         "limit_bytes_total",
         "claimed_until",
     ]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # activations start when payments complete

@@ -1,7 +1,8 @@
 """ASGI entry point: Django serves HTTP, Channels serves GraphQL over WebSockets on /graphql/.
 
 `daphne project.asgi:application` alone is the whole embedded system: without REDIS_URL the task
-consumer runs inside this process too (project.embedded).
+consumer runs inside this process too (project.embedded), and with simulators on, so does the
+RouterOS simulator the demo router points at (network.simulator.runtime).
 """
 
 import os
@@ -38,3 +39,10 @@ application = LoopRecordingApp(ProtocolTypeRouter({"http": django_asgi_app, "web
 
 if settings.TASKS_IN_SERVER_PROCESS:
     start_task_consumer()
+
+if settings.SIMULATORS_ENABLED and settings.ROUTEROS_SIMULATOR_AUTOSTART:
+    # The demo router (seed_demo) on 127.0.0.1:ROUTEROS_SIMULATOR_PORT; once per process, and a
+    # taken port is only a warning.
+    from network.simulator.runtime import start_router_simulator
+
+    start_router_simulator()

@@ -32,11 +32,15 @@ def start_task_consumer() -> None:
     """Start the in-process Huey consumer once (workers + the periodic scheduler)."""
     global _consumer
     from django.conf import settings
+    from django.utils.module_loading import autodiscover_modules
     from huey.contrib.djhuey import HUEY
 
     with _consumer_lock:
         if _consumer is not None or HUEY.immediate:
             return
+        # Like run_huey: every app's tasks module registered before the first dequeue, or a job
+        # queued by another process (seed_demo's profile syncs) is read, not found, and dropped.
+        autodiscover_modules("tasks")
         options = dict(settings.HUEY.get("consumer", {}))
         options.setdefault("workers", 2)
         options["worker_type"] = "thread"

@@ -228,6 +228,9 @@ PROFILE_SYNC_RETRY_DELAY_SECONDS = float(os.environ.get("PROFILE_SYNC_RETRY_DELA
 SIMULATORS_ENABLED = env_bool("SIMULATORS_ENABLED", DEBUG)
 # The RouterOS API simulator's TCP port on 127.0.0.1 (the seeded demo router points at it).
 ROUTEROS_SIMULATOR_PORT = int(os.environ.get("ROUTEROS_SIMULATOR_PORT", 18728))
+# Whether the server process (project.asgi) runs that simulator when simulators are on. Test servers
+# (tests/live.py) turn it off unless a test asks for it, so they never fight over the port.
+ROUTEROS_SIMULATOR_AUTOSTART = env_bool("ROUTEROS_SIMULATOR_AUTOSTART", SIMULATORS_ENABLED)
 # This server's own address, for the URLs it gives itself (`make run` passes PORT).
 SERVER_URL = (os.environ.get("SERVER_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}").rstrip("/")
 if SIMULATORS_ENABLED and INTASEND_API_BASE_URL is None:

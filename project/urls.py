@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -21,4 +22,11 @@ urlpatterns = [
 
 if settings.SIMULATORS_ENABLED:
     # Development stand-ins for IntaSend and the router: absent, not just hidden, when off.
-    urlpatterns += [path("simulator/", include("billing.simulator.urls"))]
+    urlpatterns += [
+        path("simulator/router/", include("network.simulator.urls")),
+        path("simulator/", include("billing.simulator.urls")),
+    ]
+
+# The admin's CSS and JS under `make run` (daphne serves no static files itself). Only with DEBUG on:
+# in production collect them (`manage.py collectstatic`, STATIC_ROOT) and let the web server serve them.
+urlpatterns += staticfiles_urlpatterns()

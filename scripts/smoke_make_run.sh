@@ -5,6 +5,7 @@
 #   SMOKE_WORKTREE=1 scripts/smoke_make_run.sh   copy the working tree (tracked and untracked, not ignored)
 #                                                instead of cloning HEAD: check uncommitted work
 #   PORT=8123 / SMOKE_TIMEOUT=900                 the port to use (default: a free one) / seconds to wait
+#   ROUTEROS_SIMULATOR_PORT=18728                 the RouterOS simulator's port (default: a free one)
 #
 # Runs on the embedded defaults whatever the caller's environment says (no DATABASE_URL, REDIS_URL...).
 set -euo pipefail
@@ -12,7 +13,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 source="${1:-$repo}"
 workdir="$(mktemp -d)"
-port="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port="${PORT:-$(free_port)}"
+router_port="${ROUTEROS_SIMULATOR_PORT:-$(free_port)}"  # not the fixed default: a developer's demo may hold it
 log="$workdir/make-run.log"
 pid=""
 
@@ -48,7 +51,7 @@ cd "$clone"
 # setsid: make, daphne and the rest get their own process group, stopped together by cleanup().
 env -u DATABASE_URL -u REDIS_URL -u INTASEND_API_BASE_URL -u INTASEND_CALLBACK_URL -u DEBUG \
     -u SIMULATORS_ENABLED -u SERVER_URL -u HUEY_SQLITE_PATH -u VIRTUAL_ENV \
-    setsid make run PORT="$port" >"$log" 2>&1 < /dev/null &
+    ROUTEROS_SIMULATOR_PORT="$router_port" setsid make run PORT="$port" >"$log" 2>&1 < /dev/null &
 pid=$!
 
 deadline=$((SECONDS + ${SMOKE_TIMEOUT:-900}))
@@ -64,4 +67,7 @@ grep -q "password    demo-pass-2026" "$log" || fail "the demo login was not prin
 key="$(sed -n 's/^  public key  \([0-9a-f]\{32\}\)$/\1/p' "$log" | head -n 1)"
 [ -n "$key" ] || fail "the demo public key was not printed"
 curl -fsS -o /dev/null "http://127.0.0.1:$port/portal/$key/" || fail "the portal does not answer"
-echo "smoke_make_run: OK (healthy, demo seeded, phone and portal answer)"
+curl -fsS "http://127.0.0.1:$port/simulator/router/state.json" | grep -q '"running": true' \
+    || fail "the RouterOS simulator is not running in the server"
+grep -q "router id   [0-9]* (127.0.0.1:$router_port)" "$log" || fail "the demo router does not point at the simulator"
+echo "smoke_make_run: OK (healthy, demo seeded, phone, portal and router simulator answer)"

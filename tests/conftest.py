@@ -34,6 +34,14 @@ def _tasks_run_inline() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_router_simulator_in_the_test_process() -> None:
+    """Importing project.asgi in a test must not start the demo's RouterOS simulator on its fixed port."""
+    from django.conf import settings
+
+    settings.ROUTEROS_SIMULATOR_AUTOSTART = False
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     cache.clear()  # throttling counters must not leak between tests

@@ -71,6 +71,9 @@ def base_env(log_dir: Path, **overrides: str) -> dict[str, str]:
         DEBUG="1",
         HUEY_SQLITE_PATH=str(log_dir / "huey.sqlite3"),
         PYTHONUNBUFFERED="1",
+        # Test servers run the RouterOS simulator only when a test asks (ROUTEROS_SIMULATOR_AUTOSTART=1
+        # and a free ROUTEROS_SIMULATOR_PORT): never on the demo's fixed port.
+        ROUTEROS_SIMULATOR_AUTOSTART="0",
     )
     env.pop("REDIS_URL", None)
     env.update(overrides)

@@ -35,14 +35,19 @@ class DemoServer(Daphne):
         Process.__init__(self, "daphne", argv, {**env, "PORT": str(self.port)}, log_dir)
 
 
-def test_demo_server_starts_healthy_and_a_payment_goes_through_the_phone(tmp_path):
+def test_demo_server_starts_healthy_and_a_payment_goes_through_the_phone(tmp_path, settings):
+    router_port = free_port()  # the demo's RouterOS simulator, on a port of this test's own
+    settings.ROUTEROS_SIMULATOR_PORT = router_port
     out = StringIO()
     call_command("seed_demo", stdout=out)
     public_key = OperatorProfile.objects.get(user__username="demo").public_key
     router = Router.objects.get(name="Demo router (simulator)")
     package = Package.objects.get(router=router, name="1 hour")
 
-    env = base_env(tmp_path, DEBUG="0", SIMULATORS_ENABLED="1")
+    env = base_env(
+        tmp_path, DEBUG="0", SIMULATORS_ENABLED="1", ROUTEROS_SIMULATOR_AUTOSTART="1",
+        ROUTEROS_SIMULATOR_PORT=str(router_port),
+    )
     env.pop("INTASEND_API_BASE_URL", None)
     server = DemoServer(env, tmp_path)
     with running(server):
@@ -86,8 +91,9 @@ def test_demo_server_starts_healthy_and_a_payment_goes_through_the_phone(tmp_pat
             )
             assert approved.status_code == 200
 
-            while True:  # the webhook arrives, the status API confirms it, the subscriber hears it
+            while True:  # the webhook arrives, the status API confirms it, the router takes the customer
                 update = portal.next_data(timeout=15)["paymentUpdates"]
-                if update["status"] == "COMPLETED":
+                if update["activation"] and update["activation"]["status"] != "PENDING":
                     break
-            assert update["intasendState"] == "COMPLETE"
+            assert update["status"] == "COMPLETED" and update["intasendState"] == "COMPLETE"
+            assert update["activation"]["status"] == "ACTIVE"

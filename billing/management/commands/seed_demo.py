@@ -7,6 +7,7 @@ follows ROUTEROS_SIMULATOR_PORT). Refuses to run with simulators off — the dem
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,12 +19,12 @@ from billing.models import PaymentCredential
 from billing.services import CredentialInput, credential_add, operator_profile
 from network.models import Package, Router
 from network.services import PackageInput, RouterInput, package_create, router_create
+from network.simulator.runtime import PASSWORD as ROUTER_PASSWORD
+from network.simulator.runtime import USERNAME as ROUTER_USERNAME
 
 USERNAME = "demo"
 PASSWORD = "demo-pass-2026"
 ROUTER_NAME = "Demo router (simulator)"
-ROUTER_USERNAME = "admin"
-ROUTER_PASSWORD = "demo-router-pass"
 INTASEND_PUBLIC_KEY = "ISPubKey_test_demo"
 INTASEND_SECRET_KEY = "ISSecretKey_test_demo"
 WEBHOOK_CHALLENGE = "demo-webhook-challenge"
@@ -115,7 +116,10 @@ class Command(BaseCommand):
         public_key = operator_profile(operator=user).public_key
         base = settings.SERVER_URL
         password = PASSWORD if user.check_password(PASSWORD) else "(changed since it was seeded)"
-        portal = f"{base}/portal/{public_key}/?routerId={router.pk}&mac={DEMO_MAC}&ip={DEMO_IP}"
+        # The parameters MikroTik's login.html passes; link-login-only is the simulator's hotspot login.
+        hotspot_login = f"{base}/simulator/router/login?{urlencode({'mac': DEMO_MAC, 'ip': DEMO_IP})}"
+        query = urlencode({"routerId": router.pk, "mac": DEMO_MAC, "ip": DEMO_IP, "link-login-only": hotspot_login})
+        portal = f"{base}/portal/{public_key}/?{query}"
         lines = [
             "Created: " + ", ".join(created) if created else "Demo data already there: nothing created.",
             "",

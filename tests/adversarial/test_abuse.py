@@ -86,3 +86,45 @@ def test_stk_spam_to_one_phone_from_a_portal_is_throttled(gql, shop, settings):
         Payment.objects.update(status="FAILED")  # let the already-pending rule step aside
     assert codes[:3] == ["OK"] * 3 and codes[3:] == ["RATE_LIMITED"] * 3
     assert len(shop.intasend.requests_to("mpesa-stk-push/")) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_websocket_subscribe_flood_is_refused_cheaply(gql, shop, settings):
+    """Hundreds of subscribe frames on one socket: all past the cap are refused, the socket stays usable."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    key = await sync_to_async(lambda: shop.operator.public_key)()
+    started = await sync_to_async(gql)(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)
+    payment_id = started["data"]["initiatePayment"]["payment"]["id"]
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "connection_init", "payload": {"X-Public-Key": key}})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    query = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id } }"
+    flood = 300
+    for index in range(flood):
+        payload = {"query": query, "variables": {"id": payment_id}}
+        await ws.send_json_to({"id": f"f{index}", "type": "subscribe", "payload": payload})
+    replies = [await ws.receive_json_from(timeout=5) for _ in range(flood)]
+    kinds = [reply["type"] for reply in replies]
+    assert kinds.count("next") == settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
+    assert kinds.count("error") == flood - settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "pong"
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_websocket_without_connection_init_is_closed(shop, settings):
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": "subscription { x }"}})
+    closed = await ws.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4401, "reason": "Unauthorized"}

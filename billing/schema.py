@@ -368,8 +368,8 @@ class BillingMutation:
 
     @strawberry_django.mutation(description="Trade a refresh token for a new token pair")
     def refresh_token(self, info: strawberry.Info, refresh_token: str) -> TokenPayload:
-        user_id = decode_token(refresh_token, "refresh")
-        user = active_user(user_id) if user_id is not None else None
+        claims = decode_token(refresh_token, "refresh")
+        user = active_user(claims.user_id) if claims is not None else None
         if user is None:
             return TokenPayload(
                 errors=[

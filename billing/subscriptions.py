@@ -29,21 +29,30 @@ from project.graphql_support import IsOperator, IsOperatorOrPortal, operator_pri
 logger = logging.getLogger(__name__)
 
 
-async def _wake_ups(consumer, groups: list[str], wanted: Callable[[dict], bool]) -> AsyncGenerator[None]:
+def _ensure_still_valid(principal) -> None:
+    """A socket outlives its access token: streams end once the token has expired."""
+    if principal.has_expired:
+        raise GraphQLError("Access token expired: reconnect with a new one", extensions={"code": "UNAUTHENTICATED"})
+
+
+async def _wake_ups(consumer, principal, groups: list[str], wanted: Callable[[dict], bool]) -> AsyncGenerator[None]:
     """Yield at once, on every wanted hint, and on every resync tick, surviving layer outages."""
     while True:
         try:
             async with consumer.listen_to_channel(
                 PAYMENT_CHANGED, groups=groups, timeout=settings.SUBSCRIPTION_RESYNC_SECONDS
             ) as hints:
+                _ensure_still_valid(principal)
                 yield
                 async for hint in hints:
                     if wanted(hint):
+                        _ensure_still_valid(principal)
                         yield
         except CHANNEL_LAYER_ERRORS as exc:
             # Redis restarting: keep the subscriber, poll the database until the layer is back.
             logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
             await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
+            _ensure_still_valid(principal)
             yield
 
 
@@ -96,7 +105,10 @@ class BillingSubscription:
         load = sync_to_async(_load_payment)
         last_version = None
         wake_ups = _wake_ups(
-            info.context["ws"], [payment_group(payment_id)], lambda hint: hint.get("payment_id") == str(payment_id)
+            info.context["ws"],
+            principal,
+            [payment_group(payment_id)],
+            lambda hint: hint.get("payment_id") == str(payment_id),
         )
         async for _ in wake_ups:
             payment = await load(principal, payment_id)
@@ -125,7 +137,9 @@ class BillingSubscription:
             return
         changed_since = sync_to_async(_changed_since)
         since, seen = timezone.now(), set()
-        async for _ in _wake_ups(info.context["ws"], [operator_group(principal.operator.pk)], lambda hint: True):
+        async for _ in _wake_ups(
+            info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True
+        ):
             for payment in await changed_since(principal, router_pk, since, seen):
                 seen.add((payment.pk, _version(payment)))
                 since = max(since, payment.updated_at)

@@ -28,6 +28,12 @@ class Principal:
 
     operator: AbstractBaseUser
     via: Literal["jwt", "public_key"]
+    # When the credentials stop being valid (access tokens expire; portal keys until rotated).
+    expires_at: float | None = None
+
+    @property
+    def has_expired(self) -> bool:
+        return self.expires_at is not None and time.time() >= self.expires_at
 
     @property
     def is_operator(self) -> bool:
@@ -61,8 +67,14 @@ def issue_tokens(user: AbstractBaseUser) -> TokenPair:
     )
 
 
-def decode_token(token: str, expected_type: TokenType) -> int | None:
-    """The user id in a valid token of the expected type, else None (a refresh token is no access token)."""
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    expires_at: int
+
+
+def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
+    """The claims of a valid token of the expected type, else None (a refresh token is no access token)."""
     try:
         claims = jwt.decode(
             token,
@@ -75,7 +87,7 @@ def decode_token(token: str, expected_type: TokenType) -> int | None:
     if claims.get("typ") != expected_type:
         return None
     try:
-        return int(claims["sub"])
+        return TokenClaims(user_id=int(claims["sub"]), expires_at=int(claims["exp"]))
     except (TypeError, ValueError):
         return None
 
@@ -88,11 +100,11 @@ def principal_from_bearer(value: str | None) -> Principal | None:
     scheme, _, token = (value or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    user_id = decode_token(token.strip(), "access")
-    if user_id is None:
+    claims = decode_token(token.strip(), "access")
+    if claims is None:
         return None
-    user = active_user(user_id)
-    return Principal(operator=user, via="jwt") if user else None
+    user = active_user(claims.user_id)
+    return Principal(operator=user, via="jwt", expires_at=claims.expires_at) if user else None
 
 
 def principal_from_public_key(value: str | None) -> Principal | None:

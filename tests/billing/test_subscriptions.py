@@ -148,3 +148,23 @@ async def test_subscriptions_per_connection_are_capped(application, portal, proc
         assert [reply["id"] for reply in replies if reply["type"] == "error"] == [
             f"s{settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS}"
         ]
+
+
+async def test_stream_ends_when_the_access_token_expires(application, shop, processing, settings):
+    import time
+
+    import jwt
+
+    settings.SUBSCRIPTION_RESYNC_SECONDS = 0.3
+    now = int(time.time())
+    short_lived = jwt.encode(
+        {"sub": str(shop.operator.user.pk), "typ": "access", "iat": now, "exp": now + 2},
+        settings.JWT_SIGNING_KEY,
+        algorithm="HS256",
+    )
+    params = {"Authorization": f"Bearer {short_lived}"}
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk)})
+        assert (await stream.__anext__()).data["paymentUpdates"]["status"] == "PROCESSING"
+        ended = await stream.__anext__()  # within a resync tick of the expiry
+        assert ended.errors[0].extensions["code"] == "UNAUTHENTICATED"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 from redis.exceptions import RedisError
 
@@ -26,6 +29,26 @@ def operator_group(operator_id: object) -> str:
     return f"operator.{operator_id}"
 
 
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+_publisher_lock = threading.Lock()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """An event loop on a thread of its own, one per process, for hints sent outside the server.
+
+    `async_to_sync` would run each send on a brand-new event loop, and channels_redis keeps its
+    connections per loop: every hint from a worker opened (and dropped) a Redis connection, about a
+    quarter of a job's time (tests/benchmarks/). A forked child makes its own.
+    """
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
+
+
 def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
     """Queue the hint for after the current transaction commits (immediately when there is none)."""
 
@@ -40,8 +63,12 @@ def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
             await layer.group_send(operator_group(operator_id), message)
 
         try:
-            if not run_on_server_loop(send_all):
-                async_to_sync(send_all)()
+            if run_on_server_loop(send_all):
+                return
+            if isinstance(layer, InMemoryChannelLayer):
+                async_to_sync(send_all)()  # its queues belong to the caller's loop: stay on it
+            else:
+                asyncio.run_coroutine_threadsafe(send_all(), _publisher_loop()).result(timeout=5)
         except Exception:  # a hint lost is recovered by the subscribers' resync; never fail the write
             logger.exception("Could not publish change of payment %s", payment_id)
 

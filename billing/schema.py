@@ -28,6 +28,7 @@ from project.graphql_support import (
     operator_principal,
     principal_of,
     request_of,
+    without_database,
 )
 
 
@@ -70,14 +71,17 @@ class PaymentCredentialType:
     created_at: auto
 
     @strawberry_django.field(only=["provider"])
+    @without_database
     def provider(self) -> PaymentProvider:
         return PaymentProvider(self.provider)
 
     @strawberry_django.field(only=["environment"])
+    @without_database
     def environment(self) -> CredentialEnvironment:
         return CredentialEnvironment(self.environment)
 
     @strawberry_django.field(only=["webhook_challenge_encrypted"])
+    @without_database
     def has_webhook_challenge(self) -> bool:
         return self.has_webhook_challenge
 
@@ -100,54 +104,61 @@ class PaymentType:
     updated_at: datetime
 
     @strawberry_django.field(only=["phone_number"], description="Masked (2547******78) for portal callers")
+    @without_database
     def phone_number(self, info: strawberry.Info) -> str:
         principal = principal_of(info)
         return self.phone_number if principal and principal.is_operator else mask_phone(self.phone_number)
 
     @strawberry_django.field(only=["payment_provider"])
+    @without_database
     def payment_provider(self) -> PaymentProvider:
         return PaymentProvider(self.payment_provider)
 
     @strawberry_django.field(only=["status"])
+    @without_database
     def status(self) -> PaymentStatus:
         return PaymentStatus(self.status)
 
     @strawberry_django.field(only=["intasend_payment_id"])
+    @without_database
     def intasend_payment_id(self) -> str | None:
         return _blank_to_none(self.intasend_payment_id)
 
     @strawberry_django.field(only=["intasend_invoice_id"])
+    @without_database
     def intasend_invoice_id(self) -> str | None:
         return _blank_to_none(self.intasend_invoice_id)
 
     @strawberry_django.field(only=["intasend_state"])
+    @without_database
     def intasend_state(self) -> str | None:
         return _blank_to_none(self.intasend_state)
 
     @strawberry_django.field(only=["payment_url"])
+    @without_database
     def payment_url(self) -> str | None:
         return _blank_to_none(self.payment_url)
 
     @strawberry_django.field(only=["failure_reason"])
+    @without_database
     def failure_reason(self) -> str | None:
         return _blank_to_none(self.failure_reason)
 
     @strawberry_django.field(only=["mac_address"])
+    @without_database
     def mac_address(self) -> str | None:
         return _blank_to_none(self.mac_address)
 
     @strawberry_django.field(only=["ip_address"])
+    @without_database
     def ip_address(self) -> str | None:
         return self.ip_address
 
-    @strawberry_django.field(
-        select_related=["activation"], description="Router activation; null until the payment completes"
+    # A plain relation: strawberry-django reads the select_related row without a thread hop, and
+    # gives null for a payment without one.
+    activation: ActivationType | None = strawberry_django.field(
+        description="Router activation; null until the payment completes"
     )
-    def activation(self) -> ActivationType | None:
-        try:
-            return self.activation  # type: ignore[return-value]
-        except models.Payment.activation.RelatedObjectDoesNotExist:
-            return None
 
 
 # --- Payloads ---------------------------------------------------------------------------------

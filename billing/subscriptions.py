@@ -1,18 +1,23 @@
 """Live payment updates over GraphQL subscriptions.
 
 Channel-layer messages are hints (ids only, at-most-once): every wake-up re-reads the database.
-A subscription joins its group before its first read, so no change falls in between, and also
-wakes up every SUBSCRIPTION_RESYNC_SECONDS, so a lost hint, a worker in another process on the
-in-memory layer, or a Redis outage only delays an update.
+A subscription joins its group before its first read, so no change falls in between. Every
+SUBSCRIPTION_RESYNC_SECONDS the database is checked anyway, so a lost hint, a worker in another
+process on the in-memory layer, or a Redis outage only delays an update. For `paymentUpdates` one
+resync task per event loop (`_ResyncHub`) reads the versions of all watched payments in one query
+and wakes only the subscriptions whose payment changed (or whose token expired): one ORM read per
+subscription per interval kept a core busy at a few thousand idle portals (tests/benchmarks/).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
+from typing import Any
 
 import strawberry
 from asgiref.sync import sync_to_async
@@ -35,13 +40,15 @@ def _ensure_still_valid(principal) -> None:
         raise GraphQLError("Access token expired: reconnect with a new one", extensions={"code": "UNAUTHENTICATED"})
 
 
-async def _wake_ups(consumer, principal, groups: list[str], wanted: Callable[[dict], bool]) -> AsyncGenerator[None]:
-    """Yield at once, on every wanted hint, and on every resync tick, surviving layer outages."""
+async def _wake_ups(
+    consumer, principal, groups: list[str], wanted: Callable[[dict], bool], *, ticks: bool = True
+) -> AsyncGenerator[None]:
+    """Yield at once, on every wanted hint, and (with `ticks`) on every resync tick, surviving layer
+    outages. Without `ticks` the resync hints come from `_ResyncHub`."""
+    timeout = settings.SUBSCRIPTION_RESYNC_SECONDS if ticks else None
     while True:
         try:
-            async with consumer.listen_to_channel(
-                PAYMENT_CHANGED, groups=groups, timeout=settings.SUBSCRIPTION_RESYNC_SECONDS
-            ) as hints:
+            async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups, timeout=timeout) as hints:
                 _ensure_still_valid(principal)
                 yield
                 async for hint in hints:
@@ -54,6 +61,72 @@ async def _wake_ups(consumer, principal, groups: list[str], wanted: Callable[[di
             await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
             _ensure_still_valid(principal)
             yield
+
+
+def _versions(payment_ids: list[str]) -> dict[str, tuple]:
+    """`_version` of many payments, one query per 1,000 ids (no access rules: it only wakes)."""
+    found: dict[str, tuple] = {}
+    for start in range(0, len(payment_ids), 1000):
+        rows = models.Payment.objects.filter(pk__in=payment_ids[start : start + 1000]).values_list(
+            "pk", "updated_at", "activation__updated_at"
+        )
+        found.update({str(pk): (updated_at, activation_updated_at) for pk, updated_at, activation_updated_at in rows})
+    return found
+
+
+class _ResyncHub:
+    """The periodic safety net of the `paymentUpdates` subscriptions of one event loop.
+
+    Each subscription registers the version of the payment it last read; every
+    SUBSCRIPTION_RESYNC_SECONDS one task reads the current versions of all of them and hands a hint
+    to those whose payment changed or vanished, or whose access token expired. The hint goes
+    straight to the subscription's consumer (not through the channel layer, so it also works while
+    Redis is down), and the subscription re-reads the row as for any hint.
+    """
+
+    _hubs: dict[asyncio.AbstractEventLoop, _ResyncHub] = {}
+    _tokens = itertools.count()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watching: dict[int, tuple[Any, Any, str, tuple]] = {}  # token → (consumer, principal, id, version)
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def here(cls) -> _ResyncHub:
+        loop = asyncio.get_running_loop()
+        hub = cls._hubs.get(loop)
+        if hub is None:
+            hub = cls._hubs[loop] = cls(loop)
+        return hub
+
+    def watch(self, token: int, consumer, principal, payment_id: str, version: tuple) -> None:
+        self.watching[token] = (consumer, principal, payment_id, version)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())
+
+    def unwatch(self, token: int) -> None:
+        self.watching.pop(token, None)
+        if not self.watching:
+            if self.task is not None:
+                self.task.cancel()
+                self.task = None
+            if self._hubs.get(self.loop) is self:
+                del self._hubs[self.loop]
+
+    async def _run(self) -> None:
+        versions = sync_to_async(_versions)
+        while self.watching:
+            await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
+            watched = list(self.watching.values())
+            try:
+                current = await versions(list({payment_id for _, _, payment_id, _ in watched}))
+            except Exception:  # the database is down: try again next interval, never die
+                logger.exception("Resync of %d subscription(s) failed", len(watched))
+                current = None
+            for consumer, principal, payment_id, version in watched:
+                if (current is not None and current.get(payment_id) != version) or principal.has_expired:
+                    await consumer.dispatch({"type": PAYMENT_CHANGED, "payment_id": payment_id})
 
 
 def _load_payment(principal, payment_id: uuid.UUID) -> models.Payment | None:
@@ -102,27 +175,37 @@ class BillingSubscription:
     )
     async def payment_updates(self, info: strawberry.Info, payment_id: uuid.UUID) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
+        consumer = info.context["ws"]
         load = sync_to_async(_load_payment)
         last_version = None
         wake_ups = _wake_ups(
-            info.context["ws"],
+            consumer,
             principal,
             [payment_group(payment_id)],
             lambda hint: hint.get("payment_id") == str(payment_id),
+            ticks=False,
         )
-        async for _ in wake_ups:
-            payment = await load(principal, payment_id)
-            if payment is None:
-                if last_version is None:
-                    raise GraphQLError(
-                        "Payment not found or access denied", extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value}
-                    )
-                return
-            if _version(payment) != last_version:
-                last_version = _version(payment)
-                yield payment  # type: ignore[misc]
-            if _stream_is_over(payment):
-                return
+        hub, token = _ResyncHub.here(), next(_ResyncHub._tokens)
+        try:
+            async for _ in wake_ups:
+                payment = await load(principal, payment_id)
+                if payment is None:
+                    if last_version is None:
+                        raise GraphQLError(
+                            "Payment not found or access denied",
+                            extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
+                        )
+                    return
+                version = _version(payment)
+                if version != last_version:
+                    last_version = version
+                    yield payment  # type: ignore[misc]
+                if _stream_is_over(payment):
+                    return
+                hub.watch(token, consumer, principal, str(payment_id), version)
+                del payment  # keep nothing of the row while idle
+        finally:
+            hub.unwatch(token)
 
     @strawberry.subscription(
         permission_classes=[IsOperator],

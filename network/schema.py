@@ -14,7 +14,14 @@ from strawberry import auto
 
 from network import activation, models, selectors, services
 from project.errors import ApplicationError, ErrorCode
-from project.graphql_support import IsOperator, IsOperatorOrPortal, UserError, operator_principal, principal_of
+from project.graphql_support import (
+    IsOperator,
+    IsOperatorOrPortal,
+    UserError,
+    operator_principal,
+    principal_of,
+    without_database,
+)
 
 if TYPE_CHECKING:
     # billing.schema imports this module: the Payment type is resolved lazily, when the schema is built.
@@ -32,16 +39,19 @@ class RouterType:
     created_at: auto
 
     @strawberry_django.field(only=["host"], description="RouterOS API address (operators only)")
+    @without_database
     def host(self, info: strawberry.Info) -> str | None:
         principal = principal_of(info)
         return self.host if principal and principal.is_operator else None
 
     @strawberry_django.field(only=["api_port"], description="RouterOS API port (operators only)")
+    @without_database
     def api_port(self, info: strawberry.Info) -> int | None:
         principal = principal_of(info)
         return self.api_port if principal and principal.is_operator else None
 
     @strawberry_django.field(only=["username"], description="RouterOS API user (operators only)")
+    @without_database
     def username(self, info: strawberry.Info) -> str | None:
         principal = principal_of(info)
         return self.username if principal and principal.is_operator else None
@@ -269,13 +279,16 @@ class ActivationType:
     @strawberry_django.field(
         only=["access_code"], description="The hotspot login code (shown to the payer and the operator)"
     )
+    @without_database
     def access_code(self) -> str | None:
         return self.access_code or None
 
     @strawberry_django.field(only=["last_error"])
+    @without_database
     def last_error(self) -> str | None:
         return self.last_error or None
 
     @strawberry_django.field(only=["status"])
+    @without_database
     def status(self) -> ActivationStatus:
         return ActivationStatus(self.status)

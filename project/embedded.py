@@ -12,9 +12,11 @@ import asyncio
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Awaitable
 
-from huey.consumer import Consumer
+from channels.layers import InMemoryChannelLayer as _ChannelsInMemoryChannelLayer
+from huey.consumer import Consumer, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +25,36 @@ _consumer: Consumer | None = None
 _consumer_lock = threading.Lock()
 
 
+# Set when this process enqueues a job, so an idle worker looks at once instead of finishing its
+# poll back-off (Huey's idle workers sleep up to `max_delay` between polls of the SQLite queue).
+_job_enqueued = threading.Event()
+
+
+class _WakeableWorker(Worker):
+    def sleep(self) -> None:
+        self.delay = min(self.delay, self.max_delay)
+        if _job_enqueued.wait(self.delay):
+            _job_enqueued.clear()
+            self.delay = self.default_delay
+        else:
+            self.delay *= self.backoff
+
+
 class _InProcessConsumer(Consumer):
+    worker_class = _WakeableWorker
+
     def _set_signal_handlers(self) -> None:
         """Signals stay daphne's; the consumer stops with the process (atexit)."""
+
+
+def _wake_workers_on_enqueue(huey) -> None:
+    enqueue = huey.storage.enqueue
+
+    def enqueue_and_wake(data, priority=None):
+        enqueue(data, priority)
+        _job_enqueued.set()
+
+    huey.storage.enqueue = enqueue_and_wake
 
 
 def start_task_consumer() -> None:
@@ -41,6 +70,7 @@ def start_task_consumer() -> None:
         # Like run_huey: every app's tasks module registered before the first dequeue, or a job
         # queued by another process (seed_demo's profile syncs) is read, not found, and dropped.
         autodiscover_modules("tasks")
+        _wake_workers_on_enqueue(HUEY)
         options = dict(settings.HUEY.get("consumer", {}))
         options.setdefault("workers", 2)
         options["worker_type"] = "thread"
@@ -83,3 +113,23 @@ class LoopRecordingApp:
         if _server_loop is not loop:
             remember_server_loop(loop)
         return await self.app(scope, receive, send)
+
+
+class InMemoryChannelLayer(_ChannelsInMemoryChannelLayer):
+    """Channels' in-memory layer, sweeping for expired messages and memberships at most once a second.
+
+    The original sweeps every channel and every group member on each `receive` and `group_send`:
+    with N WebSockets open, each connection's first read and each published hint cost O(N), so
+    connecting 10,000 subscribers took minutes (tests/benchmarks/). Messages live 60 s and
+    memberships a day, so a sweep a second loses nothing.
+    """
+
+    SWEEP_INTERVAL_SECONDS = 1.0
+    _swept_at = float("-inf")
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._swept_at < self.SWEEP_INTERVAL_SECONDS:
+            return
+        self._swept_at = now
+        super()._clean_expired()

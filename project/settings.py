@@ -112,12 +112,18 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "group_expiry": 86400},
+            "CONFIG": {
+                # redis-py 8's 5 s socket timeout equals channels_redis's 5 s blocking read, so every
+                # idle read timed out; and its pool of 100 refused bursts of connecting portals.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 2000}],
+                "capacity": 1000,
+                "group_expiry": 86400,
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "project.embedded.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Secrets at rest -------------------------------------------------------------------------
@@ -185,7 +191,9 @@ else:
         "name": "cloudpilot",
         "immediate": False,
         "filename": os.environ.get("HUEY_SQLITE_PATH", str(BASE_DIR / "var" / "huey.sqlite3")),
-        "consumer": {"workers": 2, "worker_type": "thread"},
+        # Jobs enqueued by this process wake a worker at once (project.embedded); others, e.g. from
+        # management commands, are seen within max_delay (Huey's idle default backs off to 10 s).
+        "consumer": {"workers": 2, "worker_type": "thread", "initial_delay": 0.1, "max_delay": 1.0},
     }
 # Run the consumer inside the ASGI process (the embedded default); off when workers run apart.
 TASKS_IN_SERVER_PROCESS = env_bool("TASKS_IN_SERVER_PROCESS", REDIS_URL is None)

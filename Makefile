@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate lint schema clean
+.PHONY: run test install migrate lint schema clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: migrate
 test: install
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every benchmark of tests/benchmarks/ (a few minutes on 2 cores; needs PostgreSQL and Redis), tables on stdout.
+bench: install
+	$(BIN)/python tests/benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

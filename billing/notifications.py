@@ -49,6 +49,14 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
         return _publisher[1]
 
 
+def raise_if_cancelling(exc: BaseException) -> None:
+    """redis-py can turn a task's cancellation into a ConnectionError: a retry loop that caught it
+    would never end, and hang the shutdown of its event loop. Let the cancellation through."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
+
+
 def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
     """Queue the hint for after the current transaction commits (immediately when there is none)."""
 

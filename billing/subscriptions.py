@@ -26,7 +26,13 @@ from django.utils import timezone
 from graphql import GraphQLError
 
 from billing import models, selectors
-from billing.notifications import CHANNEL_LAYER_ERRORS, PAYMENT_CHANGED, operator_group, payment_group
+from billing.notifications import (
+    CHANNEL_LAYER_ERRORS,
+    PAYMENT_CHANGED,
+    operator_group,
+    payment_group,
+    raise_if_cancelling,
+)
 from billing.schema import PaymentType
 from project.errors import ErrorCode
 from project.graphql_support import IsOperator, IsOperatorOrPortal, operator_principal
@@ -56,6 +62,7 @@ async def _wake_ups(
                         _ensure_still_valid(principal)
                         yield
         except CHANNEL_LAYER_ERRORS as exc:
+            raise_if_cancelling(exc)
             # Redis restarting: keep the subscriber, poll the database until the layer is back.
             logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
             await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 
-from billing.notifications import CHANNEL_LAYER_ERRORS
+from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
 from project.auth import has_credentials, principal_from_credentials
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
             try:
                 return await self._layer_receive()
             except CHANNEL_LAYER_ERRORS as exc:
+                raise_if_cancelling(exc)
                 logger.warning("Channel layer read failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -51,6 +51,7 @@ __all__ = [
     "machine_line",
     "percentile",
     "postgres_database",
+    "postgres_cpu_seconds",
     "raise_open_files_limit",
     "rss_kib",
     "running",
@@ -108,6 +109,29 @@ def cpu_seconds(*pids: int) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by the PostgreSQL server: its live processes, plus what the postmaster's
+    reaped children (backends of closed connections) used."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in {"postgres", "postmaster"}:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        try:
+            parent = Path(f"/proc/{fields[1]}/comm").read_text().strip()
+        except OSError:
+            parent = ""
+        if parent not in {"postgres", "postmaster"}:  # the postmaster: its children's CPU, once reaped
+            total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
 
 

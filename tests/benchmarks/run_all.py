@@ -48,6 +48,7 @@ def write_readme(outputs: dict[str, str]) -> None:
     readme = HERE / "README.md"
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
     for name, output in outputs.items():
+        output = re.sub(r"^### ", "#### ", output, flags=re.M)  # under the section's "### Latest results"
         start, end = f"<!-- run_all:{name} -->", f"<!-- /run_all:{name} -->"
         block = f"{start}\n{output}\n{end}"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)

@@ -58,6 +58,7 @@ from tests.benchmarks.common import (  # noqa: E402
     fmt,
     machine_line,
     percentile,
+    postgres_cpu_seconds,
     postgres_database,
     running,
 )
@@ -308,6 +309,7 @@ def child_main(args: argparse.Namespace) -> int:
                 cpu_before = cpu_seconds(*pids)
                 each_before = {p.name: cpu_seconds(p.popen.pid) for p in processes}
                 own_before = time.process_time()
+                pg_before = postgres_cpu_seconds()
                 ids, posted_s, done_s, latencies = push_through(
                     shop, fake, urls, args.payments, args.concurrency, args.timeout
                 )
@@ -317,6 +319,7 @@ def child_main(args: argparse.Namespace) -> int:
                     for p in processes
                 ]
                 shares.append(f"bench {100 * (time.process_time() - own_before) / done_s:.0f}")
+                shares.append(f"postgres {100 * (postgres_cpu_seconds() - pg_before) / done_s:.0f}")
                 result.cpu_by_process = ", ".join(shares)
                 result.posted_s, result.done_s = posted_s, done_s
                 result.webhook_p50_ms, result.webhook_p99_ms = percentile(latencies, 50), percentile(latencies, 99)

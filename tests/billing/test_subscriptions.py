@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -130,6 +132,20 @@ async def test_bad_credentials_close_with_4403(application, shop, params):
     assert (await ws.connect())[0]
     await ws.send_json_to({"type": "connection_init", "payload": params})
     assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+async def test_a_consumer_cancelled_at_once_still_ends(application, shop):
+    """Daphne cancels a consumer whose client went away, often while its first channel-layer read is
+    still being sent. On Python 3.11 redis-py's write timeout (asyncio.wait_for) could swallow that
+    cancellation, and the consumer then read Redis forever (the CI hang of the 4403 tests)."""
+    for _ in range(10):
+        ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "connection_init", "payload": {}})
+        assert (await ws.receive_output(timeout=3))["code"] == 4403
+        ws.future.cancel()
+        done, _ = await asyncio.wait({ws.future}, timeout=10)
+        assert done, "the consumer ignored its cancellation"
 
 
 async def test_subscriptions_per_connection_are_capped(application, portal, processing, settings):

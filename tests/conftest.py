@@ -44,8 +44,7 @@ def _no_router_simulator_in_the_test_process() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(settings) -> Iterator[None]:
-    # Throttles count in fixed windows; a window boundary in the middle of a test resets the count
-    # (a flaky pass of test_token_auth_is_throttled_per_username). Tests use one huge window.
+    # Throttled attempts stay counted for the whole test, however slow the machine.
     settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS = 10**9
     settings.PAYMENT_RATE_LIMIT_WINDOW_SECONDS = 10**9
     cache.clear()  # throttling counters must not leak between tests

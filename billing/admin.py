@@ -108,11 +108,13 @@ class PaymentAdmin(OwnedByOperatorAdmin):
         "router",
         "package",
         "activation_status",
+        "paid_after_failure",
         "created_at",
         "completed_at",
     ]
     list_filter = [
         "status",
+        "paid_after_failure",
         "kind",
         "payment_provider",
         ("router", admin.RelatedOnlyFieldListFilter),  # only the operator's own routers

@@ -103,6 +103,10 @@ class Payment(models.Model):
     mpesa_reference = models.CharField(max_length=32, blank=True)
     payment_url = models.URLField(max_length=500, blank=True)
     failure_reason = models.TextField(blank=True)
+    # IntaSend confirmed the money after the payment had FAILED here (our request timed out, or
+    # nothing answered before the cut-off). FAILED stays final, so a person refunds the customer
+    # or gives them access; this flag is how the support desk finds those payments.
+    paid_after_failure = models.BooleanField(default=False, db_index=True)
     mac_address = models.CharField(max_length=17, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Who called the API")

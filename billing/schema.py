@@ -102,6 +102,9 @@ class PaymentType:
     completed_at: auto
     created_at: datetime
     updated_at: datetime
+    paid_after_failure: bool = strawberry_django.field(
+        description="IntaSend confirmed the money after the payment had FAILED: refund or give access by hand"
+    )
 
     @strawberry_django.field(only=["phone_number"], description="Masked (2547******78) for portal callers")
     @without_database

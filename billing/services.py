@@ -542,6 +542,9 @@ def payment_apply_gateway_state(
         if payment.is_final:
             if target == payment.status:
                 return payment  # a replay: nothing to record
+            late_money = target == Status.COMPLETED and (amount is None or amount == payment.amount)
+            if payment.status == Status.FAILED and late_money:
+                return _record_paid_after_failure(payment, source, state, raw, invoice_id, mpesa_reference)
             return ignore(f"Ignored: payment is already {payment.status}, IntaSend now says {state}")
         if target == Status.COMPLETED and amount is not None and amount != payment.amount:
             return ignore(f"Not completed: IntaSend reports {amount}, the payment is for {payment.amount}")
@@ -563,6 +566,30 @@ def payment_apply_gateway_state(
         updates["intasend_state"] = state
         _record_change(payment, new_status=target, source=source, gateway_state=state, raw=raw, updates=updates)
         return payment
+
+
+def _record_paid_after_failure(
+    payment: Payment,
+    source: str,
+    state: str,
+    raw: dict | None,
+    invoice_id: str | None,
+    mpesa_reference: str | None,
+) -> Payment:
+    """IntaSend's status API confirms money for a payment we had already FAILED: flag it, once."""
+    if payment.paid_after_failure:
+        return payment
+    updates = {"paid_after_failure": True, "intasend_state": state}
+    if invoice_id and not payment.intasend_invoice_id:
+        updates["intasend_invoice_id"] = invoice_id
+    if mpesa_reference:
+        updates["mpesa_reference"] = mpesa_reference
+    note = "Paid after it had failed: IntaSend confirms the money. Refund the customer or give them access by hand."
+    logger.error("Payment %s (%s %s) %s", payment.pk, payment.amount, payment.currency, note)
+    _record_change(
+        payment, new_status=payment.status, source=source, gateway_state=state, raw=raw, note=note, updates=updates
+    )
+    return payment
 
 
 def _record_change(
@@ -611,10 +638,11 @@ def _record_change(
 def payment_confirm_with_gateway(*, payment_id: object, invoice_id: str | None, source: str) -> Payment:
     """Ask IntaSend about a payment somebody told us about, and apply the answer.
 
+    A FAILED payment is asked too: money confirmed after we gave up must not go unnoticed.
     Raises GatewayUnavailable (the job retries it); a refusal is logged and ends the matter.
     """
     payment = Payment.objects.select_related("credential").get(pk=payment_id)
-    if payment.is_final:
+    if payment.status == Status.COMPLETED or payment.paid_after_failure:
         return payment
     if invoice_id and not payment.intasend_invoice_id:
         # A checkout's invoice is first named by its webhook; the status answer must still

@@ -114,8 +114,9 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
                 failed_reason=_text(body.get("failed_reason"), 500) or None,
                 api_ref=api_ref or None,
             )
-        elif not payment.is_final:
-            # A completion claim, or a body nobody vouched for: IntaSend's status API decides.
+        elif not payment.is_final or (payment.status == Payment.Status.FAILED and target == Payment.Status.COMPLETED):
+            # A completion claim (even one for a payment we had given up on), or a body nobody
+            # vouched for: IntaSend's status API decides.
             from billing.tasks import confirm_payment_with_gateway
 
             transaction.on_commit(

@@ -86,6 +86,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so live-server tests' child processes share it; one per test run.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}
+else:
+    # 0: a connection per request or job. Set it (e.g. 60) for `run_huey` workers: forking a
+    # PostgreSQL backend per job cost ~20% of their throughput (tests/benchmarks/README.md). Django
+    # advises against persistent connections in ASGI servers, so leave daphne's at 0.
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", 0))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

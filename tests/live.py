@@ -110,7 +110,8 @@ class HueyWorker(Process):
         argv = [sys.executable, "manage.py", "run_huey", "--workers", "2", "--worker-type", "thread"]
         if not periodic:
             argv.append("--no-periodic")
-        super().__init__(name, argv, env, log_dir)
+        # Workers run as README's "Running scaled out" says: connections kept across jobs.
+        super().__init__(name, argv, {"DATABASE_CONN_MAX_AGE": "60", **env}, log_dir)
 
 
 @contextmanager

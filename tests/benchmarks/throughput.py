@@ -124,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="webhook POSTs in flight")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for one mode to finish everything")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
+    parser.add_argument(
+        "--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment of run_huey only"
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.extra_env = dict(item.split("=", 1) for item in args.env)
+    args.worker_env = dict(item.split("=", 1) for item in args.worker_env)
     if args.child:
         return child_main(args)
 
@@ -288,7 +292,7 @@ def child_main(args: argparse.Namespace) -> int:
                     Process(
                         f"huey-{i}",
                         [sys.executable, "manage.py", "run_huey", *([] if i == 0 else ["--no-periodic"])],
-                        env,
+                        {**env, **args.worker_env},
                         work_dir,
                     )
                     for i in range(2 if mode == "scaled2" else 1)

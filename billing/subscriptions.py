@@ -51,23 +51,43 @@ async def _wake_ups(
 ) -> AsyncGenerator[None]:
     """Yield at once, on every wanted hint, and (with `ticks`) on every resync tick, surviving layer
     outages. Without `ticks` the resync hints come from `_ResyncHub`."""
-    timeout = settings.SUBSCRIPTION_RESYNC_SECONDS if ticks else None
-    while True:
-        try:
-            async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups, timeout=timeout) as hints:
+    # Ticks arrive as hints from a timer task, so no asyncio.wait_for (which on Python 3.11 can
+    # swallow a cancellation) sits in the read and the stream never leaves its groups.
+    ticker = asyncio.create_task(_tick(consumer, groups)) if ticks else None
+    try:
+        while True:
+            try:
+                async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups) as hints:
+                    _ensure_still_valid(principal)
+                    yield
+                    async for hint in hints:
+                        if (ticks and hint.get("resync")) or wanted(hint):
+                            _ensure_still_valid(principal)
+                            yield
+            except CHANNEL_LAYER_ERRORS as exc:
+                raise_if_cancelling(exc)
+                # Redis restarting: keep the subscriber, poll the database until the layer is back.
+                logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
+                await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
                 _ensure_still_valid(principal)
                 yield
-                async for hint in hints:
-                    if wanted(hint):
-                        _ensure_still_valid(principal)
-                        yield
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+
+
+async def _tick(consumer, groups: list[str]) -> None:
+    """Every SUBSCRIPTION_RESYNC_SECONDS renew the stream's group memberships (a restarted Redis
+    forgot them) and hand it a resync hint."""
+    while True:
+        await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
+        try:
+            for group in groups:
+                await consumer.channel_layer.group_add(group, consumer.channel_name)
         except CHANNEL_LAYER_ERRORS as exc:
             raise_if_cancelling(exc)
-            # Redis restarting: keep the subscriber, poll the database until the layer is back.
-            logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
-            await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
-            _ensure_still_valid(principal)
-            yield
+            logger.warning("Channel layer unavailable for %s (%s); resync continues", groups, exc)
+        await consumer.dispatch({"type": PAYMENT_CHANGED, "resync": True})
 
 
 def _versions(payment_ids: list[str]) -> dict[str, tuple]:

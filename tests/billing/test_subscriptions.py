@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -146,6 +147,39 @@ async def test_a_consumer_cancelled_at_once_still_ends(application, shop):
         ws.future.cancel()
         done, _ = await asyncio.wait({ws.future}, timeout=10)
         assert done, "the consumer ignored its cancellation"
+
+
+async def test_operator_stream_resyncs_without_leaving_its_group(application, shop, processing, settings):
+    """Resync ticks come from a timer, not from a timed-out read: the stream stays in its group
+    (it once left and rejoined it every tick, through an asyncio.wait_for that can swallow a
+    cancellation on Python 3.11), and a change nobody published still arrives."""
+    from channels.layers import get_channel_layer
+
+    settings.SUBSCRIPTION_RESYNC_SECONDS = 0.3
+    layer = get_channel_layer()
+    discards = []
+    original_discard = layer.group_discard
+
+    async def counting_discard(group, channel):
+        discards.append(group)
+        await original_discard(group, channel)
+
+    layer.group_discard = counting_discard
+    try:
+        earlier = timezone.now() - timedelta(minutes=1)
+        await Payment.objects.filter(pk=processing.pk).aupdate(updated_at=earlier)  # not news to the stream
+        params = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
+        async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+            first = asyncio.ensure_future(ws.subscribe(OPERATOR_SUBSCRIBE, {}).__anext__())
+            await asyncio.sleep(1)  # three ticks
+            await Payment.objects.filter(pk=processing.pk).aupdate(
+                status="FAILED", failure_reason="lost hint", updated_at=timezone.now()
+            )
+            seen = await asyncio.wait_for(first, 3)
+            assert seen.data["operatorPaymentUpdates"] == {"id": str(processing.pk), "status": "FAILED"}
+            assert discards == []
+    finally:
+        del layer.group_discard
 
 
 async def test_subscriptions_per_connection_are_capped(application, portal, processing, settings):

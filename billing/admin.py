@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from billing.input_rules import normalise_phone
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
-from network.models import Activation
+from network.admin import ActivationInline
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
 
@@ -63,33 +63,6 @@ class WebhookDeliveryAdmin(OwnedByOperatorAdmin):
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
 
     def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ActivationInline(admin.StackedInline):
-    """The payment's router activation (access code, attempts, last router error), read-only."""
-
-    model = Activation
-    extra = 0
-    max_num = 1
-    can_delete = False
-    fields = [
-        "status",
-        "access_code",
-        "attempts",
-        "last_error",
-        "activated_at",
-        "expires_at",
-        "renewal_of",
-        "limit_uptime_seconds",
-        "limit_bytes_total",
-    ]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -39,6 +39,37 @@ class PackageAdmin(OwnedByOperatorAdmin):
             transaction.on_commit(lambda: enqueue_profile_sync(obj.pk), robust=True)
 
 
+# What support sees of an activation, on its own page and inline on its payment.
+ACTIVATION_FIELDS = [
+    "status",
+    "access_code",
+    "attempts",
+    "last_error",
+    "activated_at",
+    "expires_at",
+    "renewal_of",
+    "limit_uptime_seconds",
+    "limit_bytes_total",
+]
+
+
+class ActivationInline(admin.StackedInline):
+    """The payment's router activation (access code, attempts, last router error), read-only."""
+
+    model = Activation
+    extra = 0
+    max_num = 1
+    can_delete = False
+    fields = ACTIVATION_FIELDS
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Activation)
 class ActivationAdmin(OwnedByOperatorAdmin):
     owner_path = "payment__owner"
@@ -48,19 +79,7 @@ class ActivationAdmin(OwnedByOperatorAdmin):
     search_fields = ["access_code", "payment__phone_number", "payment__mpesa_reference"]
     list_select_related = ["payment"]
     # Read-only: state changes go through the jobs and retryActivation, which also talk to the router.
-    readonly_fields = [
-        "payment",
-        "status",
-        "access_code",
-        "attempts",
-        "last_error",
-        "activated_at",
-        "expires_at",
-        "renewal_of",
-        "limit_uptime_seconds",
-        "limit_bytes_total",
-        "claimed_until",
-    ]
+    readonly_fields = ["payment", *ACTIVATION_FIELDS, "claimed_until"]
 
     def has_add_permission(self, request) -> bool:
         return False  # activations start when payments complete

@@ -116,16 +116,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
 if REDIS_URL:
-    REDIS_SOCKET_OPTIONS = {
-        "socket_timeout": None,
-        "socket_keepalive": True,
-        # A silent Redis is found dead after ~25 s (idle 10 s, then 3 probes 5 s apart); Linux names.
-        "socket_keepalive_options": {
-            getattr(socket, name): value
-            for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
-            if hasattr(socket, name)
-        },
-    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -134,7 +124,20 @@ if REDIS_URL:
                 # Python 3.11 can swallow a task's cancellation, leaving a closed socket's consumer
                 # reading Redis forever. TCP keepalive finds a dead Redis instead. (redis-py 8's
                 # default pool of 100 also refused bursts of connecting portals.)
-                "hosts": [{"address": REDIS_URL, "max_connections": 2000, **REDIS_SOCKET_OPTIONS}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": 2000,
+                        "socket_timeout": None,
+                        "socket_keepalive": True,
+                        # A silent Redis is found dead after ~25 s (idle 10 s, then 3 probes 5 s apart).
+                        "socket_keepalive_options": {
+                            getattr(socket, name): value
+                            for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+                            if hasattr(socket, name)  # Linux names
+                        },
+                    }
+                ],
                 "capacity": 1000,
                 "group_expiry": 86400,
             },

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
+from billing.simulator.views import simulators_on
 from network.models import Package
 from network.simulator import runtime
 from network.simulator.server import ACTIVE, COOKIE, PROFILE, USER, RouterOSSimulator
@@ -34,16 +33,6 @@ HIDDEN_PROPERTIES = frozenset({"password"})
 SECRET_ARGS = frozenset({"password", "response"})
 RECENT_COMMANDS = 15
 _PACKAGE_PROFILE = re.compile(r"^cloudpilot-pkg-(\d+)$")
-
-
-def simulators_on(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not settings.SIMULATORS_ENABLED:
-            raise Http404("Simulators are off")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _rows(simulator: RouterOSSimulator, path: str) -> list[dict[str, str]]:

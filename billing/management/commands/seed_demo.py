@@ -6,6 +6,7 @@ follows ROUTEROS_SIMULATOR_PORT). Refuses to run with simulators off — the dem
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -66,7 +67,7 @@ class Command(BaseCommand):
             router = self._router(user, created)
             for spec in PACKAGES:
                 if not Package.objects.filter(router=router, name=spec.name).exists():
-                    package_create(operator=user, data=_for_router(spec, router))
+                    package_create(operator=user, data=replace(spec, router_id=router.pk))
                     created.append(f"package {spec.name!r}")
             if not PaymentCredential.objects.filter(owner=user, api_key=INTASEND_PUBLIC_KEY).exists():
                 credential_add(
@@ -135,15 +136,3 @@ class Command(BaseCommand):
             f"  admin       {base}/admin/",
         ]
         self.stdout.write("\n".join(lines))
-
-
-def _for_router(spec: PackageInput, router: Router) -> PackageInput:
-    return PackageInput(
-        router_id=router.pk,
-        name=spec.name,
-        price=spec.price,
-        duration_minutes=spec.duration_minutes,
-        upload_kbps=spec.upload_kbps,
-        download_kbps=spec.download_kbps,
-        data_limit_mb=spec.data_limit_mb,
-    )

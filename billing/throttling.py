@@ -1,21 +1,32 @@
 """Sliding-window limits in the cache (per process by default, shared through Redis when scaled out).
 
-Each key has `limit` slots; an attempt is allowed when it can claim a free slot, and a claimed slot
-frees itself `window_seconds` later. So no stretch of `window_seconds` ever holds more than `limit`
-allowed attempts (a fixed window allowed twice that across its boundary), and because claiming is
-the cache's atomic `add`, concurrent attempts on several processes cannot share a slot.
+Attempts are counted in tenths of the window (the cache's atomic `incr`), and an attempt is allowed
+while the last ten tenths hold no more than `limit`. So a burst straddling a window boundary is
+still counted together (a fixed window allowed twice the limit there), at most the oldest tenth
+slips out early, and the cost is three cache calls whatever the limit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 
 from django.core.cache import cache
 
+BUCKETS = 10
+
 
 def hit(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one attempt; False when `limit` attempts were already allowed in the last `window_seconds`."""
+    """Count one attempt; False when the last `window_seconds` already hold `limit` attempts."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no phone numbers or IPs in cache keys
-    slots = [f"throttle:{scope}:{digest}:{slot}" for slot in range(limit)]
-    taken = cache.get_many(slots)
-    return any(cache.add(slot, 1, timeout=window_seconds) for slot in slots if slot not in taken)
+    prefix = f"throttle:{scope}:{digest}:{window_seconds}"
+    now = int(time.time() * BUCKETS // window_seconds)
+    current = f"{prefix}:{now}"
+    cache.add(current, 0, timeout=window_seconds + 1)
+    try:
+        count = cache.incr(current)
+    except ValueError:  # expired between add and incr
+        cache.set(current, 1, timeout=window_seconds + 1)
+        count = 1
+    earlier = cache.get_many([f"{prefix}:{bucket}" for bucket in range(now - BUCKETS + 1, now)])
+    return count + sum(earlier.values()) <= limit

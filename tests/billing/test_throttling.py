@@ -31,7 +31,18 @@ def test_keys_are_counted_apart():
     assert [hit("0711000001", limit=1), hit("0711000002", limit=1), hit("0711000001", limit=1)] == [True, True, False]
 
 
-def test_concurrent_attempts_never_share_a_slot():
+def test_concurrent_attempts_are_each_counted():
     with ThreadPoolExecutor(max_workers=8) as pool:
         allowed = list(pool.map(lambda _: hit(limit=10, window=60), range(60)))
     assert allowed.count(True) == 10
+
+
+def test_a_huge_limit_costs_what_a_small_one_does(monkeypatch):
+    """Operators raise the per-IP limit when all their customers share one NAT address."""
+    from django.core.cache import cache
+
+    asked = []
+    get_many = cache.get_many
+    monkeypatch.setattr(cache, "get_many", lambda keys: asked.append(len(keys)) or get_many(keys))
+    assert hit(limit=10**6, window=600)
+    assert asked == [throttling.BUCKETS - 1]

@@ -23,7 +23,6 @@ import asyncio
 import json
 import math
 import multiprocessing
-import shutil
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from tests.benchmarks.common import (  # noqa: E402
     bench_env,
     cpu_seconds,
     django_setup,
+    finish,
     fmt,
     machine_line,
     raise_open_files_limit,
@@ -277,11 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         f"subscribed to one of {args.payments} PROCESSING payments; {machine_line()}. Target: < {TARGET_KIB} KiB each."
     )
     ok = all(lv.problem is None and lv.failed == 0 and lv.dropped == 0 for lv in levels)
-    if ok and not args.keep_logs:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    else:
-        print(f"logs kept in {work_dir}", file=sys.stderr)
-    return 0 if ok else 1
+    return finish(work_dir, ok=ok, keep_logs=args.keep_logs)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shutil
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from tests.benchmarks.common import (  # noqa: E402
     bench_env,
     cpu_seconds,
     django_setup,
+    finish,
     fmt,
     machine_line,
     percentile,
@@ -244,11 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"bench": "graphql_overhead", **{
             n: {"rps": v.rps, "p50": percentile(v.latencies_ms, 50), "p99": percentile(v.latencies_ms, 99),
                 "cpu_ms": v.cpu_ms_per_request} for n, v in variants.items()}}), file=sys.stderr)
-    if ok and not args.keep_logs:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    else:
-        print(f"logs kept in {work_dir}", file=sys.stderr)
-    return 0 if ok else 1
+    return finish(work_dir, ok=ok, keep_logs=args.keep_logs)
 
 
 if __name__ == "__main__":

@@ -41,47 +41,37 @@ import json
 import math
 import os
 import random
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.common import (  # noqa: E402
+    INTASEND_PUBLIC_KEY,
+    INTASEND_SECRET_KEY,
+    WEBHOOK_CHALLENGE,
+    Shop,
+    bench_env,
+    cpu_seconds,
+    finish,
+    fmt,
+    percentile,
+    postgres_database,
+    raise_open_files_limit,
+)
+
 MODES = ("embedded", "scaled")
 REDIS_URL = "redis://127.0.0.1:6379/8"
-POSTGRES_ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
-POSTGRES_DB = "cloudpilot_bench"
-
-INTASEND_PUBLIC_KEY = "ISPubKey_test_benchmark00001"
-INTASEND_SECRET_KEY = "ISSecretKey_test_benchmark0001"
-WEBHOOK_CHALLENGE = "bench-webhook-challenge"
-PRICE = Decimal("25.00")
+POSTGRES_DB = "cloudpilot_bench_latency"
 
 SUBSCRIBE = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id status } }"
-
-# Background knobs, overridable with --env: keep the reconciler away from the idle benchmark
-# payments, don't retry activations and profile syncs against the benchmark's unreachable router
-# (127.0.0.1:1), and keep the logs quiet, so the numbers are about the webhook path. (Variables a
-# version of the code does not know are simply ignored by it.)
-DEFAULT_SERVER_ENV = {
-    "DEBUG": "0",
-    "LOG_LEVEL": "WARNING",
-    "PAYMENT_RECONCILE_AFTER_SECONDS": "86400",
-    "ACTIVATION_RETRIES": "0",
-    "PROFILE_SYNC_RETRIES": "0",
-}
-
 
 # --- results -------------------------------------------------------------------------------------
 
@@ -112,19 +102,6 @@ STAGES = {
     "status call→applied": ("status_call", "applied"),
     "applied→subscriber (commit, publish, re-read, push)": ("applied", "t1"),
 }
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 200 samples is the 198th smallest)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def fmt(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.1f}"
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -168,13 +145,6 @@ def stages_table(rows: list[Row]) -> str:
 
 
 # --- the parent: one child interpreter per mode ----------------------------------------------------
-
-
-def raise_open_files_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # children (daphne) inherit it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -256,35 +226,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def server_env(mode: str, work_dir: Path, intasend_base_url: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST"))}
-    env.pop("REDIS_URL", None)
-    env.update(DEFAULT_SERVER_ENV)
-    env.update(
-        PYTHONUNBUFFERED="1",
-        INTASEND_API_BASE_URL=intasend_base_url,
-        HUEY_SQLITE_PATH=str(work_dir / "huey.sqlite3"),
-    )
     if mode == "embedded":
-        env["DATABASE_URL"] = f"sqlite:///{work_dir / 'bench.sqlite3'}"
+        database_url, redis_url = f"sqlite:///{work_dir / 'bench.sqlite3'}", None
     else:
-        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{POSTGRES_DB}"
-        env["REDIS_URL"] = REDIS_URL
-    env.update(extra)
-    return env
-
-
-def postgres_database(action: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(POSTGRES_ADMIN_DSN)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
-            if action == "create":
-                cursor.execute(f"CREATE DATABASE {POSTGRES_DB}")
-    finally:
-        connection.close()
+        database_url, redis_url = f"postgres://postgres@127.0.0.1:5432/{POSTGRES_DB}", REDIS_URL
+    return bench_env(work_dir, intasend_base_url, database_url=database_url, redis_url=redis_url, extra=extra)
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -302,8 +248,8 @@ def child_main(args: argparse.Namespace) -> int:
             import redis
 
             redis.Redis.from_url(REDIS_URL).flushdb()
-            postgres_database("create")
-            stack.callback(postgres_database, "drop")
+            postgres_database(POSTGRES_DB, "create")
+            stack.callback(postgres_database, POSTGRES_DB, "drop")
         # This process seeds the data through Django with the servers' settings.
         os.environ.pop("REDIS_URL", None)
         os.environ.update(env, DJANGO_SETTINGS_MODULE="project.settings")
@@ -376,91 +322,10 @@ def child_main(args: argparse.Namespace) -> int:
             rows += [Row(mode=mode, subscribers=n, error=str(exc)[:200]) for n in args.subscriber_list if n not in done]
         finally:
             args.child_out.write_text(json.dumps([asdict(row) for row in rows]))
-    if ok and not args.keep_logs:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    else:
-        print(f"{mode}: logs kept in {work_dir}", file=sys.stderr)
-    return 0 if ok else 1
+    return finish(work_dir, ok=ok, keep_logs=args.keep_logs, label=f"{mode}: ")
 
 
 # --- seed data (this process's Django, the same database as the servers) -------------------------
-
-
-@dataclass
-class Shop:
-    fake: Any
-    operator: Any
-    router: Any
-    package: Any
-    credential: Any
-    public_key: str
-    phones: int = 0
-
-    @classmethod
-    def create(cls, fake) -> Shop:
-        from django.contrib.auth import get_user_model
-
-        from billing.models import OperatorProfile
-        from billing.services import CredentialInput, credential_add
-        from network.services import PackageInput, RouterInput, package_create, router_create
-
-        operator = get_user_model().objects.create_user(username="bench", password="bench-password-123")
-        # Port 1 on loopback: nothing listens, so any router job fails fast (and retries in the background).
-        router = router_create(
-            operator=operator,
-            data=RouterInput(name="Bench", host="127.0.0.1", username="cloudpilot", password="router-pass", api_port=1),
-        )
-        package = package_create(
-            operator=operator,
-            data=PackageInput(router_id=router.pk, name="1 Hour", price=PRICE, duration_minutes=60),
-        )
-        credential = credential_add(
-            operator=operator,
-            data=CredentialInput(
-                api_key=INTASEND_PUBLIC_KEY, private_key=INTASEND_SECRET_KEY, webhook_challenge=WEBHOOK_CHALLENGE
-            ),
-        )
-        public_key = OperatorProfile.objects.get(user=operator).public_key
-        return cls(fake, operator, router, package, credential, public_key)
-
-    def payments(self, count: int) -> list[tuple[str, str]]:
-        """`count` PROCESSING STK-push payments with their invoices at the fake: [(payment_id, invoice_id)]."""
-        from billing.models import Payment
-
-        rows, made = [], []
-        for _ in range(count):
-            self.phones += 1
-            payment_id = uuid.uuid4()
-            phone = f"2547{self.phones:08d}"
-            invoice = self.fake.ledger.create_invoice(
-                public_key=INTASEND_PUBLIC_KEY,
-                value=PRICE,
-                currency="KES",
-                account=phone,
-                api_ref=str(payment_id),
-                host="127.0.0.1",
-                phone_number=phone,
-            )
-            rows.append(
-                Payment(
-                    id=payment_id,
-                    owner=self.operator,
-                    router=self.router,
-                    package=self.package,
-                    credential=self.credential,
-                    kind=Payment.Kind.STK_PUSH,
-                    phone_number=phone,
-                    amount=PRICE,
-                    currency="KES",
-                    status=Payment.Status.PROCESSING,
-                    intasend_payment_id=invoice.payment_id,
-                    intasend_invoice_id=invoice.invoice_id,
-                    intasend_state=invoice.state,
-                )
-            )
-            made.append((str(payment_id), invoice.invoice_id))
-        Payment.objects.bulk_create(rows, batch_size=500)
-        return made
 
 
 # --- where the time goes ---------------------------------------------------------------------------
@@ -520,18 +385,6 @@ def stage_breakdown(timings: list[SampleTiming], status_calls: dict[str, float])
 # --- the measurement (asyncio: all subscribers in this one process) ------------------------------
 
 IDLE_CPU_WINDOW_S = 5.0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Subscriber:
@@ -652,9 +505,9 @@ async def measure(
         row.connect_s = time.perf_counter() - started
         await asyncio.sleep(1.0)  # let the connection burst drain before measuring
         # What N idle subscriptions cost the servers (resyncs, pings): CPU over a quiet window.
-        before, t_before = cpu_seconds(server_pids), time.perf_counter()
+        before, t_before = cpu_seconds(*server_pids), time.perf_counter()
         await asyncio.sleep(IDLE_CPU_WINDOW_S)
-        row.idle_cpu_pct = 100 * (cpu_seconds(server_pids) - before) / (time.perf_counter() - t_before)
+        row.idle_cpu_pct = 100 * (cpu_seconds(*server_pids) - before) / (time.perf_counter() - t_before)
 
         rng = random.Random(n)
         for index in range(warmup + samples):

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from tests.benchmarks.common import (  # noqa: E402
     bench_env,
     cpu_seconds,
     django_setup,
+    finish,
     fmt,
     machine_line,
     percentile,
@@ -339,11 +339,7 @@ def child_main(args: argparse.Namespace) -> int:
         finally:
             args.child_out.write_text(json.dumps(asdict(result)))
             print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
-    if ok and not args.keep_logs:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    else:
-        print(f"{mode}: logs kept in {work_dir}", file=sys.stderr)
-    return 0 if ok else 1
+    return finish(work_dir, ok=ok, keep_logs=args.keep_logs, label=f"{mode}: ")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from tests.benchmarks.common import (  # noqa: E402
     Shop,
     bench_env,
     cpu_seconds,
+    django_setup,
     finish,
     fmt,
     percentile,
@@ -250,22 +251,13 @@ def child_main(args: argparse.Namespace) -> int:
             redis.Redis.from_url(REDIS_URL).flushdb()
             postgres_database(POSTGRES_DB, "create")
             stack.callback(postgres_database, POSTGRES_DB, "drop")
-        # This process seeds the data through Django with the servers' settings.
-        os.environ.pop("REDIS_URL", None)
-        os.environ.update(env, DJANGO_SETTINGS_MODULE="project.settings")
-
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, capture_output=True, text=True
-        )
-        if migrate.returncode != 0:
-            sys.stderr.write(migrate.stdout + migrate.stderr)
+        try:
+            django_setup(env)  # this process seeds the data through Django with the servers' settings
+        except RuntimeError as exc:
+            sys.stderr.write(f"{exc}\n")
             rows = [Row(mode=mode, subscribers=n, error="migrate failed") for n in args.subscriber_list]
             args.child_out.write_text(json.dumps([asdict(row) for row in rows]))
             return 1
-
-        import django
-
-        django.setup()
         from django.db import connections
 
         stack.callback(connections.close_all)  # before the database is dropped

@@ -1,13 +1,54 @@
+import dataclasses
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
+from network import services
 from network.models import Activation, Package, Router
 from network.services import PROFILE_FIELDS
 from project.admin_scoping import OwnedByOperatorAdmin
+from project.errors import ApplicationError
+
+# The API's field names in ApplicationError.field → the model's.
+_MODEL_FIELD = {"apiPort": "api_port", "hotspotAddress": "hotspot_address"}
+
+
+class RouterAdminForm(forms.ModelForm):
+    """The API's rules for a router (no control characters, allowed destinations, hotspot address)."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        names = ("name", "host", "username", "api_port", "hotspot_address")
+        if not all(name in cleaned for name in names):
+            return cleaned  # a field failed its own validation: that error is shown
+        try:
+            checked = services.router_clean(**{name: cleaned[name] for name in names})
+        except ApplicationError as error:
+            self.add_error(_MODEL_FIELD.get(error.field or "", error.field), error.message)
+            return cleaned
+        cleaned.update(dataclasses.asdict(checked))
+        return cleaned
+
+
+class PackageAdminForm(forms.ModelForm):
+    """The API's rules for a package (price, duration, shared users, caps): one validation for both."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for field, rule in services.PACKAGE_RULES.items():
+            if field in cleaned:
+                try:
+                    cleaned[field] = rule(cleaned[field])
+                except ApplicationError as error:
+                    self.add_error(field, error.message)
+        return cleaned
 
 
 @admin.register(Router)
 class RouterAdmin(OwnedByOperatorAdmin):
+    form = RouterAdminForm
     # password_encrypted is not editable, so it is never rendered.
     list_display = ["name", "host", "api_port", "use_ssl", "owner", "last_contact_at"]
     search_fields = ["name", "host"]
@@ -19,6 +60,7 @@ class RouterAdmin(OwnedByOperatorAdmin):
 
 @admin.register(Package)
 class PackageAdmin(OwnedByOperatorAdmin):
+    form = PackageAdminForm
     owner_path = "router__owner"
     owned_choices = {"router": "owner"}  # a package goes on one of the operator's own routers
     list_display = ["name", "router", "price", "duration_minutes", "data_limit_mb", "is_active"]

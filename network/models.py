@@ -20,6 +20,9 @@ class Router(models.Model):
     username = models.CharField(max_length=100)
     # Write-only secret: Fernet token, never shown or logged. Use `password()` to read it.
     password_encrypted = models.TextField(editable=False)
+    # The hotspot's DNS name or IP as customers' browsers see it: the only place the portal may post
+    # an access code to log a device in.
+    hotspot_address = models.CharField(max_length=255, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -37,6 +40,11 @@ class Router(models.Model):
         return encryption.decrypt(self.password_encrypted)
 
 
+# One validation for the API and the admin (network.services uses the same bounds).
+MAX_DURATION_MINUTES = 366 * 24 * 60
+MAX_SHARED_USERS = 100
+
+
 class Package(models.Model):
     router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="packages")
     name = models.CharField(max_length=100)
@@ -46,11 +54,15 @@ class Package(models.Model):
         validators=[MinValueValidator(Decimal("1.00"))],
         help_text="KES",
     )
-    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    duration_minutes = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_MINUTES)]
+    )
     upload_kbps = models.PositiveIntegerField(null=True, blank=True, help_text="Upload speed cap")
     download_kbps = models.PositiveIntegerField(null=True, blank=True, help_text="Download speed cap")
     data_limit_mb = models.PositiveIntegerField(null=True, blank=True, help_text="Total data cap")
-    shared_users = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    shared_users = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_SHARED_USERS)]
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -38,7 +38,9 @@ from types import TracebackType
 from typing import Any
 
 import routeros_api
+from routeros_api import api_communicator, api_socket, base_api
 from routeros_api import exceptions as ros_exc
+from routeros_api.api import RouterOsApi
 
 __all__ = [
     "HotspotProfileSpec",
@@ -47,10 +49,13 @@ __all__ = [
     "RouterAuthFailed",
     "RouterError",
     "RouterIdentity",
+    "RouterNotAllowed",
     "RouterOSDriver",
     "RouterUnreachable",
     "format_limit_uptime",
     "format_rate_limit",
+    "resolve_first",
+    "unreachable_text",
 ]
 
 USER_PATH = "/ip/hotspot/user"
@@ -59,6 +64,13 @@ ACTIVE_PATH = "/ip/hotspot/active"
 COOKIE_PATH = "/ip/hotspot/cookie"
 
 AUTH_FAILED_TEXT = "Router rejected the API username or password"
+
+
+def unreachable_text(host: str, port: int) -> str:
+    """Every failure before a RouterOS login answer reads the same: refused, reset, silent (timed out)
+    or another kind of server (HTTP, SSH, Redis...) must not be told apart, or this is a port scanner."""
+    return f"Could not connect to router {host}:{port}: unreachable, or not a RouterOS API"
+
 
 # --------------------------------------------------------------------------------------------------
 # Values
@@ -195,6 +207,10 @@ class RouterAuthFailed(RouterError):
     """The router rejected the API username or password. Retrying will not help."""
 
 
+class RouterNotAllowed(RouterError):
+    """The router's address is one the server must not connect to (see ``network.destinations``)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------------
@@ -214,6 +230,51 @@ def _router_ssl_context() -> ssl.SSLContext:
     return context
 
 
+def resolve_first(address: RouterAddress) -> str:
+    """The first address the host resolves to, with no policy: for tools and tests that name a router
+    themselves. The app passes ``network.destinations.connect_address``, which checks where it goes."""
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise RouterUnreachable(
+            "name does not resolve", command="/login", text=unreachable_text(address.host, address.port)
+        ) from None
+    return str(infos[0][4][0])
+
+
+class _PinnedPool(routeros_api.RouterOsApiPool):
+    """The library's pool, connected to one address resolved (and checked) beforehand.
+
+    The library would resolve the name again itself, and a second DNS answer (rebinding) could point
+    somewhere never checked. TLS still names the router's host (SNI, and hostname checks of a pinning
+    ``ssl_context``).
+    """
+
+    def __init__(self, ip: str, *, server_name: str, **kwargs: Any) -> None:
+        super().__init__(ip, **kwargs)
+        self.server_name = server_name
+
+    def get_api(self) -> Any:
+        if not self.connected:
+            sock = socket.create_connection((self.host, self.port), timeout=self.socket_timeout)
+            try:
+                api_socket.set_keepalive(sock, after_idle_sec=10)
+                if self.ssl_context is not None:
+                    sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_name)
+            except BaseException:
+                sock.close()
+                raise
+            # From here on as RouterOsApiPool.get_api (routeros-api 0.21).
+            self.socket = api_socket.SocketWrapper(sock)
+            communicator = api_communicator.ApiCommunicator(base_api.Connection(self.socket))
+            self.api = RouterOsApi(communicator)
+            for handler in self._get_exception_handlers():
+                communicator.add_exception_handler(handler)
+            self.api.login(self.username, self.password, self.plaintext_login)
+            self.connected = True
+        return self.api
+
+
 class RouterOSDriver:
     """One RouterOS API connection for one job. Not thread-safe by design, like the library under it.
 
@@ -230,9 +291,12 @@ class RouterOSDriver:
         timeout: float = 5.0,
         logger_name: str = "network.routeros",
         ssl_context: ssl.SSLContext | None = None,
+        resolve: Callable[[RouterAddress], str] = resolve_first,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        # Called on every connect: the one IP address to connect to (may refuse with a RouterError).
+        self._resolve = resolve
         self._log = logging.getLogger(logger_name)
         self._ssl_context = ssl_context
         self._pool: routeros_api.RouterOsApiPool | None = None
@@ -264,8 +328,15 @@ class RouterOSDriver:
             return
         address = self.address
         use_ssl = address.use_ssl or self._ssl_context is not None
-        pool = routeros_api.RouterOsApiPool(
-            address.host,
+        started = time.monotonic()
+        try:
+            ip = self._resolve(address)
+        except RouterError as refused:
+            self._log_command("/login", (), (), started, refused)
+            raise
+        pool = _PinnedPool(
+            ip,
+            server_name=address.host,
             username=address.username,
             password=address.password,
             port=address.port,
@@ -275,7 +346,6 @@ class RouterOSDriver:
         )
         # The class default is 15 s, used for connect, TLS handshake and every read.
         pool.socket_timeout = self.timeout
-        started = time.monotonic()
         error: RouterError | None = None
         try:
             api = pool.get_api()
@@ -477,23 +547,25 @@ class RouterOSDriver:
 
         # Anything else leaves the session unusable (half-read replies, closed socket, ...).
         self._mark_lost(type(exc).__name__)
+        connection_failed = isinstance(exc, ros_exc.RouterOsApiConnectionError | OSError | EOFError)
+        if during_login:
+            # No RouterOS answer to the login: whatever answered (or did not) stays unnamed. The detail
+            # (socket text only, no arguments) goes to our log, never to the operator.
+            detail = (
+                f"{type(exc).__name__}: {_text(exc.args[0])}" if connection_failed and exc.args else type(exc).__name__
+            )
+            return RouterUnreachable(detail, command=command, text=unreachable_text(host, self.address.port))
         if self._last_fatal is not None or isinstance(exc, ros_exc.RouterOsApiFatalCommunicationError):
             # !fatal: the router ends the session (e.g. "session terminated on request").
             reason = self._last_fatal or "session terminated"
             return RouterError(reason, command=command, text=f"Router {host} ended the API session: {reason}")
-        if isinstance(exc, ros_exc.RouterOsApiConnectionError | OSError | EOFError):
-            # Includes timeouts, refused connections, resets, TLS errors (ssl.SSLError is an OSError)
-            # and RouterOsApiConnectionClosedError. str() here carries socket text only, no arguments.
-            reason = _text(exc.args[0]) if exc.args else type(exc).__name__
-            if isinstance(exc, ros_exc.RouterOsApiConnectionClosedError) or not reason:
-                reason = "connection closed by the router"
+        if connection_failed:
+            # Timeouts, resets, TLS errors (ssl.SSLError is an OSError), RouterOsApiConnectionClosedError.
+            reason = "timed out" if _timed_out(exc) else "connection lost"
             where = f"{host}:{self.address.port}"
-            text = (
-                f"Could not connect to router {where}: {reason}"
-                if during_login
-                else f"Connection to router {where} lost during {command}: {reason}"
+            return RouterUnreachable(
+                reason, command=command, text=f"Connection to router {where} lost during {command}: {reason}"
             )
-            return RouterUnreachable(reason, command=command, text=text)
         if isinstance(exc, KeyError):
             # The library indexes b'message' blindly: a !trap without =message= surfaces as KeyError.
             return RouterError(
@@ -503,7 +575,7 @@ class RouterOSDriver:
         return RouterError(
             f"protocol error ({type(exc).__name__})",
             command=command,
-            text=f"Unexpected reply from router {host} to {command} ({type(exc).__name__})",
+            text=f"Unexpected reply from router {host} to {command}: not a RouterOS API reply",
         )
 
     def _mark_lost(self, reason: str) -> None:
@@ -570,6 +642,8 @@ class RouterOSDriver:
             outcome = "ok"
         elif isinstance(error, RouterAuthFailed):
             outcome = "auth_failed"
+        elif isinstance(error, RouterNotAllowed):
+            outcome = "not_allowed"
         elif isinstance(error, RouterUnreachable):
             outcome = "unreachable"
         else:
@@ -591,6 +665,11 @@ class RouterOSDriver:
                 "duration_ms": duration_ms,
             },
         )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # The library wraps socket errors: RouterOsApiConnectionError(TimeoutError) or (str(TimeoutError)).
+    return isinstance(exc, TimeoutError) or any(isinstance(arg, TimeoutError) or arg == "timed out" for arg in exc.args)
 
 
 def _text(value: object) -> str:

@@ -56,6 +56,16 @@ class RouterType:
         principal = principal_of(info)
         return self.username if principal and principal.is_operator else None
 
+    @strawberry_django.field(
+        only=["hotspot_address"],
+        description="The hotspot's DNS name or IP (optional :port) as customers' browsers see it: the only "
+        "place the portal posts an access code to (operators only)",
+    )
+    @without_database
+    def hotspot_address(self, info: strawberry.Info) -> str | None:
+        principal = principal_of(info)
+        return (self.hotspot_address or None) if principal and principal.is_operator else None
+
 
 @strawberry_django.type(models.Package, name="Package")
 class PackageType:
@@ -80,6 +90,9 @@ class CreateRouterInput:
     password: str = strawberry.field(description="Write-only: stored encrypted, never returned")
     api_port: int = 8728
     use_ssl: bool = False
+    hotspot_address: str | None = strawberry.field(
+        default=None, description="The hotspot's DNS name or IP, optional :port (no scheme or path)"
+    )
 
 
 @strawberry.type
@@ -180,6 +193,7 @@ class NetworkMutation:
                     password=input.password,
                     api_port=input.api_port,
                     use_ssl=input.use_ssl,
+                    hotspot_address=input.hotspot_address or "",
                 ),
             )
         except ApplicationError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -18,12 +19,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from network.models import Package, Router
+from billing.throttling import hit
+from network import destinations
+from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Package, Router
 from network.routeros import (
     HotspotProfileSpec,
     RouterAddress,
     RouterAuthFailed,
     RouterError,
+    RouterNotAllowed,
     RouterOSDriver,
     format_rate_limit,
 )
@@ -38,11 +42,22 @@ _HOSTNAME = re.compile(
 )
 
 
+# A hotspot address as browsers use it: host, [IPv6] or IPv4, then an optional :port; nothing else.
+_HOTSPOT_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/]+)(?::(?P<port>[0-9]{1,5}))?$")
+
+
 def _required_text(value: str, field: str, max_length: int) -> str:
     text = (value or "").strip()
     if not text or len(text) > max_length:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be 1 to {max_length} characters", field=field)
     return text
+
+
+def _no_control_characters(value: str, field: str) -> str:
+    """A router's fields travel to another machine: CR/LF and friends would smuggle in other commands."""
+    if destinations.has_control_characters(value or ""):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must not contain control characters", field=field)
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,38 +68,92 @@ class RouterInput:
     password: str
     api_port: int = 8728
     use_ssl: bool = False
+    hotspot_address: str = ""
+
+
+@dataclass(frozen=True)
+class RouterFields:
+    """A router's settings, checked and normalised."""
+
+    name: str
+    host: str
+    username: str
+    api_port: int
+    hotspot_address: str
+
+
+def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_address: str) -> RouterFields:
+    """Check a router's settings as the API does (the admin's form calls this too: one set of rules).
+
+    Raises ApplicationError naming the API field: INVALID_INPUT, or ROUTER_NOT_ALLOWED for an IP address
+    the server must not connect to. Host names are checked at every connection (network.destinations).
+    """
+    name = _required_text(_no_control_characters(name, "name"), "name", 100)
+    host = _required_text(_no_control_characters(host, "host"), "host", 255)
+    literal = destinations.ip_literal(host)
+    # An all-numeric last label is no DNS name but an IP address in a form we do not take (2130706433).
+    if literal is None and (not _HOSTNAME.match(host) or host.rsplit(".", 1)[-1].isdigit()):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "host must be a hostname or IP address", field="host")
+    if not 1 <= api_port <= 65535:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "apiPort must be between 1 and 65535", field="apiPort")
+    if literal is not None and not destinations.address_allowed(literal, api_port):
+        raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, destinations.NOT_ALLOWED_TEXT, field="host")
+    return RouterFields(
+        name=name,
+        host=host,
+        username=_required_text(_no_control_characters(username, "username"), "username", 100),
+        api_port=api_port,
+        hotspot_address=_hotspot_address(hotspot_address),
+    )
+
+
+def _hotspot_address(value: str) -> str:
+    """Where customers' browsers reach the hotspot (a hostname or IP, optional port), or '' for none."""
+    text = _no_control_characters(value, "hotspotAddress").strip()
+    if not text:
+        return ""
+    match = _HOTSPOT_ADDRESS.match(text) if len(text) <= 255 else None
+    valid = match is not None
+    if match is not None:
+        host, port = match["host"], match["port"]
+        if host.startswith("["):
+            valid = destinations.ip_literal(host[1:-1]) is not None and ":" in host
+        else:
+            valid = bool(_HOSTNAME.match(host))
+        valid = valid and (port is None or 1 <= int(port) <= 65535)
+    if not valid:
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT,
+            "hotspotAddress must be a hostname or IP address with an optional port (no scheme or path)",
+            field="hotspotAddress",
+        )
+    return text.lower()
 
 
 def router_create(*, operator: AbstractBaseUser, data: RouterInput) -> Router:
     """Register a router; its API password is stored encrypted and never shown again."""
-    host = _required_text(data.host, "host", 255)
-    if not _HOSTNAME.match(host) and not _is_ip(host):
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "host must be a hostname or IP address", field="host")
-    if not 1 <= data.api_port <= 65535:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "apiPort must be between 1 and 65535", field="apiPort")
+    fields = router_clean(
+        name=data.name,
+        host=data.host,
+        username=data.username,
+        api_port=data.api_port,
+        hotspot_address=data.hotspot_address or "",
+    )
     if not data.password:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "password is required", field="password")
+    _no_control_characters(data.password, "password")
     router = Router(
         owner=operator,
-        name=_required_text(data.name, "name", 100),
-        host=host,
-        api_port=data.api_port,
+        name=fields.name,
+        host=fields.host,
+        api_port=fields.api_port,
         use_ssl=data.use_ssl,
-        username=_required_text(data.username, "username", 100),
+        username=fields.username,
+        hotspot_address=fields.hotspot_address,
     )
     router.set_password(data.password)
     router.save()
     return router
-
-
-def _is_ip(value: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -137,17 +206,34 @@ UNSET: Any = _Unset()
 
 
 def _duration(minutes: int) -> int:
-    if not 1 <= minutes <= 366 * 24 * 60:
+    if not 1 <= minutes <= MAX_DURATION_MINUTES:
         raise ApplicationError(
-            ErrorCode.INVALID_INPUT, "durationMinutes must be between 1 and 527040", field="durationMinutes"
+            ErrorCode.INVALID_INPUT,
+            f"durationMinutes must be between 1 and {MAX_DURATION_MINUTES}",
+            field="durationMinutes",
         )
     return minutes
 
 
 def _shared_users(count: int) -> int:
-    if not 1 <= count <= 100:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "sharedUsers must be between 1 and 100", field="sharedUsers")
+    if not 1 <= count <= MAX_SHARED_USERS:
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT, f"sharedUsers must be between 1 and {MAX_SHARED_USERS}", field="sharedUsers"
+        )
     return count
+
+
+# One set of rules for packageCreate/packageUpdate and the admin's package form: model field ->
+# check and normalisation (raising ApplicationError named after the API field).
+PACKAGE_RULES: dict[str, Callable[[Any], Any]] = {
+    "name": lambda value: _required_text(value, "name", 100),
+    "price": _price,
+    "duration_minutes": _duration,
+    "upload_kbps": lambda value: _optional_positive(value, "uploadKbps"),
+    "download_kbps": lambda value: _optional_positive(value, "downloadKbps"),
+    "data_limit_mb": lambda value: _optional_positive(value, "dataLimitMb"),
+    "shared_users": _shared_users,
+}
 
 
 # What the router's hotspot profile is built from: changing any of these means a profile sync.
@@ -261,7 +347,8 @@ def router_driver(router: Router) -> RouterOSDriver:
         password=password,
         use_ssl=router.use_ssl,
     )
-    return RouterOSDriver(address, timeout=settings.ROUTER_API_TIMEOUT_SECONDS)
+    # Every connection (activation, profile sync, expiry, checks) is checked and pinned to one address.
+    return RouterOSDriver(address, timeout=settings.ROUTER_API_TIMEOUT_SECONDS, resolve=destinations.connect_address)
 
 
 def router_touch(*, router_id: int, at: datetime | None = None) -> None:
@@ -300,13 +387,24 @@ class RouterCheck:
 def router_check_connection(*, operator: AbstractBaseUser, router_id: object) -> RouterCheck:
     """Log in to the router's API and read its identity and RouterOS version.
 
-    Someone else's router raises ROUTER_NOT_FOUND; a router that cannot be reached or refuses the
-    credentials is an answer (``ok=False`` with the reason), not an error of the request.
+    Someone else's router raises ROUTER_NOT_FOUND, an address the server must not connect to
+    ROUTER_NOT_ALLOWED, too many checks RATE_LIMITED; a router that cannot be reached or refuses the
+    credentials is an answer (``ok=False`` with one of a few generic reasons), not an error of the request.
     """
+    # Each check is a connection to an address of the operator's choosing: not a port scanner.
+    if not hit(
+        "router-check",
+        str(operator.pk),
+        limit=settings.ROUTER_CHECK_RATE_LIMIT,
+        window_seconds=settings.ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS,
+    ):
+        raise ApplicationError(ErrorCode.RATE_LIMITED, "Too many router checks. Please wait a minute and try again.")
     router = router_get_for(operator=operator, router_id=router_id)
     try:
         with router_driver(router) as driver:
             identity = driver.identity()
+    except RouterNotAllowed as error:
+        raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, str(error)) from None
     except RouterError as error:
         return RouterCheck(ok=False, error=str(error))
     router_touch(router_id=router.pk)

@@ -26,13 +26,16 @@ class ErrorCode(enum.Enum):
     AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
     ACTIVATION_NOT_RETRYABLE = "ACTIVATION_NOT_RETRYABLE"
     ROUTER_UNREACHABLE = "ROUTER_UNREACHABLE"
+    ROUTER_NOT_ALLOWED = "ROUTER_NOT_ALLOWED"
+    CODE_INVALID = "CODE_INVALID"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 class ApplicationError(Exception):
     """A failure the caller can act on: a stable code, a human message, maybe the input field.
 
-    `payment` carries the payment a failure is about (a gateway failure keeps its FAILED record,
-    an already-pending push points at the pending one) so the payload can return it.
+    `payment` carries the caller's own payment a failure is about (a gateway failure keeps its
+    record) so the payload can return it; never someone else's (an already-pending push has none).
     """
 
     def __init__(self, code: ErrorCode, message: str, *, field: str | None = None, payment: Any = None) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
@@ -18,6 +19,11 @@ from network.models import Package, Router
 from network.services import PackageInput, RouterInput, package_create, router_create
 from project.auth import issue_tokens
 from tests.fakes.intasend_server import FakeIntaSend
+
+# DEBUG (and with it the simulators) is off by default since issue 9, but `project.urls` decides
+# once, at its first import, whether the /simulator/ routes exist: give the suite the routes, as
+# before, whichever test imports the URLs first (tests switch SIMULATORS_ENABLED per test).
+settings.SIMULATORS_ENABLED = True
 
 INTASEND_PUBLIC_KEY = "ISPubKey_test_cloudpilot0001"
 INTASEND_SECRET_KEY = "ISSecretKey_test_verysecret0001"
@@ -40,6 +46,16 @@ def _no_router_simulator_in_the_test_process() -> None:
     from django.conf import settings
 
     settings.ROUTEROS_SIMULATOR_AUTOSTART = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_routers_allowed() -> None:
+    """The suite's fake routers listen on loopback, which a real installation refuses (network.destinations).
+
+    tests/security/test_router_destinations.py takes this away again to show that refusal."""
+    from django.conf import settings
+
+    settings.ROUTER_ALLOWED_NETWORKS = ["127.0.0.1/32"]
 
 
 @pytest.fixture(autouse=True)

@@ -74,6 +74,8 @@ def base_env(log_dir: Path, **overrides: str) -> dict[str, str]:
         # Test servers run the RouterOS simulator only when a test asks (ROUTEROS_SIMULATOR_AUTOSTART=1
         # and a free ROUTEROS_SIMULATOR_PORT): never on the demo's fixed port.
         ROUTEROS_SIMULATOR_AUTOSTART="0",
+        # The tests' fake routers listen on loopback, which a real installation refuses.
+        ROUTER_ALLOWED_NETWORKS="127.0.0.1/32",
     )
     env.pop("REDIS_URL", None)
     env.update(overrides)

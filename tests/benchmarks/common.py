@@ -58,6 +58,8 @@ INTASEND_PUBLIC_KEY = "ISPubKey_test_benchmark00001"
 INTASEND_SECRET_KEY = "ISSecretKey_test_benchmark0001"
 WEBHOOK_CHALLENGE = "bench-webhook-challenge"
 PRICE = Decimal("25.00")
+# Every benchmark payment's clientSecret: the portals subscribing to them hold it, as real ones do.
+CLIENT_SECRET = "bench-client-secret-0123456789abcdef"
 
 BENCH_SETTINGS = "tests.benchmarks.bench_settings"
 
@@ -171,6 +173,8 @@ DEFAULT_SERVER_ENV = {
     "PAYMENT_RECONCILE_AFTER_SECONDS": "86400",
     "ACTIVATION_RETRIES": "0",
     "PROFILE_SYNC_RETRIES": "0",
+    # The benchmark router lives on loopback, which routers may not use by default (issue 9).
+    "ROUTER_ALLOWED_NETWORKS": "127.0.0.1/32",
 }
 
 
@@ -321,6 +325,7 @@ class Shop:
                     intasend_payment_id=invoice.payment_id,
                     intasend_invoice_id=invoice.invoice_id,
                     intasend_state=invoice.state,
+                    client_secret=CLIENT_SECRET,
                 )
             )
             made.append((str(payment_id), invoice.invoice_id))

@@ -1,0 +1,111 @@
+"""Where the server may open a connection to a router (API.md "Routers: where the server may connect").
+
+A router's host, username and password are tenant data sent to another machine. Without these rules
+an operator could point "a router" at a service inside our own network (a Redis on loopback, the cloud
+metadata address) and make the server talk to it. So:
+
+- no control characters (below 0x20, and DEL) in a router's name, host, username or password;
+- the host's addresses must not be loopback, link-local (cloud metadata included), multicast,
+  unspecified or reserved, unless listed in ``ROUTER_ALLOWED_NETWORKS``; with the simulators on, the
+  RouterOS simulator's own address and port are allowed too, and nothing else of loopback;
+- ``ROUTER_DENIED_NETWORKS`` (the installation's own subnets) is refused whatever else says;
+- IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they carry.
+
+IP literals are checked when a router is stored; names are resolved, and every address checked, right
+before each connection, and the driver connects to that checked address (a second DNS answer, as in
+DNS rebinding, is never asked for).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import socket
+
+from django.conf import settings
+
+from network.routeros import RouterAddress, RouterAuthFailed, RouterNotAllowed, RouterUnreachable, unreachable_text
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+NOT_ALLOWED_TEXT = "This router address is not allowed (loopback, link-local, multicast or reserved)"
+SIMULATOR_ADDRESS = ipaddress.IPv4Address("127.0.0.1")
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(CONTROL_CHARACTERS.search(value or ""))
+
+
+@functools.cache
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(_judged_network(ipaddress.ip_network(cidr, strict=False)) for cidr in cidrs)
+
+
+def _judged_network(network: Network) -> Network:
+    """``::ffff:10.0.0.0/104`` in a setting means the IPv4 network, like the addresses it is compared to."""
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+        mapped = network.network_address.ipv4_mapped
+        return ipaddress.ip_network(f"{mapped}/{max(network.prefixlen - 96, 0)}", strict=False)
+    return network
+
+
+def _judged(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_allowed(address: IPAddress, port: int) -> bool:
+    """Whether the server may connect to ``address:port`` as a router."""
+    address = _judged(address)
+    if any(address in network for network in _networks(tuple(settings.ROUTER_DENIED_NETWORKS))):
+        return False
+    if any(address in network for network in _networks(tuple(settings.ROUTER_ALLOWED_NETWORKS))):
+        return True
+    if settings.SIMULATORS_ENABLED and address == SIMULATOR_ADDRESS and port == settings.ROUTEROS_SIMULATOR_PORT:
+        return True  # the demo's RouterOS simulator, and only it
+    return not (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or address.is_reserved
+    )
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def connect_address(address: RouterAddress) -> str:
+    """The one checked IP address to connect to for ``address`` (resolved once, here).
+
+    Raises RouterAuthFailed for control characters in the credentials (stored before they were
+    refused: the operator must enter them again), RouterNotAllowed for a refused destination, and
+    RouterUnreachable when the name does not resolve.
+    """
+    if has_control_characters(address.username) or has_control_characters(address.password):
+        raise RouterAuthFailed(
+            "control characters in the credentials",
+            command="/login",
+            text="The router's API username or password contains control characters; enter them again",
+        )
+    if has_control_characters(address.host):
+        raise RouterNotAllowed("control characters in the host", command="/login", text=NOT_ALLOWED_TEXT)
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise RouterUnreachable(
+            "name does not resolve", command="/login", text=unreachable_text(address.host, address.port)
+        ) from None
+    resolved = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # Every address must pass, not just the one we use: a name that also points inside is refused.
+    if not resolved or not all(address_allowed(ip, address.port) for ip in resolved):
+        raise RouterNotAllowed("destination not allowed", command="/login", text=NOT_ALLOWED_TEXT)
+    return str(resolved[0])

@@ -4,7 +4,8 @@ An activation's life::
 
     PENDING --router accepted the hotspot user--> ACTIVE --expiry job, router confirmed--> EXPIRED
        |  ^                                         (renewed: EXPIRED without router work, the
-       |  '--retryActivation (operator)--.           newer activation now owns the hotspot user)
+       |  '--retryActivation (operator), or the       newer activation now owns the hotspot user)
+       |     router answering again (auto retry)--.
        '--last retry failed / credentials rejected--> FAILED
 
 - ``activation_start`` runs once, inside the transaction that completes the payment, and enqueues the
@@ -17,16 +18,22 @@ An activation's life::
 - Access codes come from ``secrets``: 8 characters without 0/O/1/I, unique per router. The hotspot
   user's name and password are both the code.
 
-Renewal rule: a new payment on the same router from the same customer (same phone number, or same
-MAC address) while one of their activations is ACTIVE and still has at least
-``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` to run *extends* that one instead of creating a second
-hotspot user. The new activation takes over the same access code; its expiry is the old expiry plus
-the new package's duration (time is stacked, nothing already paid for is lost); the router user's
-``limit-uptime`` (and data cap, when both packages have one) grows by the new package's amount; the
-new package's profile (speed) applies. The old activation stays ACTIVE until its own expiry passes
+Renewal rule: only on request and proof. A payment made with ``PaymentInput.renewCode`` (an access
+code on that router, bought as the same package; checked when the payment is made and stored in
+``Payment.renews``) *extends* the grant that holds that code if it is still ACTIVE with at least
+``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` to run when the money arrives. Every other payment gets
+a fresh grant with its own code: no MAC address or phone number ever decides it, and a code is never
+handed to a different payer. A renewal keeps the code; its expiry is the old expiry plus the
+package's duration (time is stacked, nothing already paid for is lost) and the router user's
+``limit-uptime`` (and data cap) grows by the package's amount. Same package, same profile and caps:
+a renewal never widens what was paid for. The old activation stays ACTIVE until its own expiry passes
 and then becomes EXPIRED without touching the router, since the user now belongs to the renewal.
-A purchase in the last minutes of a package is a fresh activation with a new code instead: that
-margin keeps the expiry job from ever removing a user a renewal is extending at the same moment.
+A renewal paid in the last minutes of a package is a fresh grant with a new code instead: that margin
+keeps the expiry job from ever removing a user a renewal is extending at the same moment.
+
+Automatic retry: a FAILED activation whose grant has not ended is started again by itself once its
+router answers a login again (``activations_auto_retry``, a periodic job probing such routers with a
+backoff; ``activations_retry_failed_for_router`` for any caller that already knows the router is back).
 
 Expiry: ``Activation.expires_at`` is the payment's ``packageExpiryTime``, except for renewals (stacked,
 above) and for activations that only reached the router more than ``ACTIVATION_LATE_GRACE_SECONDS``
@@ -46,8 +53,9 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from network.models import Activation, Package, Router
@@ -146,33 +154,30 @@ def _scrub(text: str, *secrets_: str) -> str:
     return text
 
 
-def _customer_matches(payment: Payment) -> Q | None:
-    """Activations of the same customer on the same router (same phone, or same MAC)."""
-    same_customer = Q()
-    if payment.phone_number:
-        same_customer |= Q(payment__phone_number=payment.phone_number)
-    if payment.mac_address:
-        same_customer |= Q(payment__mac_address=payment.mac_address)
-    if not same_customer:
-        return None
-    return Q(payment__router_id=payment.router_id) & same_customer
-
-
 def _renewable_predecessor(activation: Activation, now: datetime) -> Activation | None:
-    """The customer's ACTIVE activation this purchase should extend, if any (see the module doc)."""
-    match = _customer_matches(activation.payment)
-    if match is None:
+    """The activation this purchase extends, if it asked for one (``Payment.renews``, see the module doc).
+
+    Whatever holds the renewed code now: a renewal paid meanwhile may have extended it already.
+    """
+    payment = activation.payment
+    if payment.renews is None:
         return None
     margin = timedelta(seconds=settings.ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS)
     predecessor = (
-        Activation.objects.filter(match, status=Status.ACTIVE, expires_at__gt=now + margin)
+        Activation.objects.filter(
+            payment__router_id=payment.router_id,
+            access_code=activation.access_code or payment.renews.access_code,
+            status=Status.ACTIVE,
+            expires_at__gt=now + margin,
+        )
         .exclude(pk=activation.pk)
         .exclude(access_code="")
+        .select_related("payment")
         .order_by("-expires_at", "-pk")
         .first()
     )
-    if predecessor is None:
-        return None
+    if predecessor is None or predecessor.payment.package_id != payment.package_id:
+        return None  # ended (or about to): a fresh grant; another package is never stacked on
     in_flight = (
         Activation.objects.filter(
             payment__router_id=activation.payment.router_id,
@@ -206,7 +211,7 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
     with transaction.atomic():
         activation = (
             Activation.objects.select_for_update(of=("self",))
-            .select_related("payment__router", "payment__package", "renewal_of__payment__package")
+            .select_related("payment__router", "payment__package", "payment__renews", "renewal_of__payment__package")
             .get(pk=activation_id)
         )
         if activation.status != Status.PENDING:
@@ -220,7 +225,10 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
 
         activation.attempts += 1
         activation.claimed_until = now + timedelta(seconds=settings.ACTIVATION_LEASE_SECONDS)
-        if not activation.access_code:
+        renewal_ended = activation.renewal_of is not None and activation.renewal_of.status != Status.ACTIVE
+        if not activation.access_code or renewal_ended:
+            # First attempt; or the extended activation ended meanwhile (this one had FAILED and was
+            # retried later): extend whatever holds the code now, else stand alone keeping the code.
             try:
                 predecessor = _renewable_predecessor(activation, now)
             except _RenewalBusy:
@@ -232,11 +240,8 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
                     return Outcome.RETRY
                 predecessor = None  # better a second code than no internet
             activation.renewal_of = predecessor
-            activation.access_code = predecessor.access_code if predecessor else _unique_code(payment.router_id)
-        elif activation.renewal_of is not None and activation.renewal_of.status != Status.ACTIVE:
-            # The extended activation ended meanwhile (this one had FAILED and was retried later):
-            # stand alone, keeping the code the customer already knows.
-            activation.renewal_of = None
+            if not activation.access_code:
+                activation.access_code = predecessor.access_code if predecessor else _unique_code(payment.router_id)
         activation.save()
         _publish(activation)
 
@@ -375,7 +380,26 @@ def activation_perform(activation_id: int, *, final_attempt: bool) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the lease held and the chain dead
         logger.exception("Activation %s: unexpected error during router work", activation_id)
         error = RouterError(type(exc).__name__, text=f"Internal error while activating ({type(exc).__name__})")
-    return _record(claimed, error=error, login_error=login_error, final_attempt=final_attempt, now=timezone.now())
+    try:
+        return _record(claimed, error=error, login_error=login_error, final_attempt=final_attempt, now=timezone.now())
+    except Exception:  # noqa: BLE001 - e.g. a DataError on save: never leave the lease held, PENDING for good
+        logger.exception("Activation %s: unexpected error while recording the attempt", activation_id)
+        return _release_after_record_error(activation_id, final_attempt=final_attempt)
+
+
+RECORD_FAILED_TEXT = "Internal error while recording the activation"
+
+
+def _release_after_record_error(activation_id: int, *, final_attempt: bool) -> Outcome:
+    """The record step failed: release the lease and store a generic error (a plain UPDATE, not the
+    values that could not be saved), so the next try, or the operator, can act on it."""
+    changes: dict[str, object] = {"claimed_until": None, "last_error": RECORD_FAILED_TEXT, "updated_at": timezone.now()}
+    if final_attempt:
+        changes["status"] = Status.FAILED
+    with transaction.atomic():
+        if Activation.objects.filter(pk=activation_id, status=Status.PENDING).update(**changes):
+            _publish(Activation.objects.select_related("payment").get(pk=activation_id))
+    return Outcome.FAILED if final_attempt else Outcome.RETRY
 
 
 # --- Operator retry ----------------------------------------------------------------------------
@@ -400,13 +424,125 @@ def activation_retry(*, operator: AbstractBaseUser, payment_id: object) -> Payme
                 f"Only a FAILED activation can be retried; this one is {activation.status}",
                 field="paymentId",
             )
-        activation.status = Status.PENDING
-        activation.claimed_until = None
-        activation.save()
-        _publish(activation)
-        _enqueue_after_commit(activation.pk)
+        _restart(activation)
     payment.refresh_from_db()
     return payment
+
+
+def _restart(activation: Activation, *, note: str | None = None) -> None:
+    """FAILED → PENDING with a fresh job (all its retries); the caller holds the row lock."""
+    activation.status = Status.PENDING
+    activation.claimed_until = None
+    if note is not None:
+        activation.last_error = note
+    activation.save()
+    _publish(activation)
+    _enqueue_after_commit(activation.pk)
+
+
+# --- Automatic retry once the router answers again ---------------------------------------------
+
+AUTO_RETRY_NOTE = "Retrying automatically: the router answers again"
+
+
+def _auto_retryable(now: datetime) -> QuerySet[Activation]:
+    """FAILED activations worth starting again by themselves: the grant has not ended, tries are left.
+
+    Whatever the failure (unreachable, credentials since fixed, a refused command), the router must
+    first answer a login; ``ACTIVATION_AUTO_RETRY_MAX_ATTEMPTS`` stops a grant the router keeps
+    refusing from being retried for ever (``retryActivation`` has no such limit).
+    """
+    return Activation.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        status=Status.FAILED,
+        attempts__lt=settings.ACTIVATION_AUTO_RETRY_MAX_ATTEMPTS,
+    )
+
+
+def activations_retry_failed_for_router(router_id: int, *, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """The router answers again: start its retryable FAILED activations again (see ``_auto_retryable``).
+
+    For any caller that has just reached the router (the auto-retry job, a router health probe).
+    Returns the ids it restarted, oldest failure first.
+    """
+    now = now or timezone.now()
+    candidates = list(
+        _auto_retryable(now)
+        .filter(payment__router_id=router_id)
+        .order_by("updated_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    restarted: list[int] = []
+    for activation_id in candidates:
+        with transaction.atomic():
+            activation = _locked(activation_id)
+            if activation.status != Status.FAILED:
+                continue  # an operator's retryActivation got there first
+            _restart(activation, note=AUTO_RETRY_NOTE)
+        logger.info(
+            "Activation %s: router %s answers again; retrying it automatically (%s attempts so far)",
+            activation_id,
+            router_id,
+            activation.attempts,
+        )
+        restarted.append(activation_id)
+    return restarted
+
+
+@dataclass
+class AutoRetryReport:
+    probed: int = 0
+    answered: int = 0
+    retried: int = 0
+
+
+def _probe_key(router_id: int) -> str:
+    return f"network:auto-retry-probe:{router_id}"
+
+
+def _router_answers(router: Router) -> bool:
+    """One login and identity read: is the router back (and are its credentials accepted)?"""
+    from network.services import router_driver, router_touch
+
+    try:
+        with router_driver(router) as driver:
+            driver.identity()
+    except RouterError as error:
+        logger.info("Router %s still does not answer; its FAILED activations wait: %s", router.pk, error)
+        return False
+    router_touch(router_id=router.pk)
+    return True
+
+
+def activations_auto_retry(*, now: datetime | None = None, max_routers: int = 10, limit: int = 100) -> AutoRetryReport:
+    """Probe routers that have retryable FAILED activations; where one answers, start them again.
+
+    Each router is probed at most every ``ACTIVATION_AUTO_RETRY_PROBE_SECONDS``, doubling while it
+    stays silent up to ``ACTIVATION_AUTO_RETRY_PROBE_MAX_SECONDS`` (the schedule lives in the cache:
+    losing it only means an earlier probe). At most ``max_routers`` probes and ``limit`` restarts a run.
+    """
+    now = now or timezone.now()
+    report = AutoRetryReport()
+    router_ids = list(_auto_retryable(now).order_by().values_list("payment__router_id", flat=True).distinct())
+    schedule = cache.get_many([_probe_key(router_id) for router_id in router_ids])
+    due = [router_id for router_id in router_ids if schedule.get(_probe_key(router_id), (0.0, 0))[0] <= now.timestamp()]
+    base = settings.ACTIVATION_AUTO_RETRY_PROBE_SECONDS
+    ceiling = settings.ACTIVATION_AUTO_RETRY_PROBE_MAX_SECONDS
+    for router in Router.objects.filter(pk__in=due[:max_routers]):
+        if report.retried >= limit:
+            break
+        report.probed += 1
+        silent_probes = schedule.get(_probe_key(router.pk), (0.0, 0))[1]
+        if _router_answers(router):
+            report.answered += 1
+            silent_probes = 0
+            restarted = activations_retry_failed_for_router(router.pk, now=now, limit=limit - report.retried)
+            report.retried += len(restarted)
+        else:
+            silent_probes += 1
+        delay = min(base * 2 ** min(max(silent_probes - 1, 0), 16), ceiling)
+        cache.set(_probe_key(router.pk), (now.timestamp() + delay, silent_probes), timeout=int(delay) + ceiling)
+    return report
 
 
 # --- Expiry ------------------------------------------------------------------------------------

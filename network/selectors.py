@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from network.models import Package, Router
+from network.models import Activation, Package, Router
 from project.errors import ApplicationError, ErrorCode
 
 
@@ -55,3 +56,32 @@ def package_get_for(*, operator: AbstractBaseUser, package_id: object, for_updat
     if package is None:
         raise ApplicationError(ErrorCode.PACKAGE_NOT_FOUND, "Package not found", field="packageId")
     return package
+
+
+RENEW_CODE_INVALID_MESSAGE = "This code cannot be renewed with this package"
+
+
+def activation_for_renewal(*, router: Router, code: str, package: Package) -> Activation:
+    """The grant a ``PaymentInput.renewCode`` extends: the newest ACTIVE activation holding that code on
+    that router, with time left, sold as the same package.
+
+    Unknown, foreign, ended and other-package codes all raise the same CODE_INVALID (no oracle telling
+    a guessed code from a real one bought as another package).
+    """
+    wanted = (code or "").strip().upper()
+    head = None
+    if 0 < len(wanted) <= Activation._meta.get_field("access_code").max_length:
+        head = (
+            Activation.objects.filter(
+                payment__router=router,
+                access_code=wanted,
+                status=Activation.Status.ACTIVE,
+                expires_at__gt=timezone.now(),
+            )
+            .select_related("payment")
+            .order_by("-expires_at", "-pk")
+            .first()
+        )
+    if head is None or head.payment.package_id != package.pk:
+        raise ApplicationError(ErrorCode.CODE_INVALID, RENEW_CODE_INVALID_MESSAGE, field="renewCode")
+    return head

@@ -8,17 +8,22 @@ from django.conf import settings
 from huey import crontab
 from huey.api import Task
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
+from huey.exceptions import CancelExecution
 
 from network import activation, services
+from network.routeros import RouterError
 
 logger = logging.getLogger(__name__)
 
 
-class ActivationNotDone(Exception):
-    """Raised by the job so that Huey runs it again after its backoff delay.
-
-    The message names the activation only: router texts stay in ``Activation.last_error``.
-    """
+def _retry_later(task: Task | None, what: str) -> None:
+    """An expected failure (the router is down or refuses): a WARNING line, no traceback, and Huey
+    runs the job again after its backoff. Huey logs any other exception as "Unhandled exception"
+    with a traceback; `CancelExecution(retry=True)` consumes one retry without that. Messages name
+    our objects only: router texts stay in ``Activation.last_error``."""
+    if task is not None and task.retries:
+        logger.warning("%s; retrying (%d left)", what, task.retries)
+        raise CancelExecution(retry=True)
 
 
 # The decorator's numbers are defaults for direct calls; `enqueue_activation` passes the settings'.
@@ -29,7 +34,7 @@ def activate_customer(activation_id: int, task: Task | None = None) -> str:
     final_attempt = task is None or not task.retries
     outcome = activation.activation_perform(activation_id, final_attempt=final_attempt)
     if outcome is activation.Outcome.RETRY:
-        raise ActivationNotDone(f"Activation {activation_id} is not done yet; retrying ({task.retries} left)")
+        _retry_later(task, f"Activation {activation_id} is not done yet")
     return outcome.value
 
 
@@ -43,10 +48,15 @@ def enqueue_activation(activation_id: int) -> None:
     )
 
 
-@db_task(retries=3, retry_delay=10, retry_backoff=2)
-def sync_package_profile(package_id: int) -> None:
+@db_task(retries=3, retry_delay=10, retry_backoff=2, context=True)
+def sync_package_profile(package_id: int, task: Task | None = None) -> None:
     """Push a package's hotspot user profile to its router (activation also does it, right before use)."""
-    services.package_profile_sync(package_id=package_id)
+    try:
+        services.package_profile_sync(package_id=package_id)
+    except RouterError as exc:
+        _retry_later(task, f"Profile sync of package {package_id} failed ({type(exc).__name__})")
+        # The last try: activation syncs the profile again right before it is used.
+        logger.warning("Profile sync of package %s failed for good (%s)", package_id, type(exc).__name__)
 
 
 def enqueue_profile_sync(package_id: int) -> None:
@@ -76,3 +86,11 @@ def rescue_stalled_activations() -> int:
         activation.activation_mark_rescued(activation_id)
         enqueue_activation(activation_id)
     return len(stalled)
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("network.auto_retry_activations")
+def auto_retry_failed_activations() -> int:
+    """Start FAILED activations again by themselves once their router answers (probed with a backoff)."""
+    report = activation.activations_auto_retry()
+    return report.retried

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from network.models import Activation
 from network.tasks import expire_activations
+from tests.documents import INITIATE
 from tests.network.conftest import IP, MAC, pay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,14 +88,15 @@ def test_a_router_refusing_one_removal_does_not_block_the_others(gql, client, ho
     assert hotspot.fake.users == []
 
 
-# --- Renewal ---------------------------------------------------------------------------------
+# --- Renewal: only with the code, only of the same package (API.md "Access") --------------------
 
 
-def test_paying_again_before_expiry_extends_the_same_user(gql, client, hotspot):
+def test_paying_again_with_the_code_before_expiry_extends_the_same_user(gql, client, hotspot):
     first = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
-    renewal = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
     a1 = Activation.objects.get(payment=first)
+    renewal = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP, renewCode=a1.access_code.lower())
     a2 = Activation.objects.get(payment=renewal)
+    assert renewal.renews_id == a1.pk
 
     assert a2.status == "ACTIVE" and a2.renewal_of_id == a1.pk
     assert a2.access_code == a1.access_code
@@ -123,26 +125,49 @@ def test_paying_again_before_expiry_extends_the_same_user(gql, client, hotspot):
     assert hotspot.fake.users == [] and hotspot.fake.active == [] and hotspot.fake.cookies == []
 
 
-def test_the_same_device_with_another_phone_number_is_the_same_customer(gql, client, hotspot):
+def test_renewing_a_renewal_extends_whatever_holds_the_code_now(gql, client, hotspot):
+    first = pay(gql, client, hotspot)
+    code = first.activation.access_code
+    second = pay(gql, client, hotspot, renewCode=code)
+    third = pay(gql, client, hotspot, renewCode=code)
+    a2, a3 = Activation.objects.get(payment=second), Activation.objects.get(payment=third)
+    assert a3.renewal_of_id == a2.pk and a3.access_code == code
+    assert a3.expires_at == first.activation.expires_at + timedelta(minutes=120)
+    [user] = hotspot.fake.users
+    assert user["limit-uptime"] == f"{3 * 3600}s"
+
+
+def test_paying_again_without_the_code_is_a_new_grant_with_its_own_code(gql, client, hotspot):
     first = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
-    second = pay(gql, client, hotspot, phoneNumber="0722000111", macAddress=MAC, ipAddress=IP)
-    assert second.activation.access_code == first.activation.access_code
-    assert len(hotspot.fake.users) == 1
+    # Same phone, same device: still a separate purchase unless the code is presented.
+    second = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    assert second.activation.access_code != first.activation.access_code
+    assert second.activation.renewal_of_id is None and second.renews_id is None
+    users = {u["name"]: u for u in hotspot.fake.users}
+    assert set(users) == {first.activation.access_code, second.activation.access_code}
+    assert users[first.activation.access_code]["limit-uptime"] == "3600s"
 
 
-def test_data_caps_add_up_on_renewal(gql, client, hotspot, operator):
+def test_data_caps_add_up_on_renewal_and_another_package_never_lifts_them(gql, client, hotspot, operator):
     capped = operator.add_package(hotspot.router, price="30.00", name="1 GB", data_limit_mb=1000)
     first = pay(gql, client, hotspot, packageId=str(capped.pk), amount="30.00")
-    pay(gql, client, hotspot, packageId=str(capped.pk), amount="30.00")
+    code = first.activation.access_code
+    pay(gql, client, hotspot, packageId=str(capped.pk), amount="30.00", renewCode=code)
     [user] = hotspot.fake.users
-    assert user["name"] == first.activation.access_code
+    assert user["name"] == code
     assert user["limit-bytes-total"] == str(2 * 1000 * 1_000_000)
-    # An uncapped package on top lifts the cap (its time still ends at expiry).
-    pay(gql, client, hotspot)
-    [user] = hotspot.fake.users
-    assert "limit-bytes-total" not in user
-    assert user["limit-uptime"] == f"{3 * 3600}s"
-    assert user["profile"] == hotspot.package.profile_name  # the newest package's speed
+
+    # An uncapped package cannot be stacked on the capped code ...
+    result = gql(INITIATE, {"input": hotspot.payment_input(renewCode=code)}, public_key=hotspot.operator.public_key)
+    assert result["data"]["initiatePayment"]["errors"] == [
+        {"field": "renewCode", "code": "CODE_INVALID", "message": "This code cannot be renewed with this package"}
+    ]
+    # ... bought on its own it is a separate user, and the capped one keeps its cap.
+    other = pay(gql, client, hotspot)
+    users = {u["name"]: u for u in hotspot.fake.users}
+    assert users[code]["limit-bytes-total"] == str(2 * 1000 * 1_000_000)
+    assert users[code]["profile"] == capped.profile_name
+    assert "limit-bytes-total" not in users[other.activation.access_code]
 
 
 def test_another_customer_gets_their_own_code(gql, client, hotspot):
@@ -152,28 +177,31 @@ def test_another_customer_gets_their_own_code(gql, client, hotspot):
     assert len(hotspot.fake.users) == 2
 
 
-def test_paying_again_in_the_last_minutes_starts_a_new_code(gql, client, hotspot):
+def test_renewing_in_the_last_minutes_starts_a_new_code(gql, client, hotspot):
     first = pay(gql, client, hotspot)
     Activation.objects.filter(payment=first).update(expires_at=timezone.now() + timedelta(seconds=60))
-    second = pay(gql, client, hotspot)
+    second = pay(gql, client, hotspot, renewCode=first.activation.access_code)
     assert second.activation.access_code != first.activation.access_code
     assert second.activation.renewal_of_id is None
     assert len(hotspot.fake.users) == 2
 
 
-def test_paying_again_after_expiry_starts_a_new_code(gql, client, hotspot):
+def test_renewing_after_expiry_is_refused_and_a_plain_payment_starts_a_new_code(gql, client, hotspot):
     first = pay(gql, client, hotspot)
     _time_is_up(first.activation)
     expire_activations()
+    code = first.activation.access_code
+    result = gql(INITIATE, {"input": hotspot.payment_input(renewCode=code)}, public_key=hotspot.operator.public_key)
+    assert [e["code"] for e in result["data"]["initiatePayment"]["errors"]] == ["CODE_INVALID"]
     second = pay(gql, client, hotspot)
-    assert second.activation.access_code != first.activation.access_code
+    assert second.activation.access_code != code
     assert [u["name"] for u in hotspot.fake.users] == [second.activation.access_code]
 
 
 def test_expiry_waits_while_a_renewal_is_still_being_applied(gql, client, hotspot):
     first = pay(gql, client, hotspot)
     hotspot.fake.set_down()
-    renewal = pay(gql, client, hotspot)
+    renewal = pay(gql, client, hotspot, renewCode=first.activation.access_code)
     a2 = Activation.objects.get(payment=renewal)
     assert a2.status == "PENDING" and a2.access_code == first.activation.access_code
     hotspot.fake.set_down(False)

@@ -7,16 +7,18 @@ IntaSend disables an endpoint after ~20 failed deliveries, so anything that is n
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from django.db import transaction
 
 from billing.models import Payment, PaymentEvent, WebhookDelivery
 from billing.services import INTASEND_STATE_TO_STATUS, payment_apply_gateway_state
+from project import safe_json
 from project.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -57,18 +59,39 @@ def _challenge_of(payment: Payment) -> str | None:
         return None
 
 
+# `"challenge": "…"`, `challenge=…`, `challenge: …` in a body that did not parse as usable JSON.
+_CHALLENGE_VALUE = re.compile(
+    r"""(["']?challenge["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^,&;}\]\s]*)""", re.IGNORECASE
+)
+# A multipart part named challenge: its headers, a blank line, then the value.
+_CHALLENGE_PART = re.compile(r"""(name=["']?[^"'\r\n]*challenge[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)([^\r\n]*)""", re.I)
+
+
+def _redacted_raw(raw_body: bytes) -> str:
+    """A body we could not use, as stored: never with the challenge in clear, whatever its type."""
+    text = raw_body[:4096].decode("utf-8", "replace")
+    text = _CHALLENGE_VALUE.sub(rf"\1{REDACTED}", _CHALLENGE_PART.sub(rf"\1{REDACTED}", text))
+    if "=" in text:
+        # Form-encoded (or anything shaped like it): the key may be percent-encoded, so judge it decoded.
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if any("challenge" in key.lower() for key, _ in pairs):
+            text = urlencode([(k, REDACTED if "challenge" in k.lower() else v) for k, v in pairs])
+    return text
+
+
 def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswer:
     """Store the delivery and decide what it may change (API.md "Webhook")."""
     try:
-        body = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        # NaN/Infinity cannot be stored (PostgreSQL refuses them) and deep nesting crashes the parser.
+        body = safe_json.loads(raw_body)
+    except safe_json.UnsafeJSON:
         body = None
     api_ref = _text(body.get("api_ref"), 128) if isinstance(body, dict) else ""
     invoice_id = _text(body.get("invoice_id"), 64) if isinstance(body, dict) else ""
     if not isinstance(body, dict) or not (api_ref or invoice_id):
         WebhookDelivery.objects.create(
             remote_addr=remote_addr,
-            raw_body=raw_body[:4096].decode("utf-8", "replace"),
+            raw_body=_redacted_raw(raw_body),
             outcome=Outcome.INVALID,
             http_status=400,
         )
@@ -99,6 +122,7 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
             return WebhookAnswer(403, {"status": "rejected"})
 
     delivery.outcome, delivery.http_status = Outcome.ACCEPTED, 200
+    confirm = False
     with transaction.atomic():
         delivery.save()
         target = INTASEND_STATE_TO_STATUS.get(state)
@@ -117,9 +141,21 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
         elif not payment.is_final or (payment.status == Payment.Status.FAILED and target == Payment.Status.COMPLETED):
             # A completion claim (even one for a payment we had given up on), or a body nobody
             # vouched for: IntaSend's status API decides.
-            from billing.tasks import confirm_payment_with_gateway
-
-            transaction.on_commit(
-                lambda: confirm_payment_with_gateway(str(payment.pk), invoice_id or None), robust=True
-            )
+            confirm = True
+    if confirm and not _enqueue_confirmation(payment, invoice_id):
+        # Answering 200 would lose the news for good: IntaSend retries deliveries that fail.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(http_status=503)
+        return WebhookAnswer(503, {"status": "unavailable", "detail": "Try again later"})
     return WebhookAnswer(200, {"status": "accepted"})
+
+
+def _enqueue_confirmation(payment: Payment, invoice_id: str) -> bool:
+    """Queue the status check (after the delivery is committed); False when the queue is down."""
+    from billing.tasks import confirm_payment_with_gateway
+
+    try:
+        confirm_payment_with_gateway(str(payment.pk), invoice_id or None)
+    except Exception as exc:  # Redis down, SQLite locked...: whatever the broker raises
+        logger.error("Webhook for payment %s: confirmation job not queued (%s)", payment.pk, type(exc).__name__)
+        return False
+    return True

@@ -148,3 +148,8 @@ class PaymentGateway(Protocol):
         checkout_id: str | None = None,
         signature: str | None = None,
     ) -> StatusResult: ...
+
+    def find_by_api_ref(self, api_ref: str) -> StatusResult | None:
+        """The provider's invoice for our reference (None when it has none): for pushes whose
+        answer never came, so whose invoice id we never learnt."""
+        ...

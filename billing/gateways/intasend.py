@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from intasend import exceptions as sdk_exceptions
@@ -269,26 +270,33 @@ class IntaSendGateway:
             signature=signature,
         )
         with self._expecting(endpoint, data):
-            invoice = _mapping(data.get("invoice"))
-            # Older/other shapes carry "id" instead of (or besides) "invoice_id".
-            answered_id = _required(invoice.get("invoice_id") or invoice.get("id") or invoice_id)
-            if invoice_id and answered_id != invoice_id:
-                # Confirming a payment on another invoice's answer would be worse than failing.
+            return _status_result(_mapping(data.get("invoice")), data, invoice_id)
+
+    def find_by_api_ref(self, api_ref: str) -> StatusResult | None:
+        """The invoice IntaSend holds for our ``api_ref``, or None when it has none.
+
+        For a push whose answer never came (no invoice id learnt). The SDK has no call for it:
+        this is IntaSend's collection list, ``GET payment/collection/?api_ref=…`` (a DRF page of
+        flat invoices, Bearer auth), sent through the SDK's transport and headers.
+        """
+        if not api_ref:
+            raise ValueError("api_ref is required")
+        endpoint = "payment/collection/?" + urlencode({"api_ref": api_ref})
+        data = _call(endpoint, self._collect.send_request, "GET", endpoint, None)
+        with self._expecting(endpoint, data):
+            results = data.get("results")
+            if not isinstance(results, list):
                 raise _Malformed
-            failed_code = invoice.get("failed_code")
-            return StatusResult(
-                invoice_id=answered_id,
-                state=_required(invoice.get("state")).upper(),
-                amount=_money(invoice.get("value")),
-                currency=_text(invoice.get("currency")),
-                provider=_text(invoice.get("provider")),
-                mpesa_reference=_text(invoice.get("mpesa_reference")),
-                failed_reason=_text(invoice.get("failed_reason")),
-                # Opaque: seen as "-1" and as 0 in the wild, so always a string.
-                failed_code=None if failed_code is None else str(failed_code),
-                api_ref=_text(invoice.get("api_ref")),
-                raw=data,
+            # The filter is IntaSend's; the match is ours to check.
+            ours = [i for i in results if isinstance(i, dict) and _text(i.get("api_ref")) == api_ref]
+            if not ours:
+                return None
+            # Money is what matters: a completed invoice wins, else the newest.
+            best = max(
+                ours,
+                key=lambda i: ((_text(i.get("state")) or "").upper() in _PAID_STATES, str(i.get("created_at") or "")),
             )
+            return _status_result(best, data)
 
     @contextmanager
     def _expecting(self, endpoint: str, data: dict[str, Any]) -> Iterator[None]:
@@ -412,6 +420,33 @@ def _unexpected(endpoint: str, data: Any, status: int | None = None) -> GatewayU
         detail=_clip(repr(data)),
         # A success-shaped body is not a DRF field-error dict: only take explicit error lists.
         errors=_parse_errors(data, field_errors=False),
+    )
+
+
+_PAID_STATES = {"COMPLETE", "COMPLETED"}
+
+
+def _status_result(invoice: dict[str, Any], raw: dict[str, Any], invoice_id: str | None = None) -> StatusResult:
+    """An invoice (status answer or collection list entry) as a ``StatusResult``; raises ``_Malformed``."""
+    # Older/other shapes carry "id" instead of (or besides) "invoice_id".
+    answered_id = _required(invoice.get("invoice_id") or invoice.get("id") or invoice_id)
+    if invoice_id and answered_id != invoice_id:
+        # Confirming a payment on another invoice's answer would be worse than failing.
+        raise _Malformed
+    failed_code = invoice.get("failed_code")
+    return StatusResult(
+        invoice_id=answered_id,
+        state=_required(invoice.get("state")).upper(),
+        # None when absent or null: the services never complete a payment on an unknown amount.
+        amount=_money(invoice.get("value")),
+        currency=_text(invoice.get("currency")),
+        provider=_text(invoice.get("provider")),
+        mpesa_reference=_text(invoice.get("mpesa_reference")),
+        failed_reason=_text(invoice.get("failed_reason")),
+        # Opaque: seen as "-1" and as 0 in the wild, so always a string.
+        failed_code=None if failed_code is None else str(failed_code),
+        api_ref=_text(invoice.get("api_ref")),
+        raw=raw,
     )
 
 

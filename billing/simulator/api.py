@@ -6,8 +6,8 @@ bytes)``. The Django views (``/simulator/intasend/api/v1/…``) and the tests' l
 (``tests/fakes/intasend_server.py``) are thin transports over it.
 
 Endpoints, relative to the API root ``/api/v1/``: ``payment/mpesa-stk-push/``,
-``payment/status/``, ``checkout/``, ``checkout/details/``. Failures injected into the ledger
-(``Injection``: a status and body, or a hang) are served first.
+``payment/status/``, ``checkout/``, ``checkout/details/``, ``GET payment/collection/?api_ref=``.
+Failures injected into the ledger (``Injection``: a status and body, or a hang) are served first.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
+from urllib.parse import parse_qs
 
 from billing.simulator.ledger import (
     CHECKOUT_CURRENCIES,
@@ -29,6 +30,7 @@ from billing.simulator.ledger import (
     IntaSendLedger,
     RecordedRequest,
     checkout_json,
+    invoice_json,
     status_json,
     stk_push_json,
 )
@@ -123,9 +125,11 @@ class IntaSendAPI:
         *,
         root_url: str = "http://127.0.0.1/",
         client_ip: str = "127.0.0.1",
+        query: str = "",
     ) -> Response:
         """One request. ``path`` starts with ``/api/v1/`` (the API root, wherever it is mounted);
-        ``root_url`` is the absolute URL of the simulator's root, for the checkout links it hands out."""
+        ``root_url`` is the absolute URL of the simulator's root, for the checkout links it hands out;
+        ``query`` is the raw query string (the collection list filters by it)."""
         method = method.upper()
         if not path.startswith(API_PREFIX):
             return _json(404, NOT_FOUND)
@@ -156,6 +160,8 @@ class IntaSendAPI:
             "checkout": self._create_checkout,
             "checkout/details": self._checkout_details,
         }
+        if endpoint == "payment/collection" and method == "GET":
+            return self._collections(parse_qs(query), bearer, _public_key(headers, {}))
         route = routes.get(endpoint)
         if route is None:
             return _json(404, NOT_FOUND)
@@ -234,6 +240,27 @@ class IntaSendAPI:
         if invoice.public_key != public_key:  # other accounts' invoices look missing
             return _json(404, NOT_FOUND)
         return _json(200, status_json(invoice))
+
+    def _collections(self, query: dict[str, list[str]], bearer: str | None, claimed: str | None) -> Response:
+        """``GET payment/collection/?api_ref=…``: the account's invoices, a DRF page of flat invoices
+        (newest first). Needs the secret key, like every list of IntaSend's API."""
+        if bearer is None:
+            return _json(401, NOT_AUTHENTICATED)
+        public_key = self.ledger.account_for_secret(bearer, claimed)
+        if public_key is None:
+            return _json(401, BAD_TOKEN)
+        api_ref = (query.get("api_ref") or [None])[0]
+        invoice_id = (query.get("invoice_id") or [None])[0]
+        found = [
+            invoice
+            for invoice in self.ledger.invoices.values()
+            if invoice.public_key == public_key
+            and (api_ref is None or invoice.api_ref == api_ref)
+            and (invoice_id is None or invoice.invoice_id == invoice_id)
+        ]
+        found.sort(key=lambda i: i.created_at, reverse=True)
+        results = [invoice_json(i) for i in found]
+        return _json(200, {"count": len(results), "next": None, "previous": None, "results": results})
 
     def _create_checkout(
         self, body: dict[str, Any], headers: Any, bearer: str | None, client_ip: str, root: str

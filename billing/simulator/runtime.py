@@ -10,8 +10,9 @@ checkout's ``callback_url``, else ``INTASEND_CALLBACK_URL``, else this server's 
 ``/payments/webhook/``. They are posted from a background thread so that the page's request never
 waits on a request to its own server (a single-threaded dev server would deadlock), and failed
 deliveries are retried a few times. The ``challenge`` is the one IntaSend would know: the webhook
-challenge of the stored credential with that public key — SANDBOX credentials only, so a
-simulator switched on by mistake can never vouch for news about a LIVE account.
+challenge of the credential the invoice's payment was made with (its operator's, never that of
+another operator who stored the same public key) — SANDBOX credentials only, so a simulator
+switched on by mistake can never vouch for news about a LIVE account.
 
 One process, one ledger: in the scaled-out setup (several servers behind a balancer) the
 simulator's invoices live in whichever process created them. It is a development tool.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,22 +72,24 @@ def reset() -> None:
     simulator.webhooks.clear()
 
 
-def account_challenge(public_key: str) -> str | None:
-    """The webhook challenge IntaSend would hold for this account: the newest active SANDBOX
-    credential stored with that public key (None when there is none, or it has no challenge)."""
-    from billing.models import PaymentCredential, PaymentProvider
+def invoice_challenge(invoice: Invoice) -> str | None:
+    """The webhook challenge IntaSend would hold for this invoice: that of the credential its
+    payment (``api_ref`` = our payment id) was made with, when that credential has the invoice's
+    public key and is SANDBOX. Never another operator's, even one who stored the same public key."""
+    from billing.models import Payment, PaymentCredential, PaymentProvider
 
-    credential = (
-        PaymentCredential.objects.filter(
-            api_key=public_key,
-            provider=PaymentProvider.INTASEND,
-            environment=PaymentCredential.Environment.SANDBOX,
-            is_active=True,
-        )
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if credential is None:
+    try:
+        payment_id = uuid.UUID(invoice.api_ref or "")
+    except ValueError:
+        return None
+    payment = Payment.objects.select_related("credential").filter(pk=payment_id).first()
+    credential = payment.credential if payment is not None else None
+    if (
+        credential is None
+        or credential.api_key != invoice.public_key
+        or credential.provider != PaymentProvider.INTASEND
+        or credential.environment != PaymentCredential.Environment.SANDBOX
+    ):
         return None
     try:
         return credential.webhook_challenge()
@@ -104,7 +108,7 @@ def deliver_webhook(invoice: Invoice, *, default_url: str) -> None:
     url = default_url
     if invoice.checkout_id:
         url = intasend().ledger.checkout(invoice.checkout_id).callback_url or default_url
-    body = webhook_json(invoice, account_challenge(invoice.public_key))
+    body = webhook_json(invoice, invoice_challenge(invoice))
     intasend().webhooks.post_in_background(url, body, retries=WEBHOOK_RETRIES)
 
 

@@ -63,6 +63,7 @@ def intasend_api(request: HttpRequest, endpoint: str) -> HttpResponse:
         request.body,
         root_url=request.build_absolute_uri(reverse("simulator:intasend-root")),
         client_ip=request.META.get("REMOTE_ADDR") or "127.0.0.1",
+        query=request.META.get("QUERY_STRING", ""),
     )
     return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
 

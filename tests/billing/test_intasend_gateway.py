@@ -182,6 +182,34 @@ def test_status_needs_an_invoice_or_a_checkout_with_its_signature(gateway):
 # -- refusals: 4xx ----------------------------------------------------------------------------------
 
 
+def test_find_by_api_ref_lists_collections_with_the_secret_key(fake, gateway):
+    assert gateway.find_by_api_ref("pay-1") is None  # nothing pushed yet: no invoice, no error
+    invoice_id = push(gateway, api_ref="pay-1").invoice_id
+    push(gateway, api_ref="pay-2")
+    fake.settle(invoice_id, "COMPLETE")
+
+    found = gateway.find_by_api_ref("pay-1")
+
+    assert found.invoice_id == invoice_id and found.state == "COMPLETE"
+    assert found.api_ref == "pay-1" and found.amount == Decimal("25")
+    lookup = fake.requests_to("payment/collection/")[-1]
+    assert lookup.method == "GET" and lookup.authenticated_as == PUBLIC_KEY
+    assert lookup.headers["Authorization"] == "Bearer <redacted>"
+
+
+def test_find_by_api_ref_ignores_entries_for_other_references(fake, gateway):
+    # IntaSend's filter is trusted to narrow the list, not to decide which invoice is ours.
+    fake.fail_next(
+        "payment/collection/",
+        status=200,
+        body={"count": 1, "next": None, "previous": None, "results": [{"invoice_id": "X", "state": "COMPLETE"}]},
+    )
+    assert gateway.find_by_api_ref("pay-1") is None
+    fake.fail_next("payment/collection/", status=200, body={"detail": "not a page"})
+    with pytest.raises(GatewayUnavailable):
+        gateway.find_by_api_ref("pay-1")
+
+
 def test_bad_phone_is_rejected_with_intasends_validation_errors(fake, gateway):
     with pytest.raises(GatewayRejected) as caught:
         push(gateway, phone_number="0712345678")

@@ -71,8 +71,17 @@ def test_payment_unanswered_past_the_cutoff_times_out(gql, shop):
     assert PaymentEvent.objects.get(payment=payment, new_status="FAILED").source == "POLL"
 
 
-def test_intasend_down_past_the_cutoff_still_times_out(gql, shop):
+def test_intasend_down_past_the_cutoff_keeps_asking_then_gives_up(gql, shop):
+    # Failing while IntaSend cannot be asked could fail a paid payment: it is asked again (bounded).
     payment = make_payment(gql, shop, minutes_old=45)
+    shop.intasend.fail_next("payment/status/", status=503)
+    reconcile_payments.call_local()
+    payment.refresh_from_db()
+    assert payment.status == "PROCESSING" and payment.next_reconcile_at is not None
+
+    Payment.objects.filter(pk=payment.pk).update(
+        created_at=timezone.now() - timedelta(hours=25), next_reconcile_at=None
+    )
     shop.intasend.fail_next("payment/status/", status=503)
     reconcile_payments.call_local()
     payment.refresh_from_db()

@@ -10,8 +10,8 @@ A thin ``ThreadingHTTPServer`` over the simulator shipped in the product (``bill
   process), plus webhook delivery.
 
 Endpoints (under ``/api/v1/``): ``payment/mpesa-stk-push/``, ``payment/status/``, ``checkout/``,
-``checkout/details/``; and ``GET /checkout/<id>/express/`` (a stub page; the app's simulator has
-the real one).
+``checkout/details/``, ``GET payment/collection/?api_ref=``; and ``GET /checkout/<id>/express/``
+(a stub page; the app's simulator has the real one).
 """
 
 from __future__ import annotations
@@ -289,12 +289,13 @@ class FakeIntaSend:
     # -- HTTP ---------------------------------------------------------------------------------
 
     def _handle(self, method: str, target: str, headers: Any, raw: bytes, client_ip: str) -> Response:
-        path = urlsplit(target).path
+        url = urlsplit(target)
+        path = url.path
         if path.startswith(CONTROL_PREFIX):
             return self._control(method, path[len(CONTROL_PREFIX) :].strip("/"), raw)
         if method == "GET" and path.startswith("/checkout/"):
             return self._checkout_page(path)
-        return self.api.handle(method, path, headers, raw, root_url=self.root_url, client_ip=client_ip)
+        return self.api.handle(method, path, headers, raw, root_url=self.root_url, client_ip=client_ip, query=url.query)
 
     def _checkout_page(self, path: str) -> Response:
         match = re.fullmatch(r"/checkout/([0-9a-f-]+)/express/?", path)

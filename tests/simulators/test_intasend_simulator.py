@@ -12,10 +12,9 @@ from decimal import Decimal
 import pytest
 
 from billing.gateways import GatewayCredentials, GatewayRejected, IntaSendGateway
-from billing.models import PaymentCredential, WebhookDelivery
+from billing.models import Payment, PaymentCredential, WebhookDelivery
 from billing.simulator import runtime
 from billing.simulator.ledger import IntaSendLedger
-from tests.conftest import INTASEND_PUBLIC_KEY
 from tests.documents import CREATE_LINK, INITIATE
 from tests.live import REPO
 from tests.simulators.conftest import wait_for_status
@@ -224,14 +223,36 @@ def test_unknown_checkout_is_404(client, simulator):
 # -- accounts and challenges ------------------------------------------------------------------------
 
 
+def _invoice_for(credential, api_ref):
+    ledger = IntaSendLedger(open_accounts=True)
+    return ledger.create_invoice(
+        public_key=credential.api_key,
+        value=Decimal("25"),
+        currency="KES",
+        account="254712345678",
+        api_ref=api_ref,
+        host="127.0.0.1",
+    )
+
+
+def _payment_with(operator, credential):
+    router = operator.add_router()
+    package = operator.add_package(router)
+    return Payment.objects.create(
+        owner=operator.user, router=router, package=package, credential=credential, amount=package.price
+    )
+
+
 def test_webhooks_carry_only_sandbox_credentials_challenges(operator, other_operator):
-    operator.add_credential(challenge="sandbox-challenge")
-    assert runtime.account_challenge(INTASEND_PUBLIC_KEY) == "sandbox-challenge"
+    sandbox = operator.add_credential(challenge="sandbox-challenge")
+    assert runtime.invoice_challenge(_invoice_for(sandbox, str(_payment_with(operator, sandbox).pk))) == (
+        "sandbox-challenge"
+    )
 
     live = other_operator.add_credential(api_key="ISPubKey_live_bob", challenge="live-challenge")
     PaymentCredential.objects.filter(pk=live.pk).update(environment=PaymentCredential.Environment.LIVE)
-    assert runtime.account_challenge("ISPubKey_live_bob") is None
-    assert runtime.account_challenge("ISPubKey_test_unknown") is None
+    assert runtime.invoice_challenge(_invoice_for(live, str(_payment_with(other_operator, live).pk))) is None
+    assert runtime.invoice_challenge(_invoice_for(sandbox, "not-one-of-ours")) is None
 
 
 def test_closed_ledgers_still_need_a_known_pair():

@@ -1,0 +1,67 @@
+"""Decoding JSON from strangers: only what can be stored and walked safely.
+
+Python's ``json`` accepts ``NaN``/``Infinity`` (PostgreSQL's jsonb refuses them on save) and
+recurses once per nesting level (a few thousand ``[`` raise ``RecursionError``). Both turned
+hostile bodies into 500s; here they are one ``UnsafeJSON`` (a ``ValueError``) for a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "UnsafeJSON", "loads"]
+
+# Deeper than any webhook or GraphQL variables we accept, far below the recursion limit.
+MAX_DEPTH = 64
+
+
+class UnsafeJSON(json.JSONDecodeError):
+    """Not JSON, or JSON we refuse (non-finite numbers, too deep). A ``ValueError``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "", 0)
+        self.args = (message,)  # no "line 1 column 1": there is no position to report
+
+
+def _refuse_constant(name: str) -> Any:
+    raise UnsafeJSON(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 parses as inf
+        raise UnsafeJSON(f"{text[:20]} is out of range")
+    return number
+
+
+def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` that raises ``UnsafeJSON`` for anything a strict parser would refuse,
+    and for containers nested deeper than ``max_depth``."""
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnsafeJSON:
+        raise
+    except RecursionError:
+        raise UnsafeJSON("JSON nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers
+        raise UnsafeJSON(f"Invalid JSON: {exc}") from None
+    _check_depth(value, max_depth)
+    return value
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    # Iterative, so the check itself cannot overflow the stack.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            raise UnsafeJSON(f"JSON nested deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in children)

@@ -59,16 +59,21 @@ def raise_if_cancelling(exc: BaseException) -> None:
 
 def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
     """Queue the hint for after the current transaction commits (immediately when there is none)."""
+    message = {"type": PAYMENT_CHANGED, "payment_id": str(payment_id)}
+    publish_after_commit([payment_group(payment_id), operator_group(operator_id)], message)
+
+
+def publish_after_commit(groups: list[str], message: dict) -> None:
+    """Send `message` to `groups` after the current transaction commits; a message lost is logged."""
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": PAYMENT_CHANGED, "payment_id": str(payment_id)}
 
         async def send_all() -> None:
-            await layer.group_send(payment_group(payment_id), message)
-            await layer.group_send(operator_group(operator_id), message)
+            for group in groups:
+                await layer.group_send(group, message)
 
         try:
             if run_on_server_loop(send_all):
@@ -78,6 +83,6 @@ def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
             else:
                 asyncio.run_coroutine_threadsafe(send_all(), _publisher_loop()).result(timeout=5)
         except Exception:  # a hint lost is recovered by the subscribers' resync; never fail the write
-            logger.exception("Could not publish change of payment %s", payment_id)
+            logger.exception("Could not publish %s to %s", message["type"], ", ".join(groups))
 
     transaction.on_commit(send, robust=True)

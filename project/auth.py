@@ -1,25 +1,43 @@
 """Who is calling: an operator by JWT, or a captive portal by the operator's public key.
 
 The same rules serve HTTP (headers) and WebSockets (the `connection_init` payload).
+
+Tokens (API.md "Authentication"): an access token carries the operator's `token_generation` (`gen`)
+and stops working once it moves on (revokeTokens, a password change). Every refresh token is
+recorded (`RefreshToken`) in a family that starts at sign-in; refreshing retires the token given and
+issues the next one of its family, and a retired token presented again revokes the whole family: one
+of the two holders is a thief, and we cannot tell which.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from project.errors import ApplicationError, ErrorCode
+
+logger = logging.getLogger(__name__)
 
 PUBLIC_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 JWT_ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
+# Sent to `credentials_group(operator)` when a portal key is rotated or an operator signed out
+# everywhere: sockets authenticated that way close (project.consumers).
+CREDENTIALS_REVOKED = "credentials.revoked"
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,8 @@ class Principal:
     via: Literal["jwt", "public_key"]
     # When the credentials stop being valid (access tokens expire; portal keys until rotated).
     expires_at: float | None = None
+    generation: int | None = None  # of an access token: valid while the operator's is the same
+    public_key: str | None = None  # the portal key used: valid until rotated
 
     @property
     def has_expired(self) -> bool:
@@ -47,22 +67,40 @@ class TokenPair:
     expires_in: int
 
 
-def _encode(user_id: int, token_type: TokenType, lifetime: int) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": str(user_id),
-        "typ": token_type,
-        "iat": now,
-        "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
-    }
+def _encode(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm=JWT_ALGORITHM)
 
 
-def issue_tokens(user: AbstractBaseUser) -> TokenPair:
+def _generation_of(user: AbstractBaseUser) -> int:
+    from billing.services import operator_profile
+
+    return operator_profile(operator=user).token_generation
+
+
+def issue_tokens(
+    user: AbstractBaseUser, *, family: uuid.UUID | None = None, generation: int | None = None
+) -> TokenPair:
+    """A new access/refresh pair; the refresh token is recorded in `family` (a new one: a sign-in)."""
+    from billing.models import RefreshToken
+
+    generation = _generation_of(user) if generation is None else generation
+    family = family or uuid.uuid4()
+    now = int(time.time())
+    refresh_jti = uuid.uuid4().hex
+    refresh_expiry = now + settings.JWT_REFRESH_TOKEN_SECONDS
+    # Expired rows prove nothing (an expired token is refused before any lookup): keep the table small.
+    RefreshToken.objects.filter(user=user, expires_at__lt=timezone.now()).delete()
+    RefreshToken.objects.create(
+        jti=refresh_jti, family=family, user=user, expires_at=datetime.fromtimestamp(refresh_expiry, UTC)
+    )
+    common = {"sub": str(user.pk), "iat": now, "gen": generation}
     return TokenPair(
-        access_token=_encode(user.pk, "access", settings.JWT_ACCESS_TOKEN_SECONDS),
-        refresh_token=_encode(user.pk, "refresh", settings.JWT_REFRESH_TOKEN_SECONDS),
+        access_token=_encode(
+            {**common, "typ": "access", "exp": now + settings.JWT_ACCESS_TOKEN_SECONDS, "jti": uuid.uuid4().hex}
+        ),
+        refresh_token=_encode(
+            {**common, "typ": "refresh", "exp": refresh_expiry, "jti": refresh_jti, "fam": str(family)}
+        ),
         expires_in=settings.JWT_ACCESS_TOKEN_SECONDS,
     )
 
@@ -71,6 +109,9 @@ def issue_tokens(user: AbstractBaseUser) -> TokenPair:
 class TokenClaims:
     user_id: int
     expires_at: int
+    generation: int
+    jti: str
+    family: uuid.UUID | None = None  # refresh tokens only
 
 
 def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
@@ -80,20 +121,32 @@ def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
             token,
             settings.JWT_SIGNING_KEY,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "sub", "typ"]},
+            options={"require": ["exp", "sub", "typ", "gen", "jti"]},
         )
     except jwt.PyJWTError:
         return None
     if claims.get("typ") != expected_type:
         return None
     try:
-        return TokenClaims(user_id=int(claims["sub"]), expires_at=int(claims["exp"]))
-    except (TypeError, ValueError):
+        return TokenClaims(
+            user_id=int(claims["sub"]),
+            expires_at=int(claims["exp"]),
+            generation=int(claims["gen"]),
+            jti=str(claims["jti"]),
+            family=uuid.UUID(claims["fam"]) if expected_type == "refresh" else None,
+        )
+    except (KeyError, TypeError, ValueError):
         return None
 
 
-def active_user(user_id: int) -> AbstractBaseUser | None:
-    return get_user_model().objects.filter(pk=user_id, is_active=True).first()
+def _signed_in_user(claims: TokenClaims) -> AbstractBaseUser | None:
+    """The active user of a token still of the user's current generation (one query)."""
+    return (
+        get_user_model()
+        .objects.select_related("operator")
+        .filter(pk=claims.user_id, is_active=True, operator__token_generation=claims.generation)
+        .first()
+    )
 
 
 def principal_from_bearer(value: str | None) -> Principal | None:
@@ -103,8 +156,10 @@ def principal_from_bearer(value: str | None) -> Principal | None:
     claims = decode_token(token.strip(), "access")
     if claims is None:
         return None
-    user = active_user(claims.user_id)
-    return Principal(operator=user, via="jwt", expires_at=claims.expires_at) if user else None
+    user = _signed_in_user(claims)
+    if user is None:
+        return None
+    return Principal(operator=user, via="jwt", expires_at=claims.expires_at, generation=claims.generation)
 
 
 def principal_from_public_key(value: str | None) -> Principal | None:
@@ -114,7 +169,20 @@ def principal_from_public_key(value: str | None) -> Principal | None:
     from billing.models import OperatorProfile
 
     profile = OperatorProfile.objects.select_related("user").filter(public_key=key, user__is_active=True).first()
-    return Principal(operator=profile.user, via="public_key") if profile else None
+    return Principal(operator=profile.user, via="public_key", public_key=key) if profile else None
+
+
+def principal_still_valid(principal: Principal) -> bool:
+    """Whether a long-lived connection's credentials still hold: token not expired nor revoked, key
+    not rotated, operator still active (one query)."""
+    from billing.models import OperatorProfile
+
+    if principal.has_expired:
+        return False
+    current = OperatorProfile.objects.filter(user_id=principal.operator.pk, user__is_active=True)
+    if principal.via == "jwt":
+        return current.filter(token_generation=principal.generation).exists()
+    return current.filter(public_key=principal.public_key).exists()
 
 
 def principal_from_credentials(credentials: Mapping[str, Any]) -> Principal | None:
@@ -133,3 +201,62 @@ def principal_from_credentials(credentials: Mapping[str, Any]) -> Principal | No
 
 def has_credentials(credentials: Mapping[str, Any]) -> bool:
     return any(str(k).lower() in {"authorization", "x-public-key"} for k in credentials)
+
+
+# --- Refresh, revocation ----------------------------------------------------------------------
+
+
+def credentials_group(operator_id: object) -> str:
+    return f"credentials.{operator_id}"
+
+
+def publish_credentials_revoked(*, operator_id: object, via: Literal["jwt", "public_key"]) -> None:
+    """After commit, close the operator's sockets that were authenticated `via` those credentials."""
+    from billing.notifications import publish_after_commit
+
+    publish_after_commit([credentials_group(operator_id)], {"type": CREDENTIALS_REVOKED, "via": via})
+
+
+def _refresh_refused() -> ApplicationError:
+    return ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid or expired refresh token", field="refreshToken")
+
+
+def refresh_tokens(refresh_token: str) -> TokenPair:
+    """Trade a refresh token for the next pair of its family, retiring it.
+
+    A retired or revoked token presented again revokes its whole family (the thief's newer token
+    too); a token of an older generation (signed out everywhere since) is refused."""
+    from billing.models import RefreshToken
+
+    claims = decode_token(refresh_token, "refresh")
+    if claims is None:
+        raise _refresh_refused()
+    now = timezone.now()
+    with transaction.atomic():
+        # The conditional update is the lock: of two concurrent refreshes with one token, one wins.
+        retired = RefreshToken.objects.filter(
+            jti=claims.jti,
+            family=claims.family,
+            user_id=claims.user_id,
+            retired_at__isnull=True,
+            revoked_at__isnull=True,
+        ).update(retired_at=now)
+        user = _signed_in_user(claims) if retired else None
+        if user is not None:
+            return issue_tokens(user, family=claims.family, generation=claims.generation)
+    if not retired and RefreshToken.objects.filter(jti=claims.jti, family=claims.family).exists():
+        revoked = RefreshToken.objects.filter(family=claims.family, revoked_at__isnull=True).update(revoked_at=now)
+        if revoked:
+            logger.warning("Refresh token reused for user %s: token family %s revoked", claims.user_id, claims.family)
+    raise _refresh_refused()
+
+
+def sign_out_everywhere(user: AbstractBaseUser) -> None:
+    """Revoke every refresh-token family of `user` and end their access tokens at their next check
+    (revokeTokens, a password change)."""
+    from billing.models import OperatorProfile, RefreshToken
+
+    with transaction.atomic():
+        OperatorProfile.objects.filter(user=user).update(token_generation=F("token_generation") + 1)
+        RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        publish_credentials_revoked(operator_id=user.pk, via="jwt")

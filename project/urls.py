@@ -5,8 +5,12 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from billing.views import intasend_webhook, payment_result
+from project.admin_login import ThrottledAdminLoginForm
 from project.health import healthz
 from project.views import graphql_view
+
+# One sign-in throttle for the admin and tokenAuth (project/signin.py).
+admin.site.login_form = ThrottledAdminLoginForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),

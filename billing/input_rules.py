@@ -9,8 +9,9 @@ from decimal import Decimal, InvalidOperation
 from project.errors import ApplicationError, ErrorCode
 
 # Safaricom, Airtel and Telkom mobile ranges: 07XX XXX XXX and the newer 01XX XXX XXX.
-_LOCAL_MOBILE = re.compile(r"^[71]\d{8}$")
-_MAC = re.compile(r"^[0-9A-F]{2}([:-]?)[0-9A-F]{2}(\1[0-9A-F]{2}){4}$")
+# ASCII only: `\d` and `str.upper()` let other scripts' digits (`07١٢…`) and ligatures (`ﬀ` → `FF`) in.
+_LOCAL_MOBILE = re.compile(r"[71][0-9]{8}")
+_MAC = re.compile(r"[0-9A-F]{2}([:-]?)[0-9A-F]{2}(\1[0-9A-F]{2}){4}")
 
 
 def normalise_phone(raw: str) -> str:
@@ -24,7 +25,7 @@ def normalise_phone(raw: str) -> str:
         local = digits[1:]
     else:
         local = digits
-    if not _LOCAL_MOBILE.match(local):
+    if not _LOCAL_MOBILE.fullmatch(local):
         raise ApplicationError(ErrorCode.INVALID_PHONE, "Invalid phone number format", field="phoneNumber")
     return "254" + local
 
@@ -38,10 +39,11 @@ def mask_phone(phone: str) -> str:
 
 def normalise_mac(raw: str | None) -> str:
     """Empty, or the MAC as RouterOS prints it: `AA:BB:CC:DD:EE:FF`."""
-    value = (raw or "").strip().upper()
+    value = (raw or "").strip()
     if not value:
         return ""
-    if not _MAC.match(value):
+    value = value.upper() if value.isascii() else value
+    if not _MAC.fullmatch(value):
         raise ApplicationError(ErrorCode.INVALID_MAC, "Invalid MAC address format", field="macAddress")
     hex_digits = re.sub(r"[:-]", "", value)
     return ":".join(hex_digits[i : i + 2] for i in range(0, 12, 2))
@@ -52,14 +54,19 @@ def normalise_ip(raw: str | None) -> str | None:
     if not value:
         return None
     try:
+        if not value.isascii():  # a scope id (`fe80::1%…`) takes any digits
+            raise ValueError(value)
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ApplicationError(ErrorCode.INVALID_IP, "Invalid IP address format", field="ipAddress") from None
 
 
 def parse_amount(raw: Decimal | str | int) -> Decimal:
+    text = str(raw).strip()
     try:
-        amount = Decimal(str(raw))
+        if not text.isascii():  # Decimal() reads any script's digits
+            raise ValueError(text)
+        amount = Decimal(text)
     except (InvalidOperation, ValueError):
         raise ApplicationError(ErrorCode.INVALID_INPUT, "Invalid amount", field="amount") from None
     if not amount.is_finite():

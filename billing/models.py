@@ -21,9 +21,27 @@ class OperatorProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator")
     public_key = models.CharField(max_length=32, unique=True, default=new_public_key)
     public_key_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by revokeTokens and password changes: access tokens carry the generation they were
+    # issued under and stop working once it moves on.
+    token_generation = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"Operator {self.user}"
+
+
+class RefreshToken(models.Model):
+    """One issued refresh token. Rotation retires it; presenting a retired one revokes its family."""
+
+    jti = models.CharField(max_length=32, unique=True)
+    family = models.UUIDField(db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_tokens")
+    expires_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Refresh token {self.jti[:8]}… of {self.user}"
 
 
 class PaymentProvider(models.TextChoices):
@@ -107,6 +125,15 @@ class Payment(models.Model):
     # nothing answered before the cut-off). FAILED stays final, so a person refunds the customer
     # or gives them access; this flag is how the support desk finds those payments.
     paid_after_failure = models.BooleanField(default=False, db_index=True)
+    # The push's answer never came (timeout, reset, 5xx, garbage): the prompt may have reached the
+    # phone, so the payment stays PROCESSING until IntaSend settles it (API.md "Unknown outcomes").
+    outcome_unknown = models.BooleanField(default=False)
+    # Proves ownership of the payment to public-key callers (Stripe's PaymentIntent client secret).
+    client_secret = models.CharField(max_length=64, blank=True, editable=False)
+    # PaymentInput.renewCode: the grant this payment extends (same package only), proven by its code.
+    renews = models.ForeignKey(
+        "network.Activation", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewal_payments"
+    )
     mac_address = models.CharField(max_length=17, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Who called the API")
@@ -128,7 +155,13 @@ class Payment(models.Model):
                 fields=["owner", "idempotency_key"],
                 condition=models.Q(idempotency_key__isnull=False),
                 name="payment_unique_idempotency_key_per_owner",
-            )
+            ),
+            # One IntaSend invoice pays for at most one payment, whatever a webhook claims.
+            models.UniqueConstraint(
+                fields=["intasend_invoice_id"],
+                condition=~models.Q(intasend_invoice_id=""),
+                name="payment_unique_intasend_invoice",
+            ),
         ]
         indexes = [models.Index(fields=["router", "phone_number", "status", "-created_at"])]
 

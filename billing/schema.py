@@ -10,15 +10,14 @@ from decimal import Decimal
 import strawberry
 import strawberry_django
 from django.conf import settings
-from django.contrib.auth import authenticate
 from strawberry import auto
 from strawberry_django.pagination import OffsetPaginated
 
-from billing import models, selectors, services, throttling
+from billing import models, selectors, services
 from billing.input_rules import mask_phone, normalise_phone
 from network.schema import ActivationType, PackageType, RouterType
-from project.auth import active_user, decode_token, issue_tokens
-from project.errors import ApplicationError, ErrorCode
+from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
+from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
     IsOperatorOrPortal,
@@ -30,6 +29,7 @@ from project.graphql_support import (
     request_of,
     without_database,
 )
+from project.signin import sign_in
 
 
 @strawberry.enum
@@ -88,6 +88,17 @@ class PaymentCredentialType:
 
 def _blank_to_none(value: str) -> str | None:
     return value or None
+
+
+# Set on the one Payment instance a creating mutation hands back to its caller (see _revealed).
+REVEAL_CLIENT_SECRET = "_reveal_client_secret"
+
+
+def _revealed(payment: models.Payment | None) -> models.Payment | None:
+    """The caller that created (or replayed the key of) this payment is the one to get its secret."""
+    if payment is not None:
+        setattr(payment, REVEAL_CLIENT_SECRET, True)
+    return payment
 
 
 @strawberry_django.type(models.Payment, name="Payment")
@@ -157,6 +168,14 @@ class PaymentType:
     def ip_address(self) -> str | None:
         return self.ip_address
 
+    @strawberry_django.field(
+        description="Proves the payment is yours to public-key reads (payment, checkPaymentStatus, "
+        "paymentUpdates): only in initiatePayment/createPaymentLink payloads, null everywhere else"
+    )
+    @without_database
+    def client_secret(self) -> str | None:
+        return self.client_secret if getattr(self, REVEAL_CLIENT_SECRET, False) else None
+
     # A plain relation: strawberry-django reads the select_related row without a thread hop, and
     # gives null for a payment without one.
     activation: ActivationType | None = strawberry_django.field(
@@ -172,6 +191,11 @@ class TokenPayload:
     access_token: str | None = None
     refresh_token: str | None = None
     expires_in: int | None = strawberry.field(default=None, description="Access token lifetime, seconds")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RevokeTokensPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -204,6 +228,10 @@ class PaymentInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same input → the same payment, no second push"
     )
+    renew_code: str | None = strawberry.field(
+        default=None,
+        description="An access code on this router to extend (same package only); otherwise a new code",
+    )
 
     def to_request(self) -> services.PaymentRequest:
         return services.PaymentRequest(
@@ -215,6 +243,7 @@ class PaymentInput:
             mac_address=self.mac_address,
             ip_address=self.ip_address,
             idempotency_key=self.idempotency_key,
+            renew_code=self.renew_code,
         )
 
 
@@ -279,8 +308,9 @@ class PaymentFilter:
 # --- Resolvers --------------------------------------------------------------------------------
 
 
-def _error_payload(payload_cls, error: ApplicationError):
-    return payload_cls(payment=error.payment, errors=[UserError.of(error)])
+def _error_payload(payload_cls, error: ApplicationError, *, reveal_secret: bool = False):
+    payment = _revealed(error.payment) if reveal_secret else error.payment
+    return payload_cls(payment=payment, errors=[UserError.of(error)])
 
 
 def _redirect_urls(info: strawberry.Info) -> services.RedirectUrls:
@@ -296,19 +326,6 @@ def _redirect_urls(info: strawberry.Info) -> services.RedirectUrls:
     )
 
 
-def _login_allowed(username: str, client_ip: str | None) -> bool:
-    window = settings.LOGIN_RATE_LIMIT_WINDOW_SECONDS
-    allowed = throttling.hit(
-        "login:user", username.lower(), limit=settings.LOGIN_RATE_LIMIT_PER_USERNAME, window_seconds=window
-    )
-    if client_ip:
-        allowed = (
-            throttling.hit("login:ip", client_ip, limit=settings.LOGIN_RATE_LIMIT_PER_IP, window_seconds=window)
-            and allowed
-        )
-    return allowed
-
-
 @strawberry.type
 class BillingQuery:
     @strawberry_django.field(permission_classes=[IsOperator], description="The signed-in operator")
@@ -320,9 +337,14 @@ class BillingQuery:
     def payment_credentials(self, info: strawberry.Info) -> list[PaymentCredentialType]:
         return selectors.credentials_for(operator_principal(info).operator)  # type: ignore[return-value]
 
-    @strawberry_django.field(permission_classes=[IsOperatorOrPortal], description="One payment, or null")
-    def payment(self, info: strawberry.Info, id: uuid.UUID) -> PaymentType | None:
-        return selectors.payments_for(operator_principal(info).operator).filter(pk=id).first()  # type: ignore
+    @strawberry_django.field(
+        permission_classes=[IsOperatorOrPortal],
+        description="One payment, or null; a public-key caller must give its clientSecret",
+    )
+    def payment(self, info: strawberry.Info, id: uuid.UUID, client_secret: str | None = None) -> PaymentType | None:
+        return selectors.payment_find_for_caller(  # type: ignore[return-value]
+            principal=operator_principal(info), payment_id=id, client_secret=client_secret
+        )
 
     @strawberry_django.offset_paginated(
         OffsetPaginated[PaymentType],
@@ -354,50 +376,36 @@ class BillingQuery:
 class BillingMutation:
     @strawberry_django.mutation(description="Sign in: a short-lived access token and a refresh token")
     def token_auth(self, info: strawberry.Info, username: str, password: str) -> TokenPayload:
-        if not _login_allowed(username, client_ip_of(info)):
-            return TokenPayload(
-                errors=[
-                    UserError(
-                        field=None,
-                        code=ErrorCode.RATE_LIMITED,
-                        message="Too many sign-in attempts. Please wait a few minutes and try again.",
-                    )
-                ]
+        try:
+            user = sign_in(
+                username=username, password=password, client_address=client_ip_of(info), request=request_of(info)
             )
-        user = authenticate(request_of(info), username=username, password=password)
-        if user is None:
-            return TokenPayload(
-                errors=[
-                    UserError(
-                        field=None,
-                        code=ErrorCode.AUTHENTICATION_FAILED,
-                        message="Invalid username or password",
-                    )
-                ]
-            )
-        pair = issue_tokens(user)
+            pair = issue_tokens(user)
+        except ApplicationError as error:
+            return TokenPayload(errors=[UserError.of(error)])
         return TokenPayload(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
-    @strawberry_django.mutation(description="Trade a refresh token for a new token pair")
+    @strawberry_django.mutation(
+        description="Trade a refresh token for a new pair, retiring it; reusing a retired one revokes its family"
+    )
     def refresh_token(self, info: strawberry.Info, refresh_token: str) -> TokenPayload:
-        claims = decode_token(refresh_token, "refresh")
-        user = active_user(claims.user_id) if claims is not None else None
-        if user is None:
-            return TokenPayload(
-                errors=[
-                    UserError(
-                        field="refreshToken",
-                        code=ErrorCode.AUTHENTICATION_FAILED,
-                        message="Invalid or expired refresh token",
-                    )
-                ]
-            )
-        pair = issue_tokens(user)
+        try:
+            pair = refresh_tokens(refresh_token)
+        except ApplicationError as error:
+            return TokenPayload(errors=[UserError.of(error)])
         return TokenPayload(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Sign out everywhere: every refresh token revoked, access tokens refused from their next use",
+    )
+    def revoke_tokens(self, info: strawberry.Info) -> RevokeTokensPayload:
+        sign_out_everywhere(operator_principal(info).operator)
+        return RevokeTokensPayload()
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator], description="New portal key; the old one stops at once"
@@ -433,10 +441,10 @@ class BillingMutation:
                 principal=operator_principal(info), request=input.to_request(), client_ip=client_ip_of(info)
             )
         except ApplicationError as error:
-            return _error_payload(InitiatePaymentPayload, error)
+            return _error_payload(InitiatePaymentPayload, error, reveal_secret=True)
         return InitiatePaymentPayload(
             message="STK push initiated successfully",
-            payment=payment,  # type: ignore[arg-type]
+            payment=_revealed(payment),  # type: ignore[arg-type]
             intasend=StkPushInfo(
                 payment_id=payment.intasend_payment_id or None,
                 invoice_id=payment.intasend_invoice_id or None,
@@ -457,10 +465,10 @@ class BillingMutation:
                 client_ip=client_ip_of(info),
             )
         except ApplicationError as error:
-            return _error_payload(CreatePaymentLinkPayload, error)
+            return _error_payload(CreatePaymentLinkPayload, error, reveal_secret=True)
         return CreatePaymentLinkPayload(
             message="Payment link created successfully",
-            payment=payment,  # type: ignore[arg-type]
+            payment=_revealed(payment),  # type: ignore[arg-type]
             intasend=PaymentLinkInfo(
                 payment_url=payment.payment_url or None,
                 invoice_id=payment.intasend_invoice_id or None,
@@ -469,11 +477,19 @@ class BillingMutation:
         )
 
     @strawberry_django.mutation(
-        permission_classes=[IsOperatorOrPortal], description="Ask IntaSend unless the payment is final"
+        permission_classes=[IsOperatorOrPortal],
+        description="Ask IntaSend unless the payment is final; a public-key caller must give its clientSecret",
     )
-    def check_payment_status(self, info: strawberry.Info, payment_id: uuid.UUID) -> CheckPaymentStatusPayload:
+    def check_payment_status(
+        self, info: strawberry.Info, payment_id: uuid.UUID, client_secret: str | None = None
+    ) -> CheckPaymentStatusPayload:
         try:
-            check = services.payment_check_status(principal=operator_principal(info), payment_id=payment_id)
+            check = services.payment_check_status(
+                principal=operator_principal(info),
+                payment_id=payment_id,
+                client_secret=client_secret,
+                client_ip=client_ip_of(info),
+            )
         except ApplicationError as error:
             return _error_payload(CheckPaymentStatusPayload, error)
         payment, gateway = check.payment, check.gateway_status

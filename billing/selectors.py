@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from billing.models import Payment, PaymentCredential, PaymentProvider
+from project.auth import Principal
 from project.errors import ApplicationError, ErrorCode
 
 
@@ -21,6 +23,34 @@ def payment_get_for(*, operator: AbstractBaseUser, payment_id: object) -> Paymen
     except ValueError:
         pk = None
     payment = payments_for(operator).filter(pk=pk).first() if pk else None
+    if payment is None:
+        raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+    return payment
+
+
+def payment_secret_matches(payment: Payment, client_secret: str | None) -> bool:
+    """Constant-time: the secret is the only thing a public-key caller holds over a payment."""
+    if not payment.client_secret or not client_secret:
+        return False
+    return hmac.compare_digest(payment.client_secret.encode(), client_secret.encode())
+
+
+def payment_find_for_caller(*, principal: Principal, payment_id: object, client_secret: str | None) -> Payment | None:
+    """One payment as its caller may see it: operators read their own; a public-key caller also
+    needs the payment's client secret (the key is printed in every router's login page, so it
+    proves nothing). Absent, wrong and foreign all look like a missing payment."""
+    try:
+        pk = uuid.UUID(str(payment_id))
+    except ValueError:
+        return None
+    payment = payments_for(principal.operator).select_related("router", "package", "activation").filter(pk=pk).first()
+    if payment is None or not (principal.is_operator or payment_secret_matches(payment, client_secret)):
+        return None
+    return payment
+
+
+def payment_get_for_caller(*, principal: Principal, payment_id: object, client_secret: str | None) -> Payment:
+    payment = payment_find_for_caller(principal=principal, payment_id=payment_id, client_secret=client_secret)
     if payment is None:
         raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
     return payment

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +26,7 @@ from billing.gateways.base import (
     GatewayCredentials,
     GatewayError,
     GatewayRejected,
+    GatewayUnavailable,
     PaymentGateway,
     StatusResult,
 )
@@ -29,12 +34,12 @@ from billing.gateways.intasend import IntaSendGateway
 from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
 from billing.notifications import publish_payment_changed
-from billing.selectors import credential_newest_active, payment_get_for
+from billing.selectors import credential_newest_active, payment_get_for_caller
 from network.activation import activation_start
-from network.models import Package, Router
-from network.selectors import package_get_active, router_get_for
+from network.models import Activation, Package, Router
+from network.selectors import activation_for_renewal, package_get_active, router_get_for
 from project import encryption
-from project.auth import Principal
+from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ INTASEND_STATE_TO_STATUS: dict[str, str] = {
 
 GATEWAY_REJECTED_MESSAGE = "The payment provider rejected the request. Please try again later."
 GATEWAY_UNAVAILABLE_MESSAGE = "The payment provider is not responding. Please try again in a moment."
+MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH = 32
 
 
 # --- Operators and credentials ----------------------------------------------------------------
@@ -66,11 +72,12 @@ def operator_profile(*, operator: AbstractBaseUser) -> OperatorProfile:
 
 
 def operator_rotate_public_key(*, operator: AbstractBaseUser) -> OperatorProfile:
-    """Issue a new portal key; the old one stops working at once."""
+    """Issue a new portal key; the old one stops working at once, its open sockets included."""
     profile = operator_profile(operator=operator)
     profile.public_key = uuid.uuid4().hex
     profile.public_key_rotated_at = timezone.now()
     profile.save(update_fields=["public_key", "public_key_rotated_at"])
+    publish_credentials_revoked(operator_id=operator.pk, via="public_key")
     return profile
 
 
@@ -149,6 +156,8 @@ class PaymentRequest:
     mac_address: str | None = None
     ip_address: str | None = None
     idempotency_key: str | None = None
+    # An access code the caller holds: extend that grant (same package only) instead of a new one.
+    renew_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ class _ValidatedRequest:
     ip_address: str | None
     credential: PaymentCredential
     gateway: PaymentGateway
+    renews: Activation | None = None
 
 
 def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _ValidatedRequest:
@@ -188,6 +198,9 @@ def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _Vali
         )
     mac = normalise_mac(request.mac_address)
     ip = normalise_ip(request.ip_address)
+    renew_code = (request.renew_code or "").strip()
+    # Renewal only on proof (the code itself) and only of the same package; never by MAC or phone.
+    renews = activation_for_renewal(router=router, code=renew_code, package=package) if renew_code else None
     method = (request.payment_method or "mpesa").strip().lower()
     allowed_methods = {"mpesa"} if kind == Payment.Kind.STK_PUSH else {"mpesa", "card"}
     if method not in allowed_methods:
@@ -198,7 +211,17 @@ def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _Vali
         )
     credential = credential_newest_active(operator=operator)
     gateway = gateway_for(credential)
-    return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway)
+    return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway, renews=renews)
+
+
+def _canonical_amount(raw: Decimal | str) -> str:
+    """`10`, `10.0` and `10.00` are one amount; `10.001` stays itself (and fails validation)."""
+    amount = parse_amount(raw)
+    try:
+        quantized = amount.quantize(Decimal("0.01"))
+    except InvalidOperation:  # too many digits to quantize: nothing to confuse it with
+        return str(amount)
+    return str(quantized if quantized == amount else amount)
 
 
 def _fingerprint(request: PaymentRequest, kind: str) -> str:
@@ -215,11 +238,14 @@ def _fingerprint(request: PaymentRequest, kind: str) -> str:
         "router": str(request.router_id),
         "package": str(request.package_id),
         "phone": safe(normalise_phone, request.phone_number) if request.phone_number else "",
-        "amount": str(safe(parse_amount, request.amount)),
+        "amount": safe(_canonical_amount, request.amount),
         "method": (request.payment_method or "mpesa").strip().lower(),
         "mac": safe(normalise_mac, request.mac_address),
         "ip": safe(normalise_ip, request.ip_address),
     }
+    renew_code = (request.renew_code or "").strip().upper()
+    if renew_code:  # only when given, so fingerprints stored before renewCode existed still match
+        canonical["renew"] = renew_code
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -238,15 +264,20 @@ def _idempotent_replay(principal: Principal, key: str | None, fingerprint: str) 
     return existing
 
 
-def _throttle_portal(principal: Principal, phone: str, client_ip: str | None) -> None:
+def _throttle_portal(principal: Principal, valid: _ValidatedRequest, client_ip: str | None) -> None:
+    """Budgets per operator (phone) and per router (address): behind one hotspot's NAT, or one
+    carrier's, every customer shares an address, and pushes to a phone at one operator's hotspot
+    must not lock that phone out of every other operator's."""
     if principal.is_operator:
         return
     window = settings.PAYMENT_RATE_LIMIT_WINDOW_SECONDS
-    checks = [("phone", phone, settings.PAYMENT_RATE_LIMIT_PER_PHONE)]
+    checks = []
+    if valid.phone_number:
+        checks.append(("phone", f"{principal.operator.pk}:{valid.phone_number}", settings.PAYMENT_RATE_LIMIT_PER_PHONE))
     if client_ip:
-        checks.append(("ip", client_ip, settings.PAYMENT_RATE_LIMIT_PER_IP))
+        checks.append(("ip", f"{valid.router.pk}:{client_ip}", settings.PAYMENT_RATE_LIMIT_PER_IP))
     for scope, key, limit in checks:
-        if key and not throttling.hit(f"payment:{scope}", key, limit=limit, window_seconds=window):
+        if not throttling.hit(f"payment:{scope}", key, limit=limit, window_seconds=window):
             raise ApplicationError(
                 ErrorCode.RATE_LIMITED, "Too many payment requests. Please wait a few minutes and try again."
             )
@@ -267,15 +298,27 @@ def _create_payment(
         with transaction.atomic():
             # Serialise concurrent pushes for one router so the already-pending rule holds under races.
             Router.objects.select_for_update().filter(pk=valid.router.pk).first()
+            # A request with the same key committed while we waited: it is this caller's payment.
+            replay = _idempotent_replay(principal, key, fingerprint)
+            if replay is not None:
+                return replay, False
             if kind == Payment.Kind.STK_PUSH:
-                # A PENDING push is one whose gateway call is still in flight: just as busy.
+                # A PENDING push is one whose gateway call is still in flight: just as busy. A push
+                # whose answer never came may still be on the phone: busy a little longer.
+                now = timezone.now()
                 pending = (
                     Payment.objects.filter(
                         router=valid.router,
                         phone_number=valid.phone_number,
                         kind=Payment.Kind.STK_PUSH,
                         status__in=[Status.PENDING, Status.PROCESSING],
-                        created_at__gte=timezone.now() - timedelta(seconds=settings.PAYMENT_PENDING_WINDOW_SECONDS),
+                    )
+                    .filter(
+                        Q(created_at__gte=now - timedelta(seconds=settings.PAYMENT_PENDING_WINDOW_SECONDS))
+                        | Q(
+                            outcome_unknown=True,
+                            created_at__gte=now - timedelta(seconds=settings.PAYMENT_UNKNOWN_OUTCOME_WINDOW_SECONDS),
+                        )
                     )
                     .order_by("-created_at")
                     .first()
@@ -285,8 +328,7 @@ def _create_payment(
                         ErrorCode.PAYMENT_ALREADY_PENDING,
                         "A payment for this phone number is already in progress. "
                         "Please complete or cancel the M-Pesa prompt on your phone.",
-                        payment=pending,
-                    )
+                    )  # no payment: it belongs to whoever started it (API.md "initiatePayment")
             payment = Payment.objects.create(
                 owner=principal.operator,
                 router=valid.router,
@@ -300,9 +342,11 @@ def _create_payment(
                 status=Status.PENDING,
                 mac_address=valid.mac_address,
                 ip_address=valid.ip_address,
+                renews=valid.renews,
                 client_ip=client_ip,
                 idempotency_key=key,
                 request_fingerprint=fingerprint,
+                client_secret=secrets.token_urlsafe(32),
             )
             PaymentEvent.objects.create(
                 payment=payment,
@@ -328,11 +372,18 @@ def _begin(
     key = (request.idempotency_key or "").strip() or None
     if key and len(key) > 128:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "idempotencyKey is too long", field="idempotencyKey")
+    if key and len(key) < MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH and not principal.is_operator:
+        # A replay returns the payment with its client secret: the key must be as unguessable.
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT,
+            f"idempotencyKey must be at least {MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH} random characters",
+            field="idempotencyKey",
+        )
     replay = _idempotent_replay(principal, key, fingerprint)
     if replay is not None:
         return replay, None
     valid = _validate(principal, request, kind)
-    _throttle_portal(principal, valid.phone_number, client_ip)
+    _throttle_portal(principal, valid, client_ip)
     payment, created = _create_payment(
         principal, request, valid, kind=kind, fingerprint=fingerprint, client_ip=client_ip
     )
@@ -361,6 +412,30 @@ def _fail_after_gateway_error(payment: Payment, exc: GatewayError, *, source: st
     )
 
 
+def _outcome_unknown(payment: Payment, exc: GatewayUnavailable) -> ApplicationError:
+    """The push's answer never came, yet the prompt may be on the phone (API.md "Unknown outcomes"):
+    the payment stays PROCESSING, flagged, until the reconciler settles it with IntaSend."""
+    logger.warning(
+        "IntaSend STK push for payment %s: outcome unknown (%s, status %s): %s",
+        payment.pk,
+        type(exc).__name__,
+        exc.status_code,
+        exc.detail,
+    )
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if not locked.is_final:
+            _record_change(
+                locked,
+                new_status=Status.PROCESSING,
+                source=Source.GATEWAY,
+                raw={"error": type(exc).__name__},
+                note="IntaSend did not answer the push; the reconciler will ask it by api_ref",
+                updates={"outcome_unknown": True},
+            )
+    return ApplicationError(ErrorCode.GATEWAY_UNAVAILABLE, GATEWAY_UNAVAILABLE_MESSAGE, payment=locked)
+
+
 def payment_initiate(*, principal: Principal, request: PaymentRequest, client_ip: str | None = None) -> Payment:
     """Validate, record the payment, then send the M-Pesa STK push (status becomes PROCESSING)."""
     payment, valid = _begin(principal, request, kind=Payment.Kind.STK_PUSH, client_ip=client_ip)
@@ -374,6 +449,8 @@ def payment_initiate(*, principal: Principal, request: PaymentRequest, client_ip
                 api_ref=str(payment.pk),
                 narrative=f"{valid.package.name} WiFi",
             )
+    except GatewayUnavailable as exc:
+        raise _outcome_unknown(payment, exc) from exc
     except GatewayError as exc:
         raise _fail_after_gateway_error(payment, exc, source=Source.GATEWAY) from exc
     return payment_apply_gateway_state(
@@ -393,13 +470,16 @@ def payment_link_create(
     payment, valid = _begin(principal, request, kind=Payment.Kind.PAYMENT_LINK, client_ip=client_ip)
     if valid is None:
         return payment
+    # The return page shows the access code only to a URL carrying the secret (as Stripe's
+    # return_url carries payment_intent_client_secret): the payer's browser, nobody else.
+    secret_query = urlencode({"client_secret": payment.client_secret})
     try:
         with valid.gateway as gateway:
             checkout: CheckoutResult = gateway.checkout(
                 amount=payment.amount,
                 api_ref=str(payment.pk),
                 phone_number=payment.phone_number or None,
-                redirect_url=f"{urls.success_url_base}{payment.pk}/",
+                redirect_url=f"{urls.success_url_base}{payment.pk}/?{secret_query}",
                 callback_url=urls.callback_url,
             )
     except GatewayError as exc:
@@ -432,8 +512,9 @@ class StatusCheck:
     gateway_status: StatusResult | None  # None when answered from the database
 
 
-def payment_fetch_gateway_status(payment: Payment) -> StatusResult:
-    """Ask IntaSend about a payment, with the credential it was made with."""
+def payment_fetch_gateway_status(payment: Payment) -> StatusResult | None:
+    """Ask IntaSend about a payment, with the credential it was made with: by invoice, by checkout,
+    else (a push whose answer never came) by our api_ref; None when IntaSend has no invoice for it."""
     credential = payment.credential
     if credential is None:
         raise ApplicationError(
@@ -443,7 +524,11 @@ def payment_fetch_gateway_status(payment: Payment) -> StatusResult:
     with gateway_for(credential) as gateway:
         if payment.intasend_invoice_id:
             return gateway.status(invoice_id=payment.intasend_invoice_id)
-        return gateway.status(checkout_id=payment.intasend_checkout_id, signature=payment.intasend_checkout_signature)
+        if payment.intasend_checkout_id:
+            return gateway.status(
+                checkout_id=payment.intasend_checkout_id, signature=payment.intasend_checkout_signature
+            )
+        return gateway.find_by_api_ref(str(payment.pk))
 
 
 def payment_apply_status_result(*, payment_id: object, result: StatusResult, source: str) -> Payment:
@@ -460,13 +545,34 @@ def payment_apply_status_result(*, payment_id: object, result: StatusResult, sou
     )
 
 
-def payment_check_status(*, principal: Principal, payment_id: object) -> StatusCheck:
-    """Answer final payments from the database; otherwise ask IntaSend and apply what it says."""
-    payment = payment_get_for(operator=principal.operator, payment_id=payment_id)
+def payment_check_status(
+    *, principal: Principal, payment_id: object, client_secret: str | None = None, client_ip: str | None = None
+) -> StatusCheck:
+    """Answer final payments from the database; otherwise ask IntaSend and apply what it says.
+
+    Public-key calls need the payment's client secret, are throttled per payment and client, and
+    share one IntaSend call per payment every PAYMENT_STATUS_CACHE_SECONDS (within it they get the
+    last answer): a portal in a loop must not turn into IntaSend traffic on the operator's keys.
+    Operators always ask, and their answer refreshes what portals are given.
+    """
+    payment = payment_get_for_caller(principal=principal, payment_id=payment_id, client_secret=client_secret)
+    if not principal.is_operator and not throttling.hit(
+        "payment:check",
+        f"{payment.pk}:{client_ip or ''}",
+        limit=settings.PAYMENT_STATUS_CHECKS_PER_MINUTE,
+        window_seconds=60,
+    ):
+        raise ApplicationError(ErrorCode.RATE_LIMITED, "Too many status checks. Please wait a moment and try again.")
     if payment.payment_provider != PaymentProvider.INTASEND:
         raise ApplicationError(ErrorCode.NOT_INTASEND_PAYMENT, "This payment was not initiated through IntaSend")
     if payment.is_final or not (payment.intasend_invoice_id or payment.intasend_checkout_id):
         return StatusCheck(payment=payment, gateway_status=None)
+    asked_recently = f"payment-status:{payment.pk}"
+    freshness = settings.PAYMENT_STATUS_CACHE_SECONDS
+    if principal.is_operator:
+        cache.set(asked_recently, True, timeout=freshness)
+    elif not cache.add(asked_recently, True, timeout=freshness):  # atomic: one caller asks, the rest read
+        return StatusCheck(payment=payment, gateway_status=cache.get(f"{asked_recently}:answer"))
     try:
         result = payment_fetch_gateway_status(payment)
     except GatewayRejected as exc:
@@ -478,6 +584,7 @@ def payment_check_status(*, principal: Principal, payment_id: object) -> StatusC
         logger.warning("IntaSend status for payment %s unavailable: %s", payment.pk, exc.detail)
         raise ApplicationError(ErrorCode.GATEWAY_UNAVAILABLE, GATEWAY_UNAVAILABLE_MESSAGE, payment=payment) from exc
     payment = payment_apply_status_result(payment_id=payment.pk, result=result, source=Source.CHECK)
+    cache.set(f"{asked_recently}:answer", dataclasses.replace(result, raw={}), timeout=freshness)
     return StatusCheck(payment=payment, gateway_status=result)
 
 
@@ -539,15 +646,22 @@ def payment_apply_gateway_state(
             return ignore(f"Ignored: news for api_ref {api_ref!r}")
         if target is None:
             return ignore(f"Ignored: unknown IntaSend state {state!r}")
+        if invoice_id and not payment.intasend_invoice_id and _invoice_taken(invoice_id, payment):
+            return ignore(f"Ignored: invoice {invoice_id} belongs to another payment")
+        # Money counts only when IntaSend's answer names this payment and its exact amount: an
+        # invoice without our api_ref, or without a value, may have paid for anything.
+        money_for_us = target == Status.COMPLETED and api_ref == str(payment.pk) and amount == payment.amount
         if payment.is_final:
             if target == payment.status:
                 return payment  # a replay: nothing to record
-            late_money = target == Status.COMPLETED and (amount is None or amount == payment.amount)
-            if payment.status == Status.FAILED and late_money:
+            if payment.status == Status.FAILED and money_for_us:
                 return _record_paid_after_failure(payment, source, state, raw, invoice_id, mpesa_reference)
             return ignore(f"Ignored: payment is already {payment.status}, IntaSend now says {state}")
-        if target == Status.COMPLETED and amount is not None and amount != payment.amount:
-            return ignore(f"Not completed: IntaSend reports {amount}, the payment is for {payment.amount}")
+        if target == Status.COMPLETED and not money_for_us:
+            return ignore(
+                f"Not completed: IntaSend reports {amount} for api_ref {api_ref!r}, "
+                f"the payment is {payment.pk} for {payment.amount}"
+            )
 
         updates = dict(extra_updates or {})
         if invoice_id and not payment.intasend_invoice_id:
@@ -564,8 +678,21 @@ def payment_apply_gateway_state(
         if not changed:
             return payment
         updates["intasend_state"] = state
-        _record_change(payment, new_status=target, source=source, gateway_state=state, raw=raw, updates=updates)
+        if target != Status.PROCESSING:
+            updates["outcome_unknown"] = False  # IntaSend has settled it
+        try:
+            with transaction.atomic():  # a savepoint: the invoice's unique constraint may refuse it
+                _record_change(payment, new_status=target, source=source, gateway_state=state, raw=raw, updates=updates)
+        except IntegrityError:
+            # Another payment claimed this invoice between our check and the save.
+            payment.refresh_from_db()
+            return ignore(f"Ignored: invoice {invoice_id} belongs to another payment")
         return payment
+
+
+def _invoice_taken(invoice_id: str, payment: Payment) -> bool:
+    """One IntaSend invoice pays for at most one payment (the database enforces it too)."""
+    return Payment.objects.filter(intasend_invoice_id=invoice_id).exclude(pk=payment.pk).exists()
 
 
 def _record_paid_after_failure(
@@ -644,15 +771,18 @@ def payment_confirm_with_gateway(*, payment_id: object, invoice_id: str | None, 
     payment = Payment.objects.select_related("credential").get(pk=payment_id)
     if payment.status == Status.COMPLETED or payment.paid_after_failure:
         return payment
-    if invoice_id and not payment.intasend_invoice_id:
-        # A checkout's invoice is first named by its webhook; the status answer must still
-        # carry our api_ref and amount before anything is completed.
+    if invoice_id and not payment.intasend_invoice_id and not _invoice_taken(invoice_id, payment):
+        # A checkout's invoice is first named by its webhook (in memory only: nothing is saved
+        # unless IntaSend's answer carries our api_ref and amount). An invoice another payment
+        # owns is not asked about: one invoice pays for one payment.
         payment.intasend_invoice_id = invoice_id
     try:
         result = payment_fetch_gateway_status(payment)
     except GatewayRejected as exc:
         logger.warning("IntaSend refused status of payment %s (%s): %s", payment.pk, exc.status_code, exc.detail)
         return payment
+    if result is None:
+        return payment  # IntaSend has no invoice for our api_ref: nothing to apply
     return payment_apply_status_result(payment_id=payment.pk, result=result, source=source)
 
 
@@ -662,17 +792,27 @@ def _reconcile_backoff(attempts: int) -> timedelta:
 
 
 def payment_reconcile(*, payment_id: object, now=None) -> Payment:
-    """One reconciler pass over one unanswered payment: ask, apply, or give up past the cut-off."""
+    """One reconciler pass over one unanswered payment: ask, apply, or give up past the cut-off.
+
+    IntaSend is asked before anything is failed (by invoice, checkout, else our api_ref: a push
+    whose answer never came has no invoice id). Past the cut-off a payment fails once IntaSend
+    has answered (no invoice for it, or still not final: the prompt expired); while IntaSend
+    cannot be reached it keeps being asked, up to PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS.
+    """
     now = now or timezone.now()
     payment = Payment.objects.select_related("credential").get(pk=payment_id)
     if payment.is_final:
         return payment
-    if payment.intasend_invoice_id or payment.intasend_checkout_id:
-        try:
-            result = payment_fetch_gateway_status(payment)
-        except (GatewayError, ApplicationError) as exc:
-            logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
-        else:
+    unreachable = False
+    try:
+        result = payment_fetch_gateway_status(payment)
+    except GatewayUnavailable as exc:
+        unreachable = True
+        logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
+    except (GatewayError, ApplicationError) as exc:
+        logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
+    else:
+        if result is not None:
             payment = payment_apply_status_result(payment_id=payment.pk, result=result, source=Source.POLL)
     if payment.is_final:
         return payment
@@ -681,7 +821,10 @@ def payment_reconcile(*, payment_id: object, now=None) -> Payment:
         if payment.kind == Payment.Kind.PAYMENT_LINK
         else settings.PAYMENT_GIVE_UP_SECONDS
     )
-    if now - payment.created_at >= timedelta(seconds=give_up_after):
+    age = now - payment.created_at
+    # Failing while IntaSend cannot be asked could fail a paid payment: ask again later (bounded).
+    still_unknown = unreachable and age < timedelta(seconds=settings.PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS)
+    if age >= timedelta(seconds=give_up_after) and not still_unknown:
         minutes = give_up_after // 60
         return payment_fail(
             payment_id=payment.pk,

@@ -10,9 +10,11 @@ garden).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
@@ -49,6 +51,53 @@ def load_asset(name: str) -> Asset:
     return _read_asset(name) if settings.DEBUG else _cached_asset(name)
 
 
+# Anything a browser reads differently from urlsplit (backslashes, spaces, controls) is not trusted.
+_UNSAFE_IN_URL = re.compile(r"[\\\s\x00-\x1f\x7f]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(scheme: str, netloc: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        return (parts.hostname or "", parts.port or _DEFAULT_PORTS[scheme])
+    except ValueError:
+        return None
+
+
+def login_url(link_login_only: str, hotspot_address: str) -> str:
+    """Where the portal may post the paid access code: the router's registered hotspot address only.
+
+    ``link-login-only`` comes from the portal's own URL, which anyone can craft: its scheme, path and
+    query are kept only when its host and port are the hotspot address. Without it the hotspot's
+    standard ``http://<hotspot>/login``; with a link to anywhere else, or no hotspot address
+    registered, nothing ("": the customer types the code on the hotspot's page).
+    """
+    if not hotspot_address:
+        return ""
+    if not link_login_only:
+        return f"http://{hotspot_address}/login"
+    if _UNSAFE_IN_URL.search(link_login_only):
+        return ""
+    try:
+        link = urlsplit(link_login_only)
+        userinfo = link.username is not None or link.password is not None
+    except ValueError:
+        return ""
+    if link.scheme not in _DEFAULT_PORTS or userinfo:
+        return ""
+    target = _origin(link.scheme, hotspot_address)
+    if target is None or _origin(link.scheme, link.netloc) != target:
+        return ""
+    return urlunsplit((link.scheme, hotspot_address, link.path or "/login", link.query, ""))
+
+
+def _hotspot_address(operator, router_id: str) -> str:
+    if not router_id.isdigit():
+        return ""
+    router = Router.objects.filter(owner=operator, pk=int(router_id)).only("hotspot_address").first()
+    return router.hotspot_address if router else ""
+
+
 def _content_security_policy(request: HttpRequest) -> str:
     host = request.get_host()
     return "; ".join(
@@ -75,12 +124,16 @@ def page(request: HttpRequest, public_key: str) -> HttpResponse:
     # Without ?routerId=…, an operator with a single router needs no configuration.
     routers = list(Router.objects.filter(owner=principal.operator).values_list("pk", flat=True)[:2])
     default_router_id = str(routers[0]) if len(routers) == 1 else ""
+    # The same router portal.js sells for (?routerId=, else the only one).
+    router_id = request.GET.get("routerId") or request.GET.get("router") or default_router_id
+    hotspot = _hotspot_address(principal.operator, router_id)
     response = render(
         request,
         "portal/portal.html",
         {
             "public_key": public_key,
             "default_router_id": default_router_id,
+            "login_url": login_url(request.GET.get("link-login-only", "").strip(), hotspot),
             "graphql_url": "/graphql/",
             "script_url": reverse("portal:asset", args=["portal.js"]) + "?v=" + load_asset("portal.js").etag[1:9],
             "style_url": reverse("portal:asset", args=["portal.css"]) + "?v=" + load_asset("portal.css").etag[1:9],

@@ -11,6 +11,7 @@ from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission
 
 from project.auth import Principal
+from project.client_address import client_address
 from project.errors import ApplicationError, ErrorCode
 
 ErrorCodeEnum = strawberry.enum(ErrorCode, name="ErrorCode", description="Stable machine-readable error codes")
@@ -41,11 +42,7 @@ def principal_of(info: strawberry.Info) -> Principal | None:
 
 
 def client_ip_of(info: strawberry.Info) -> str | None:
-    request = _request(info)
-    if isinstance(request, HttpRequest):
-        return request.META.get("REMOTE_ADDR") or None
-    client = request.scope.get("client")
-    return client[0] if client else None
+    return client_address(_request(info))
 
 
 def request_of(info: strawberry.Info) -> HttpRequest | None:

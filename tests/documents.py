@@ -3,7 +3,7 @@
 PAYMENT_FIELDS = """
   id status phoneNumber amount currency paymentMethod paymentProvider
   intasendPaymentId intasendInvoiceId intasendState paymentUrl failureReason
-  macAddress ipAddress packageExpiryTime completedAt createdAt updatedAt
+  macAddress ipAddress packageExpiryTime completedAt createdAt updatedAt clientSecret
   router { id name } package { id name price }
   activation { status accessCode attempts lastError activatedAt expiresAt }
 """
@@ -21,12 +21,12 @@ CREATE_LINK = (
 )
 
 CHECK_STATUS = (
-    "mutation($id: UUID!) { checkPaymentStatus(paymentId: $id) {"
+    "mutation($id: UUID!, $secret: String) { checkPaymentStatus(paymentId: $id, clientSecret: $secret) {"
     " message status state details { amount currency provider mpesaReference }"
     " errors { field code message } payment {" + PAYMENT_FIELDS + "} } }"
 )
 
-PAYMENT = "query($id: UUID!) { payment(id: $id) {" + PAYMENT_FIELDS + "} }"
+PAYMENT = "query($id: UUID!, $secret: String) { payment(id: $id, clientSecret: $secret) {" + PAYMENT_FIELDS + "} }"
 
 PAYMENTS = """
 query($filters: PaymentFilter, $pagination: OffsetPaginationInput) {

@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks.common import (  # noqa: E402
+    CLIENT_SECRET,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
     BenchDaphne,
@@ -48,7 +49,9 @@ from tests.benchmarks.common import (  # noqa: E402
     running,
 )
 
-SUBSCRIBE = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id status } }"
+SUBSCRIBE = (
+    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
+)
 PER_CLIENT_PROCESS = 2500
 TARGET_KIB = 50
 
@@ -73,7 +76,7 @@ async def _hold(url: str, key: str, payment_ids: list[str], count: int, concurre
                 ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 if ack.get("type") != "connection_ack":
                     raise RuntimeError(f"no ack: {ack}")
-                variables = {"id": payment_ids[index % len(payment_ids)]}
+                variables = {"id": payment_ids[index % len(payment_ids)], "secret": CLIENT_SECRET}
                 await ws.send(json.dumps({"id": "1", "type": "subscribe",
                                           "payload": {"query": SUBSCRIBE, "variables": variables}}))
                 while True:

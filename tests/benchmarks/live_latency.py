@@ -54,6 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.benchmarks.common import (  # noqa: E402
+    CLIENT_SECRET,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
     WEBHOOK_CHALLENGE,
@@ -72,7 +73,9 @@ MODES = ("embedded", "scaled")
 REDIS_URL = "redis://127.0.0.1:6379/8"
 POSTGRES_DB = "cloudpilot_bench_latency"
 
-SUBSCRIBE = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id status } }"
+SUBSCRIBE = (
+    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
+)
 
 # --- results -------------------------------------------------------------------------------------
 
@@ -401,7 +404,7 @@ class Subscriber:
         if ack.get("type") != "connection_ack":
             raise RuntimeError(f"no connection_ack: {ack}")
         self._reader = asyncio.create_task(self._read())
-        variables = {"id": self.payment_id}
+        variables = {"id": self.payment_id, "secret": CLIENT_SECRET}
         subscribe = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": variables}}
         await self.ws.send(json.dumps(subscribe))
         status = await asyncio.wait_for(asyncio.shield(self._first), timeout)

@@ -125,7 +125,7 @@ def test_portal_does_not_see_router_connection_details(gql, shop):
     assert result["payment"]["router"] == {"id": str(shop.router.pk), "name": shop.router.name}
     body = gql(
         PAYMENT.replace("router { id name }", "router { id host username apiPort }"),
-        {"id": result["payment"]["id"]},
+        {"id": result["payment"]["id"], "secret": result["payment"]["clientSecret"]},
         **shop.operator.portal,
     )
     assert body["data"]["payment"]["router"] == {

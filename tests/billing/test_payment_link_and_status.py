@@ -40,7 +40,8 @@ def test_payment_link_creates_pending_payment_with_checkout_url(gql, shop, setti
     checkout = [r for r in shop.intasend.requests if r.path.endswith("/checkout/")][0].json
     assert checkout["api_ref"] == payment["id"]
     assert checkout["callback_url"] == "http://testserver/payments/webhook/"
-    assert checkout["redirect_url"] == f"http://testserver/payment/success/{payment['id']}/"
+    secret = Payment.objects.get(pk=payment["id"]).client_secret
+    assert checkout["redirect_url"] == f"http://testserver/payment/success/{payment['id']}/?client_secret={secret}"
 
 
 def test_payment_link_uses_configured_urls(gql, shop, settings):
@@ -49,7 +50,8 @@ def test_payment_link_uses_configured_urls(gql, shop, settings):
     payment = create_link(gql, shop)["payment"]
     checkout = [r for r in shop.intasend.requests if r.path.endswith("/checkout/")][0].json
     assert checkout["callback_url"] == "https://pay.example.com/payments/webhook/"
-    assert checkout["redirect_url"] == f"https://pay.example.com/ok/{payment['id']}/"
+    secret = payment["clientSecret"]
+    assert checkout["redirect_url"] == f"https://pay.example.com/ok/{payment['id']}/?client_secret={secret}"
 
 
 def test_payment_link_validates_like_stk_push(gql, shop):
@@ -107,7 +109,7 @@ def test_check_status_applies_failure_with_reason(gql, shop):
 
 
 def test_check_status_on_failed_payment_does_not_call_intasend(gql, shop):
-    shop.intasend.fail_next("mpesa-stk-push/", status=500, body='{"detail": "boom"}')
+    shop.intasend.fail_next("mpesa-stk-push/", status=400)  # refused: FAILED (a 5xx leaves it PROCESSING)
     failed = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"]
     calls = len(shop.intasend.requests)
     result = check(gql, shop, failed["payment"]["id"])

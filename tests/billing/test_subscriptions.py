@@ -17,7 +17,10 @@ from tests.documents import INITIATE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SUBSCRIBE = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { id status phoneNumber failureReason } }"
+SUBSCRIBE = (
+    "subscription($id: UUID!, $secret: String) {"
+    " paymentUpdates(paymentId: $id, clientSecret: $secret) { id status phoneNumber failureReason } }"
+)
 OPERATOR_SUBSCRIBE = "subscription($r: ID) { operatorPaymentUpdates(routerId: $r) { id status } }"
 
 
@@ -45,7 +48,7 @@ apply_state = sync_to_async(services.payment_apply_gateway_state)
 async def test_portal_gets_current_state_then_changes_until_failed(application, portal, processing):
     params = portal
     async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
-        stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk)})
+        stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk), "secret": processing.client_secret})
         first = await stream.__anext__()
         assert first.data["paymentUpdates"]["status"] == "PROCESSING"
         assert first.data["paymentUpdates"]["phoneNumber"] == "2547******78"  # portal view
@@ -119,9 +122,8 @@ async def test_legacy_graphql_ws_protocol_with_header_credentials(application, p
     assert await ws.connect() == (True, "graphql-ws")
     await ws.send_json_to({"type": "connection_init"})
     assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
-    await ws.send_json_to(
-        {"type": "start", "id": "1", "payload": {"query": SUBSCRIBE, "variables": {"id": str(processing.pk)}}}
-    )
+    variables = {"id": str(processing.pk), "secret": processing.client_secret}
+    await ws.send_json_to({"type": "start", "id": "1", "payload": {"query": SUBSCRIBE, "variables": variables}})
     message = await ws.receive_json_from(timeout=3)
     assert message["type"] == "data" and message["payload"]["data"]["paymentUpdates"]["status"] == "PROCESSING"
     await ws.disconnect()
@@ -190,7 +192,10 @@ async def test_subscriptions_per_connection_are_capped(application, portal, proc
                 {
                     "id": f"s{index}",
                     "type": "subscribe",
-                    "payload": {"query": SUBSCRIBE, "variables": {"id": str(processing.pk)}},
+                    "payload": {
+                        "query": SUBSCRIBE,
+                        "variables": {"id": str(processing.pk), "secret": processing.client_secret},
+                    },
                 }
             )
         replies = [await ws.receive_json_from(timeout=3) for _ in range(settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS + 1)]
@@ -208,7 +213,7 @@ async def test_stream_ends_when_the_access_token_expires(application, shop, proc
     settings.SUBSCRIPTION_RESYNC_SECONDS = 0.3
     now = int(time.time())
     short_lived = jwt.encode(
-        {"sub": str(shop.operator.user.pk), "typ": "access", "iat": now, "exp": now + 2},
+        {"sub": str(shop.operator.user.pk), "typ": "access", "iat": now, "exp": now + 2, "gen": 0, "jti": "short"},
         settings.JWT_SIGNING_KEY,
         algorithm="HS256",
     )

@@ -83,7 +83,7 @@ def test_subscribers_resync_after_redis_restarts(shop, tmp_path, private_redis):
         server.wait_healthy()
         payment = initiate_over_http(server, shop)
         with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": shop.operator.public_key}) as portal:
-            portal.subscribe(SUBSCRIBE, {"id": payment["id"]})
+            portal.subscribe(SUBSCRIBE, {"id": payment["id"], "secret": payment["clientSecret"]})
             assert portal.next_data()["paymentUpdates"]["status"] == "PROCESSING"
 
             private_redis.stop()  # every connection to Redis is cut...

@@ -18,7 +18,7 @@ from tests.live import Daphne, GraphQLWebSocket, HueyWorker, base_env, running
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SUBSCRIBE = """subscription($id: UUID!) { paymentUpdates(paymentId: $id) {
+SUBSCRIBE = """subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) {
   id status intasendState completedAt activation { status } } }"""
 OPERATOR_SUBSCRIBE = """subscription { operatorPaymentUpdates { id status } }"""
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -58,7 +58,7 @@ def test_embedded_subscriber_hears_completion_from_webhook(shop, tmp_path):
         server.wait_healthy()
         payment = initiate_over_http(server, shop)
         with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": shop.operator.public_key}) as portal:
-            portal.subscribe(SUBSCRIBE, {"id": payment["id"]})
+            portal.subscribe(SUBSCRIBE, {"id": payment["id"], "secret": payment["clientSecret"]})
             first = portal.next_data()["paymentUpdates"]
             assert first["status"] == "PROCESSING" and first["completedAt"] is None
             complete_at_intasend(shop, payment, f"{server.url}/payments/webhook/")
@@ -81,7 +81,7 @@ def test_scaled_out_update_crosses_processes_through_redis(shop, tmp_path):
             GraphQLWebSocket.connect(server_b.ws_url, {"X-Public-Key": shop.operator.public_key}) as portal,
             GraphQLWebSocket.connect(server_b.ws_url, token) as dashboard,
         ):
-            portal.subscribe(SUBSCRIBE, {"id": payment["id"]})
+            portal.subscribe(SUBSCRIBE, {"id": payment["id"], "secret": payment["clientSecret"]})
             assert portal.next_data()["paymentUpdates"]["status"] == "PROCESSING"
             dashboard.subscribe(OPERATOR_SUBSCRIBE)
             time.sleep(0.3)  # let the dashboard's subscription join its group

@@ -114,6 +114,7 @@ def demo(settings, tmp_path) -> Iterator[Demo]:
         server.wait_healthy()
         # Seeded once the router answers: the packages' profile syncs (run inline here) reach it.
         settings.ROUTEROS_SIMULATOR_PORT = router_port
+        settings.SERVER_URL = server.url  # the demo router's hotspotAddress: where the portal may post codes
         call_command("seed_demo", stdout=StringIO())
         router = Router.objects.get(name="Demo router (simulator)")
         assert router.api_port == router_port
@@ -328,4 +329,30 @@ def test_invalid_phone_number_shows_the_message_and_sends_nothing(demo: Demo, br
 
     phone_page = requests.get(f"{demo.url}/simulator/phone/", timeout=5).text
     assert 'id="no-prompts"' in phone_page  # no STK push was sent
+    assert not [p for p in browser.problems if "JS error" in p], browser.problems
+
+
+def test_a_reload_while_waiting_follows_the_payment_with_its_client_secret(demo: Demo, browser: Browser) -> None:
+    """The public key proves nothing: the portal keeps the payment's clientSecret for the tab's life
+    (sessionStorage, so a reload or the trip to a checkout page keeps it) and sends it with every read."""
+    expect = sync_api.expect
+    page = browser.new_page()
+    posts = graphql_posts(page)
+    page.goto(demo.portal_url())
+    choose_package_and_pay(browser, page, demo, PHONE)
+    expect(page.locator("#status")).to_have_text("Check your phone")
+    [initiate] = [json.loads(body) for body in posts if "initiatePayment" in body]
+    assert len(initiate["variables"]["input"]["idempotencyKey"]) >= 32
+    saved = json.loads(page.evaluate(f"sessionStorage.getItem('cloudpilot.payment.{demo.public_key}')"))
+    assert len(saved["secret"]) >= 40
+
+    posts.clear()
+    page.reload()
+    expect(page.locator("#status")).to_have_text("Check your phone")
+    reads = [json.loads(body) for body in posts if "payment(id:" in body]
+    assert reads and all(read["variables"]["s"] == saved["secret"] for read in reads)
+
+    approve_or_decline_on_phone(browser, demo, "approve")
+    expect(page.locator("#status")).to_have_text("Connected", timeout=30_000)
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{8}", page.locator("#access-code").inner_text().strip())
     assert not [p for p in browser.problems if "JS error" in p], browser.problems

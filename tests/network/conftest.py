@@ -121,7 +121,7 @@ def pay(gql, client, shop, **overrides: Any) -> Payment:
 
 
 def activation_of(gql, payment: Payment, **auth: str) -> dict[str, Any]:
-    """Payment.activation as a GraphQL client sees it."""
-    data = gql(PAYMENT, {"id": str(payment.pk)}, **auth)["data"]["payment"]
+    """Payment.activation as a GraphQL client sees it (a portal as the payer: with the client secret)."""
+    data = gql(PAYMENT, {"id": str(payment.pk), "secret": payment.client_secret}, **auth)["data"]["payment"]
     assert data is not None
     return data["activation"]

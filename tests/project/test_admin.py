@@ -32,7 +32,7 @@ def payment(operator, router, package, *, phone: str, status: str = Payment.Stat
         phone_number=phone,
         amount=package.price,
         status=status,
-        intasend_invoice_id=f"INV{phone[-4:]}{days_ago}",
+        intasend_invoice_id=f"INV{router.pk}{phone[-4:]}{days_ago}",
     )
     if days_ago:
         Payment.objects.filter(pk=created.pk).update(created_at=timezone.now() - timedelta(days=days_ago))

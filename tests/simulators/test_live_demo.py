@@ -21,7 +21,7 @@ from tests.live import Daphne, GraphQLWebSocket, Process, base_env, free_port, r
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SUBSCRIBE = """subscription($id: UUID!) { paymentUpdates(paymentId: $id) {
+SUBSCRIBE = """subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) {
   id status intasendState activation { status } } }"""
 
 
@@ -77,7 +77,7 @@ def test_demo_server_starts_healthy_and_a_payment_goes_through_the_phone(tmp_pat
         assert payment["status"] == "PROCESSING"
 
         with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": public_key}) as portal:
-            portal.subscribe(SUBSCRIBE, {"id": payment["id"]})
+            portal.subscribe(SUBSCRIBE, {"id": payment["id"], "secret": payment["clientSecret"]})
             assert portal.next_data()["paymentUpdates"]["status"] == "PROCESSING"
 
             phone = requests.Session()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,6 +22,7 @@ from network.models import Package, Router
 from network.services import PackageInput, RouterInput, package_create, router_create
 from network.simulator.runtime import PASSWORD as ROUTER_PASSWORD
 from network.simulator.runtime import USERNAME as ROUTER_USERNAME
+from project.errors import ApplicationError
 
 USERNAME = "demo"
 PASSWORD = "demo-pass-2026"
@@ -96,21 +97,25 @@ class Command(BaseCommand):
     def _router(self, user, created: list[str]) -> Router:
         router = Router.objects.filter(owner=user, name=ROUTER_NAME).first()
         port = settings.ROUTEROS_SIMULATOR_PORT
+        # The simulated hotspot's login page is served by this server: the portal posts codes there only.
+        hotspot = urlsplit(settings.SERVER_URL).netloc
         if router is None:
-            router = router_create(
-                operator=user,
-                data=RouterInput(
-                    name=ROUTER_NAME,
-                    host="127.0.0.1",
-                    username=ROUTER_USERNAME,
-                    password=ROUTER_PASSWORD,
-                    api_port=port,
-                ),
+            data = RouterInput(
+                name=ROUTER_NAME,
+                host="127.0.0.1",
+                username=ROUTER_USERNAME,
+                password=ROUTER_PASSWORD,
+                api_port=port,
+                hotspot_address=hotspot,
             )
+            try:
+                router = router_create(operator=user, data=data)
+            except ApplicationError as error:  # loopback is allowed for the running simulator only
+                raise CommandError(f"{error.message}: set ROUTER_ALLOWED_NETWORKS=127.0.0.1/32") from None
             created.append(f"router {ROUTER_NAME!r}")
-        elif router.api_port != port:
-            router.api_port = port
-            router.save(update_fields=["api_port", "updated_at"])
+        elif (router.api_port, router.hotspot_address) != (port, hotspot):
+            router.api_port, router.hotspot_address = port, hotspot
+            router.save(update_fields=["api_port", "hotspot_address", "updated_at"])
         return router
 
     def _report(self, user, router: Router, created: list[str]) -> None:

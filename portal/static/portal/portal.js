@@ -3,7 +3,8 @@
  * Talks only to this server: GraphQL over HTTP (X-Public-Key), live status over the
  * graphql-transport-ws WebSocket protocol, falling back to polling `payment` when WebSockets fail.
  * The hotspot's login.html hands over routerId, mac, ip, link-login-only and link-orig in the query
- * string; once the access code is active it is posted to link-login-only.
+ * string; once the access code is active it is posted to the login URL the server rendered into the
+ * page (data-login-url): the router's registered hotspot address, never a host from this page's URL.
  */
 (function () {
   "use strict";
@@ -16,7 +17,9 @@
   var ROUTER_ID = params.get("routerId") || params.get("router") || root.dataset.routerId || "";
   var MAC = clean(params.get("mac"));
   var IP = clean(params.get("ip"));
-  var LOGIN_URL = clean(params.get("link-login-only"));
+  // Checked by the server against the router's hotspotAddress (portal.views.login_url): a crafted
+  // link-login-only must not collect access codes. Empty: the customer types the code on the hotspot.
+  var LOGIN_URL = root.dataset.loginUrl || null;
   var ORIGINAL_URL = clean(params.get("link-orig") || params.get("dst"));
   var POLL_MS = 3000;
   var NUDGE_MS = 15000; // ask IntaSend directly this often while waiting (a lost webhook)
@@ -44,6 +47,9 @@
     AUTHENTICATION_FAILED: "This hotspot's payment page is out of date. Please reconnect to the WiFi.",
     ACTIVATION_NOT_RETRYABLE: "Your access cannot be restarted from here. Contact the hotspot owner with your M-Pesa receipt.",
     ROUTER_UNREACHABLE: "The hotspot is not reachable right now. Your payment is safe; please try again shortly.",
+    ROUTER_NOT_ALLOWED: "This hotspot is not set up for payments. Please tell the hotspot owner.",
+    CODE_INVALID: "That code is not valid on this hotspot. Check it and try again.",
+    SERVICE_UNAVAILABLE: "The payment server is busy. Please try again in a moment.",
     UNAUTHENTICATED: "This hotspot's payment page is out of date. Please reconnect to the WiFi.",
     NETWORK: "No connection to the payment server. Check that you are on the WiFi and try again.",
     INTERNAL: "Something went wrong on our side. Please try again.",
@@ -54,10 +60,11 @@
     "package { name durationMinutes } activation { status accessCode lastError expiresAt } }";
   var Q_PACKAGES =
     "query($r: ID!) { packages(routerId: $r) { id name price durationMinutes uploadKbps downloadKbps dataLimitMb } }";
-  var Q_PAYMENT = "query($id: UUID!) { payment(id: $id) { ...P } } " + PAYMENT_FIELDS;
-  var M_CHECK = "mutation($id: UUID!) { checkPaymentStatus(paymentId: $id) { payment { ...P } errors { code message } } } " + PAYMENT_FIELDS;
-  var S_UPDATES = "subscription($id: UUID!) { paymentUpdates(paymentId: $id) { ...P } } " + PAYMENT_FIELDS;
-  var PAY_FIELDS = "{ payment { ...P } errors { field code message } }";
+  // $s is the payment's clientSecret: only the page that started the payment holds it.
+  var Q_PAYMENT = "query($id: UUID!, $s: String) { payment(id: $id, clientSecret: $s) { ...P } } " + PAYMENT_FIELDS;
+  var M_CHECK = "mutation($id: UUID!, $s: String) { checkPaymentStatus(paymentId: $id, clientSecret: $s) { payment { ...P } errors { code message } } } " + PAYMENT_FIELDS;
+  var S_UPDATES = "subscription($id: UUID!, $s: String) { paymentUpdates(paymentId: $id, clientSecret: $s) { ...P } } " + PAYMENT_FIELDS;
+  var PAY_FIELDS = "{ payment { ...P clientSecret } errors { field code message } }";
   var M_INITIATE = "mutation($input: PaymentInput!) { initiatePayment(input: $input) " + PAY_FIELDS + " } " + PAYMENT_FIELDS;
   var M_LINK = "mutation($input: PaymentInput!) { createPaymentLink(input: $input) " + PAY_FIELDS + " } " + PAYMENT_FIELDS;
 
@@ -72,6 +79,8 @@
     return value && value !== "---" && value.indexOf("$(") !== 0 ? value : null;
   }
 
+  // 128 random bits as 32 hex characters: the server refuses shorter keys from portals, since
+  // replaying a key returns the payment with its clientSecret.
   function newKey() {
     var bytes = new Uint8Array(16);
     (window.crypto || window.msCrypto).getRandomValues(bytes);
@@ -231,11 +240,11 @@
         attemptKey = null; // answered: the next attempt is a new one
         var result = data.initiatePayment || data.createPaymentLink;
         var error = result.errors[0];
+        if (error && result.payment && result.payment.status === "PROCESSING") {
+          // The push's answer was lost but the prompt may be on the phone: watch it, never push twice.
+          return start(result.payment, pkg, phone);
+        }
         if (error) {
-          if (error.code === "PAYMENT_ALREADY_PENDING" && result.payment) {
-            start(result.payment, pkg, phone);
-            return showError(error.code);
-          }
           setStatus(orderStatus());
           showError(error.code, error.message);
           if (error.code === "AMOUNT_MISMATCH" || error.code === "PACKAGE_NOT_FOUND") loadPackages();
@@ -253,12 +262,14 @@
   }
 
   function start(payment, pkg, phone) {
-    try { sessionStorage.setItem(STORE, JSON.stringify({ id: payment.id, at: Date.now() })); } catch (e) { /* private mode */ }
+    // The secret outlives a reload (and the trip to the checkout page) in this tab only.
+    var saved = { id: payment.id, secret: payment.clientSecret, at: Date.now() };
+    try { sessionStorage.setItem(STORE, JSON.stringify(saved)); } catch (e) { /* private mode */ }
     $("wait-detail").textContent = payment.paymentUrl
       ? "Pay " + money(payment.amount) + " for " + pkg.name + " on the payment page."
       : "We sent a payment request to " + phone + ". Enter your M-Pesa PIN to pay " + money(payment.amount) + ".";
     render(payment);
-    watch(payment.id);
+    watch(payment.id, payment.clientSecret);
   }
 
   // -- watching the payment ----------------------------------------------------------------------
@@ -316,8 +327,12 @@
   }
 
   function logIn(code) {
-    if (!LOGIN_URL || !code || loggedIn) return;
+    if (!code || loggedIn) return;
     loggedIn = true;
+    if (!LOGIN_URL) {
+      $("done-detail").textContent += " If the internet does not open, type this code on the hotspot's login page.";
+      return;
+    }
     $("connect").hidden = false;
     setTimeout(submitLogin, LOGIN_DELAY_MS);
   }
@@ -339,7 +354,7 @@
     watcher = null;
   }
 
-  function watch(id) {
+  function watch(id, secret) {
     stopWatching();
     var stopped = false;
     var timers = [];
@@ -355,7 +370,7 @@
     function apply(p) { if (!stopped && p) render(p); }
 
     function poll() {
-      gql(Q_PAYMENT, { id: id }).then(function (d) { apply(d.payment); }, function () { /* try again next tick */ });
+      gql(Q_PAYMENT, { id: id, s: secret }).then(function (d) { apply(d.payment); }, function () { /* try again next tick */ });
     }
 
     function fallBack() {
@@ -367,16 +382,16 @@
 
     // A webhook can be lost: every so often ask IntaSend through the API as well.
     timers.push(setInterval(function () {
-      gql(M_CHECK, { id: id }).then(function (d) { apply(d.checkPaymentStatus.payment); }, function () {});
+      gql(M_CHECK, { id: id, s: secret }).then(function (d) { apply(d.checkPaymentStatus.payment); }, function () {});
     }, NUDGE_MS));
 
-    socket = subscribe(id, apply, fallBack);
+    socket = subscribe(id, secret, apply, fallBack);
     watcher = { stop: stop };
   }
 
   // graphql-transport-ws, just what a subscriber needs:
   // connection_init → connection_ack → subscribe → next* → complete; ping ↔ pong.
-  function subscribe(id, onPayment, onFailure) {
+  function subscribe(id, secret, onPayment, onFailure) {
     var ws;
     var finished = false;
     var acked = false;
@@ -402,7 +417,7 @@
       if (message.type === "connection_ack") {
         acked = true;
         clearTimeout(ackTimer);
-        send({ id: "1", type: "subscribe", payload: { query: S_UPDATES, variables: { id: id } } });
+        send({ id: "1", type: "subscribe", payload: { query: S_UPDATES, variables: { id: id, s: secret } } });
       } else if (message.type === "ping") {
         send({ type: "pong" });
       } else if (message.type === "next" && message.id === "1") {
@@ -448,10 +463,10 @@
     if (routerError) showError(null, "The hotspot said: " + routerError);
     var saved = null;
     try { saved = JSON.parse(sessionStorage.getItem(STORE) || "null"); } catch (e) { /* ignore */ }
-    if (saved && saved.id && Date.now() - saved.at < 30 * 60 * 1000) {
+    if (saved && saved.id && saved.secret && Date.now() - saved.at < 30 * 60 * 1000) {
       // Back from the payment page, or reloaded: pick the payment up where it was.
-      gql(Q_PAYMENT, { id: saved.id }).then(function (d) {
-        if (d.payment) { render(d.payment); if (!isOver(d.payment)) watch(d.payment.id); } else forget();
+      gql(Q_PAYMENT, { id: saved.id, s: saved.secret }).then(function (d) {
+        if (d.payment) { render(d.payment); if (!isOver(d.payment)) watch(d.payment.id, saved.secret); } else forget();
       }, function () {});
     }
   });

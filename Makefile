@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make run` is for development: DEBUG on (simulators, GraphiQL) unless DEBUG=0 is given.
+DEBUG ?= 1
 
 .PHONY: run test install migrate lint schema clean bench
 
@@ -24,9 +26,9 @@ migrate: install
 # Seeds the demo operator once (with DEBUG or SIMULATORS_ENABLED on), prints its login and the URLs,
 # then serves everything from one process: API, portal, simulators and background jobs.
 run: migrate
-	PORT=$(PORT) $(BIN)/python manage.py seed_demo --if-simulators
+	DEBUG=$(DEBUG) PORT=$(PORT) $(BIN)/python manage.py seed_demo --if-simulators
 	@echo "Starting on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
-	PORT=$(PORT) $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
+	DEBUG=$(DEBUG) PORT=$(PORT) $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 
 test: install
 	mkdir -p var

@@ -20,6 +20,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from billing.schema import BillingMutation, BillingQuery
@@ -35,6 +37,18 @@ _EXPECTED_ERRORS = (GraphQLError, PermissionDenied, ValidationError)
 
 def _should_mask(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, _EXPECTED_ERRORS)
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """What a client caused (no credentials, bad input, unknown ids) is an INFO line without a
+        traceback; ERROR with the traceback is kept for the unexpected (API.md "Operability")."""
+        for error in errors:
+            if _should_mask(error):
+                StrawberryLogger.error(error, execution_context)
+            else:
+                code = (error.extensions or {}).get("code", "")
+                StrawberryLogger.logger.info("GraphQL client error %s: %s", code, error.message)
 
 
 # Parsed and validated documents are reused for the same query text (a portal sends the same few):
@@ -66,7 +80,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
     ]
     if not debug:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=BillingSubscription,

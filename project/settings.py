@@ -29,8 +29,21 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-cloudpilot-secret-key-change-me-in-production")
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+# Off unless asked for (`make run` passes DEBUG=1): a forgotten variable must not open the
+# simulators, GraphiQL and debug pages in production.
+DEBUG = env_bool("DEBUG", False)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1", "testserver")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ",".join(LOOPBACK_HOSTS))
+if DEBUG and any(host not in LOOPBACK_HOSTS for host in ALLOWED_HOSTS):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"DEBUG is on while ALLOWED_HOSTS names {', '.join(h for h in ALLOWED_HOSTS if h not in LOOPBACK_HOSTS)}: "
+        "DEBUG serves simulators and debug pages, so it is for loopback only. Unset DEBUG in production."
+    )
+# CIDRs of reverse proxies whose X-Forwarded-For names the client (project.client_address); from
+# anyone else the header is ignored, so a client cannot pick the address its throttles count.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "daphne",
@@ -177,10 +190,16 @@ INTASEND_READ_TIMEOUT = float(os.environ.get("INTASEND_READ_TIMEOUT", 15))
 
 # --- Payment rules ---------------------------------------------------------------------------
 PAYMENT_PENDING_WINDOW_SECONDS = 120
+# A push whose answer never came (timeout, 5xx) blocks a second push this long (API.md "Unknown outcomes").
+PAYMENT_UNKNOWN_OUTCOME_WINDOW_SECONDS = 300
 # Portal (public-key) callers: at most N payment requests per window, per phone and per client IP.
 PAYMENT_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("PAYMENT_RATE_LIMIT_WINDOW_SECONDS", 600))
 PAYMENT_RATE_LIMIT_PER_PHONE = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_PHONE", 5))
 PAYMENT_RATE_LIMIT_PER_IP = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_IP", 30))
+# checkPaymentStatus from portals: per payment and client address; within the cache window every
+# portal call for a payment gets the last answer instead of another IntaSend call.
+PAYMENT_STATUS_CHECKS_PER_MINUTE = int(os.environ.get("PAYMENT_STATUS_CHECKS_PER_MINUTE", 20))
+PAYMENT_STATUS_CACHE_SECONDS = int(os.environ.get("PAYMENT_STATUS_CACHE_SECONDS", 5))
 
 LOGGING = {
     "version": 1,
@@ -191,17 +210,25 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Sign-in throttling: per username and per client IP.
+# Sign-in throttling (tokenAuth and the admin login, project/signin.py); only failures count.
+# Per (username, client address): LOGIN_FREE_FAILURES, then a delay of 1, 2, 4 ... s after each
+# failure, capped. Per client address across usernames: LOGIN_RATE_LIMIT_PER_IP failures a window.
+LOGIN_FREE_FAILURES = int(os.environ.get("LOGIN_FREE_FAILURES", 5))
+LOGIN_MAX_DELAY_SECONDS = int(os.environ.get("LOGIN_MAX_DELAY_SECONDS", 300))
 LOGIN_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("LOGIN_RATE_LIMIT_WINDOW_SECONDS", 300))
-LOGIN_RATE_LIMIT_PER_USERNAME = int(os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", 10))
 LOGIN_RATE_LIMIT_PER_IP = int(os.environ.get("LOGIN_RATE_LIMIT_PER_IP", 50))
 
 # --- Background jobs (Huey) ------------------------------------------------------------------
 # Embedded: an SQLite queue whose consumer runs inside the server process (project.asgi).
 # Scaled out: Redis; `python manage.py run_huey` workers, exactly one with periodic jobs on.
+# Entries are signed with a key derived from SECRET_KEY; unsigned or forged ones are dropped and
+# logged, never unpickled (project.task_queue). Web and workers must share SECRET_KEY.
+from project.task_queue import TaskSerializer, task_signing_key  # noqa: E402
+
 if REDIS_URL:
     HUEY = {
-        "huey_class": "huey.RedisHuey",
+        "huey_class": "project.task_queue.SignedRedisHuey",
+        "serializer": TaskSerializer(secret=task_signing_key(SECRET_KEY), salt="cloudpilot"),
         "name": "cloudpilot",
         "url": REDIS_URL,
         "immediate": False,
@@ -209,7 +236,8 @@ if REDIS_URL:
     }
 else:
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "project.task_queue.SignedSqliteHuey",
+        "serializer": TaskSerializer(secret=task_signing_key(SECRET_KEY), salt="cloudpilot"),
         "name": "cloudpilot",
         "immediate": False,
         "filename": os.environ.get("HUEY_SQLITE_PATH", str(BASE_DIR / "var" / "huey.sqlite3")),
@@ -227,14 +255,38 @@ PAYMENT_RECONCILE_MAX_BACKOFF_SECONDS = 600
 PAYMENT_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_GIVE_UP_SECONDS", 30 * 60))
 # A checkout link can be paid for as long as its signature lives (an hour at IntaSend).
 PAYMENT_LINK_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_LINK_GIVE_UP_SECONDS", 60 * 60))
+# While IntaSend cannot be reached, an open payment keeps being asked (not failed) this long.
+PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS = int(os.environ.get("PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS", 24 * 60 * 60))
 # Subscriptions re-read the row this often even without a hint (hints are at-most-once).
 SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
 GRAPHQL_WS_ALLOWED_ORIGINS = env_list("GRAPHQL_WS_ALLOWED_ORIGINS")
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))
+# Open sockets per client address and per portal public key, counted per server process (N web
+# processes allow N times as many). One address is often a whole hotspot behind NAT, each paying
+# customer's portal holding one socket; a public key serves all of an operator's hotspots. Beyond
+# the cap a socket is closed with 4429 "Too many connections" (project.socket_caps).
+GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS = int(os.environ.get("GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS", 250))
+GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY = int(os.environ.get("GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY", 1000))
+# New sockets and started subscriptions per second per client address (burst: twice that), per
+# process; the rest wait their turn, refused when the wait would be too long (project.ws_pacing).
+# 0 switches pacing off.
+GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS = float(os.environ.get("GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS", 10))
+GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS = float(os.environ.get("GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS", 20))
+# Threads (each with its own database connection) that load subscription data, apart from the one
+# thread HTTP requests share (project.db_threads).
+WS_DB_THREADS = int(os.environ.get("WS_DB_THREADS", 4))
 
 # --- Router activation (network) ---------------------------------------------------------------
 # Seconds for connecting to a router's API and for each reply.
 ROUTER_API_TIMEOUT_SECONDS = float(os.environ.get("ROUTER_API_TIMEOUT_SECONDS", 5))
+# Where a router's host may point (network.destinations): CIDRs allowed although normally refused
+# (loopback, link-local, ...), and CIDRs refused on top (this installation's own subnets: its
+# database, Redis, metadata service).
+ROUTER_ALLOWED_NETWORKS = env_list("ROUTER_ALLOWED_NETWORKS")
+ROUTER_DENIED_NETWORKS = env_list("ROUTER_DENIED_NETWORKS")
+# checkRouterConnection per operator: at most N checks per window.
+ROUTER_CHECK_RATE_LIMIT = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT", 10))
+ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS", 60))
 # Retries after the first attempt, with exponential backoff: 5, 10, 20, 40, 80, 160 s (~5 min in all).
 ACTIVATION_RETRIES = int(os.environ.get("ACTIVATION_RETRIES", 6))
 ACTIVATION_RETRY_DELAY_SECONDS = float(os.environ.get("ACTIVATION_RETRY_DELAY_SECONDS", 5))
@@ -245,8 +297,14 @@ ACTIVATION_LEASE_SECONDS = 300
 ACTIVATION_STALLED_AFTER_SECONDS = int(os.environ.get("ACTIVATION_STALLED_AFTER_SECONDS", 15 * 60))
 # Reaching the router later than this after payment: the customer gets the full duration from then.
 ACTIVATION_LATE_GRACE_SECONDS = int(os.environ.get("ACTIVATION_LATE_GRACE_SECONDS", 5 * 60))
-# A repeat purchase extends the customer's ACTIVE package only if that has at least this long to run.
+# A renewal (PaymentInput.renewCode) extends the grant only if that has at least this long to run.
 ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS = int(os.environ.get("ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS", 120))
+# FAILED activations are retried by themselves once their router answers a login again: routers are
+# probed every minute at first, doubling while silent up to the max; a grant stops being retried
+# automatically after this many attempts in all (retryActivation still works).
+ACTIVATION_AUTO_RETRY_PROBE_SECONDS = int(os.environ.get("ACTIVATION_AUTO_RETRY_PROBE_SECONDS", 60))
+ACTIVATION_AUTO_RETRY_PROBE_MAX_SECONDS = int(os.environ.get("ACTIVATION_AUTO_RETRY_PROBE_MAX_SECONDS", 15 * 60))
+ACTIVATION_AUTO_RETRY_MAX_ATTEMPTS = int(os.environ.get("ACTIVATION_AUTO_RETRY_MAX_ATTEMPTS", 30))
 PROFILE_SYNC_RETRIES = int(os.environ.get("PROFILE_SYNC_RETRIES", 3))
 PROFILE_SYNC_RETRY_DELAY_SECONDS = float(os.environ.get("PROFILE_SYNC_RETRY_DELAY_SECONDS", 10))
 

@@ -21,11 +21,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import socket
 
 from django.conf import settings
 
-from network.routeros import RouterAddress, RouterAuthFailed, RouterNotAllowed, RouterUnreachable, unreachable_text
+from network.routeros import RouterAddress, RouterAuthFailed, RouterNotAllowed, resolve_all
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -98,13 +97,7 @@ def connect_address(address: RouterAddress) -> str:
         )
     if has_control_characters(address.host):
         raise RouterNotAllowed("control characters in the host", command="/login", text=NOT_ALLOWED_TEXT)
-    try:
-        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        raise RouterUnreachable(
-            "name does not resolve", command="/login", text=unreachable_text(address.host, address.port)
-        ) from None
-    resolved = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    resolved = [ipaddress.ip_address(ip) for ip in resolve_all(address)]
     # Every address must pass, not just the one we use: a name that also points inside is refused.
     if not resolved or not all(address_allowed(ip, address.port) for ip in resolved):
         raise RouterNotAllowed("destination not allowed", command="/login", text=NOT_ALLOWED_TEXT)

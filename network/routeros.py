@@ -54,6 +54,7 @@ __all__ = [
     "RouterUnreachable",
     "format_limit_uptime",
     "format_rate_limit",
+    "resolve_all",
     "resolve_first",
     "unreachable_text",
 ]
@@ -230,16 +231,21 @@ def _router_ssl_context() -> ssl.SSLContext:
     return context
 
 
-def resolve_first(address: RouterAddress) -> str:
-    """The first address the host resolves to, with no policy: for tools and tests that name a router
-    themselves. The app passes ``network.destinations.connect_address``, which checks where it goes."""
+def resolve_all(address: RouterAddress) -> list[str]:
+    """Every address the router's host resolves to (zone ids dropped), in the resolver's order."""
     try:
         infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         raise RouterUnreachable(
             "name does not resolve", command="/login", text=unreachable_text(address.host, address.port)
         ) from None
-    return str(infos[0][4][0])
+    return [str(info[4][0]).split("%", 1)[0] for info in infos]
+
+
+def resolve_first(address: RouterAddress) -> str:
+    """The first address the host resolves to, with no policy: for tools and tests that name a router
+    themselves. The app passes ``network.destinations.connect_address``, which checks where it goes."""
+    return resolve_all(address)[0]
 
 
 class _PinnedPool(routeros_api.RouterOsApiPool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -13,6 +14,9 @@ from django.http import HttpRequest, JsonResponse
 
 logger = logging.getLogger(__name__)
 
+# A layer that cannot carry one message in this long is reported broken, not waited for.
+HEALTH_TIMEOUT_SECONDS = 2
+
 
 def _database() -> None:
     with connection.cursor() as cursor:
@@ -23,10 +27,13 @@ def _channel_layer() -> None:
     layer = get_channel_layer()
 
     async def round_trip() -> None:
-        channel = await layer.new_channel("healthz.")
+        # A plain channel name, not new_channel()'s process-local one: channels_redis serves all
+        # process-local channels through one receive loop per process, which a subscribed socket
+        # already holds, so a health message there waited for some other message to arrive.
+        channel = f"healthz.{uuid.uuid4().hex}"
         token = uuid.uuid4().hex
         await layer.send(channel, {"type": "healthz", "token": token})
-        message = await layer.receive(channel)
+        message = await asyncio.wait_for(layer.receive(channel), timeout=HEALTH_TIMEOUT_SECONDS)
         if message.get("token") != token:
             raise RuntimeError("channel layer returned another message")
 

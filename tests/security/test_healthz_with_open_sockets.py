@@ -1,0 +1,44 @@
+"""Found from outside: in the scaled-out setup one open WebSocket made `/healthz/` hang until that
+socket closed (9 s for a socket that never sent connection_init, 18 s for a signed-in one). A load
+balancer following the README would have taken every web process with a live portal out of rotation.
+
+The health check's round trip went through a process-local channel, and channels_redis serves all
+of those through one receive loop per process, which the socket's consumer already held.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+import requests
+from websockets.sync.client import connect
+
+from tests.live import Daphne, GraphQLWebSocket, base_env, running
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
+
+
+def _healthz_seconds(server: Daphne) -> float:
+    started = time.monotonic()
+    answer = requests.get(f"{server.url}/healthz/", timeout=8)
+    assert answer.status_code == 200, answer.text
+    return time.monotonic() - started
+
+
+def test_healthz_answers_while_sockets_are_open_on_redis(shop, tmp_path):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    server = Daphne(base_env(tmp_path, INTASEND_API_BASE_URL=shop.intasend.base_url, REDIS_URL=REDIS_URL), tmp_path)
+    with running(server):
+        server.wait_healthy()
+        # A socket that says nothing, then one signed in: each alone used to hold the health check.
+        with connect(server.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10):
+            time.sleep(0.5)
+            assert _healthz_seconds(server) < 2
+        with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": shop.operator.public_key}):
+            time.sleep(0.5)
+            for _ in range(3):
+                assert _healthz_seconds(server) < 2

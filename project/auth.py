@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from project.errors import ApplicationError, ErrorCode
@@ -93,13 +93,14 @@ def issue_tokens(
     RefreshToken.objects.create(
         jti=refresh_jti, family=family, user=user, expires_at=datetime.fromtimestamp(refresh_expiry, UTC)
     )
-    common = {"sub": str(user.pk), "iat": now, "gen": generation}
+    # Both tokens name their family: a reused refresh token ends the family's access tokens too.
+    common = {"sub": str(user.pk), "iat": now, "gen": generation, "fam": str(family)}
     return TokenPair(
         access_token=_encode(
             {**common, "typ": "access", "exp": now + settings.JWT_ACCESS_TOKEN_SECONDS, "jti": uuid.uuid4().hex}
         ),
         refresh_token=_encode(
-            {**common, "typ": "refresh", "exp": refresh_expiry, "jti": refresh_jti, "fam": str(family)}
+            {**common, "typ": "refresh", "exp": refresh_expiry, "jti": refresh_jti}
         ),
         expires_in=settings.JWT_ACCESS_TOKEN_SECONDS,
     )
@@ -111,7 +112,7 @@ class TokenClaims:
     expires_at: int
     generation: int
     jti: str
-    family: uuid.UUID | None = None  # refresh tokens only
+    family: uuid.UUID
 
 
 def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
@@ -121,7 +122,7 @@ def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
             token,
             settings.JWT_SIGNING_KEY,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "sub", "typ", "gen", "jti"]},
+            options={"require": ["exp", "sub", "typ", "gen", "jti", "fam"]},
         )
     except jwt.PyJWTError:
         return None
@@ -133,18 +134,23 @@ def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
             expires_at=int(claims["exp"]),
             generation=int(claims["gen"]),
             jti=str(claims["jti"]),
-            family=uuid.UUID(claims["fam"]) if expected_type == "refresh" else None,
+            family=uuid.UUID(claims["fam"]),
         )
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def _signed_in_user(claims: TokenClaims) -> AbstractBaseUser | None:
-    """The active user of a token still of the user's current generation (one query)."""
+    """The active user of a token still of the user's current generation, whose token family was not
+    revoked (one query)."""
+    from billing.models import RefreshToken
+
+    family_revoked = RefreshToken.objects.filter(family=claims.family, revoked_at__isnull=False)
     return (
         get_user_model()
         .objects.select_related("operator")
         .filter(pk=claims.user_id, is_active=True, operator__token_generation=claims.generation)
+        .exclude(Exists(family_revoked))
         .first()
     )
 

@@ -121,7 +121,15 @@ def world(shop, other_operator, gql):
     old_key = alice.public_key
     now = int(time.time())
     expired = jwt.encode(
-        {"sub": str(alice.user.pk), "typ": "access", "iat": now - 3600, "exp": now - 60, "gen": 0, "jti": "x"},
+        {
+            "sub": str(alice.user.pk),
+            "typ": "access",
+            "iat": now - 3600,
+            "exp": now - 60,
+            "gen": 0,
+            "jti": "x",
+            "fam": "00000000-0000-0000-0000-000000000000",
+        },
         settings.JWT_SIGNING_KEY,
         algorithm="HS256",
     )

@@ -213,7 +213,15 @@ async def test_stream_ends_when_the_access_token_expires(application, shop, proc
     settings.SUBSCRIPTION_RESYNC_SECONDS = 0.3
     now = int(time.time())
     short_lived = jwt.encode(
-        {"sub": str(shop.operator.user.pk), "typ": "access", "iat": now, "exp": now + 2, "gen": 0, "jti": "short"},
+        {
+            "sub": str(shop.operator.user.pk),
+            "typ": "access",
+            "iat": now,
+            "exp": now + 2,
+            "gen": 0,
+            "jti": "short",
+            "fam": "00000000-0000-0000-0000-000000000000",
+        },
         settings.JWT_SIGNING_KEY,
         algorithm="HS256",
     )

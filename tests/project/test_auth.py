@@ -76,12 +76,28 @@ def test_access_token_cannot_refresh(gql, operator):
 def test_expired_and_forged_tokens_are_refused(gql, operator, settings):
     now = int(time.time())
     expired = jwt.encode(
-        {"sub": str(operator.user.pk), "typ": "access", "iat": now - 100, "exp": now - 10, "gen": 0, "jti": "e"},
+        {
+            "sub": str(operator.user.pk),
+            "typ": "access",
+            "iat": now - 100,
+            "exp": now - 10,
+            "gen": 0,
+            "jti": "e",
+            "fam": "00000000-0000-0000-0000-000000000000",
+        },
         settings.JWT_SIGNING_KEY,
         algorithm="HS256",
     )
     forged = jwt.encode(
-        {"sub": str(operator.user.pk), "typ": "access", "iat": now, "exp": now + 100, "gen": 0, "jti": "f"},
+        {
+            "sub": str(operator.user.pk),
+            "typ": "access",
+            "iat": now,
+            "exp": now + 100,
+            "gen": 0,
+            "jti": "f",
+            "fam": "00000000-0000-0000-0000-000000000000",
+        },
         "some-other-key-that-is-long-enough-000",
         algorithm="HS256",
     )

@@ -47,11 +47,15 @@ def test_reusing_a_rotated_refresh_token_revokes_its_family(gql, operator):
     assert owner["errors"] == [
         {"field": "refreshToken", "code": "AUTHENTICATION_FAILED", "message": "Invalid or expired refresh token"}
     ]
-    # The whole family is revoked: the thief's newer token fails too.
+    # The whole family is revoked: the thief's newer token fails too, and so does its access token
+    # (found from outside: it kept working for the rest of its 15 minutes).
     assert refresh(gql, thief["refreshToken"])["errors"][0]["code"] == "AUTHENTICATION_FAILED"
+    assert not can_read_me(gql, thief["accessToken"])
+    assert not can_read_me(gql, stolen["accessToken"])
     # Only the stolen sign-in's family: the fixture's own sign-in is another one, still usable.
     assert RefreshToken.objects.filter(revoked_at__isnull=False).values("family").distinct().count() == 1
     assert refresh(gql, operator.tokens.refresh_token)["errors"] == []
+    assert can_read_me(gql, operator.tokens.access_token)
 
 
 def test_a_refresh_token_works_once_and_other_sign_ins_are_untouched_by_reuse(gql, operator):

@@ -11,20 +11,21 @@ metadata address) and make the server talk to it. So:
 - ``ROUTER_DENIED_NETWORKS`` (the installation's own subnets) is refused whatever else says;
 - IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they carry.
 
-IP literals are checked when a router is stored; names are resolved, and every address checked, right
-before each connection, and the driver connects to that checked address (a second DNS answer, as in
-DNS rebinding, is never asked for).
+IP literals, and names that resolve in time, are checked when a router is stored; names are resolved,
+and every address checked, again right before each connection, and the driver connects to that
+checked address (a second DNS answer, as in DNS rebinding, is never asked for).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import ipaddress
 import re
 
 from django.conf import settings
 
-from network.routeros import RouterAddress, RouterAuthFailed, RouterNotAllowed, resolve_all
+from network.routeros import RouterAddress, RouterAuthFailed, RouterNotAllowed, RouterUnreachable, resolve_all
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,6 +81,27 @@ def ip_literal(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
+
+
+# How long storing a router may wait for its name to resolve; past it the name is stored and still
+# checked before every connection (a slow resolver must not hold the request).
+STORE_RESOLVE_TIMEOUT_SECONDS = 2.0
+_store_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="router-dns")
+
+
+def refused_when_stored(host: str, port: int) -> bool:
+    """Whether a router's host is already known to lead somewhere refused: an IP literal, or a name
+    that resolves (within a short wait) to any refused address. A name that does not resolve yet is
+    not refused here; every connection checks again."""
+    literal = ip_literal(host)
+    if literal is not None:
+        return not address_allowed(literal, port)
+    lookup = _store_resolver.submit(resolve_all, RouterAddress(host=host, port=port, username="", password=""))
+    try:
+        resolved = lookup.result(timeout=STORE_RESOLVE_TIMEOUT_SECONDS)
+    except (RouterUnreachable, concurrent.futures.TimeoutError):
+        return False
+    return not all(address_allowed(ipaddress.ip_address(ip), port) for ip in resolved)
 
 
 def connect_address(address: RouterAddress) -> str:

@@ -85,8 +85,8 @@ class RouterFields:
 def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_address: str) -> RouterFields:
     """Check a router's settings as the API does (the admin's form calls this too: one set of rules).
 
-    Raises ApplicationError naming the API field: INVALID_INPUT, or ROUTER_NOT_ALLOWED for an IP address
-    the server must not connect to. Host names are checked at every connection (network.destinations).
+    Raises ApplicationError naming the API field: INVALID_INPUT, or ROUTER_NOT_ALLOWED for a host the
+    server must not connect to (an IP literal, or a name resolving there); every connection checks again.
     """
     name = _required_text(_no_control_characters(name, "name"), "name", 100)
     host = _required_text(_no_control_characters(host, "host"), "host", 255)
@@ -96,7 +96,7 @@ def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_
         raise ApplicationError(ErrorCode.INVALID_INPUT, "host must be a hostname or IP address", field="host")
     if not 1 <= api_port <= 65535:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "apiPort must be between 1 and 65535", field="apiPort")
-    if literal is not None and not destinations.address_allowed(literal, api_port):
+    if destinations.refused_when_stored(host, api_port):
         raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, destinations.NOT_ALLOWED_TEXT, field="host")
     return RouterFields(
         name=name,

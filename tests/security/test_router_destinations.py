@@ -210,11 +210,17 @@ def test_router_allowed_once_is_checked_again_at_every_connection(gql, operator,
     assert listener.connections == 0
 
 
+def test_hostname_resolving_to_loopback_is_refused_when_stored(gql, operator, loopback_refused):
+    # Found from outside: `localhost` (and /etc/hosts names) were stored, only refused when used.
+    created = create_router(gql, operator, host="localhost", apiPort=8728)
+    assert [(e["field"], e["code"]) for e in created["errors"]] == [("host", "ROUTER_NOT_ALLOWED")]
+    assert not Router.objects.filter(host="localhost").exists()
+
+
 def test_hostname_resolving_to_loopback_is_refused_at_connection_time(gql, operator, loopback_refused):
     with FakeRouterOS(username=ROUTER_USER, password=ROUTER_PASSWORD) as fake:
-        created = create_router(gql, operator, host="localhost", apiPort=fake.port)
-        assert created["errors"] == []  # a name is checked when it is used: DNS answers change
-        router = Router.objects.get(pk=created["router"]["id"])
+        # Stored while its name pointed elsewhere: DNS answers change, so every connection checks again.
+        router = stored_before_the_fix(operator, host="localhost", port=fake.port)
         package = Package.objects.create(router=router, name="1 Hour", price="25.00", duration_minutes=60)
 
         result = check(gql, operator, router.pk)
@@ -241,7 +247,7 @@ def test_simulator_exception_covers_its_own_port_only(gql, operator, loopback_re
 
 
 def test_dns_rebinding_cannot_switch_the_checked_address(gql, operator, loopback_refused, settings, monkeypatch):
-    # "rebind.example" first answers an allowed address, then the internal service's.
+    # "rebind.example" answers an allowed address (when stored, at the first check), then the internal one.
     allowed = Listener("silent", host="127.0.0.2")
     internal = Listener("redis", host="127.0.0.1", port=allowed.port)
     settings.ROUTER_ALLOWED_NETWORKS = ["127.0.0.2/32"]
@@ -251,20 +257,21 @@ def test_dns_rebinding_cannot_switch_the_checked_address(gql, operator, loopback
     def rebinding_dns(host, port, *args, **kwargs):
         if host == "rebind.example":
             lookups.append(host)
-            host = "127.0.0.2" if len(lookups) == 1 else "127.0.0.1"
+            host = "127.0.0.2" if len(lookups) <= 2 else "127.0.0.1"
         return real_getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
     try:
         created = create_router(gql, operator, host="rebind.example", apiPort=allowed.port)
-        first = check(gql, operator, created["router"]["id"])  # the checked address, once resolved
-        assert lookups == ["rebind.example"]
+        assert created["errors"] == [] and len(lookups) == 1
+        first = check(gql, operator, created["router"]["id"])  # the checked address, resolved once
+        assert len(lookups) == 2
         assert allowed.connections == 1 and b"/login" in allowed.received
         assert first["ok"] is False and first["errors"] == []
 
         second = check(gql, operator, created["router"]["id"])  # the name now points inside: refused
         assert [e["code"] for e in second["errors"]] == ["ROUTER_NOT_ALLOWED"]
-        assert len(lookups) == 2
+        assert len(lookups) == 3
         assert internal.connections == 0 and internal.received == b""
     finally:
         allowed.close()

@@ -284,6 +284,9 @@ class ActivationStatus(enum.Enum):
     EXPIRED = "EXPIRED"
 
 
+PORTAL_ACTIVATION_ERROR = "The hotspot has not confirmed your access yet; it is being retried."
+
+
 @strawberry_django.type(models.Activation, name="Activation")
 class ActivationType:
     attempts: auto
@@ -297,10 +300,17 @@ class ActivationType:
     def access_code(self) -> str | None:
         return self.access_code or None
 
-    @strawberry_django.field(only=["last_error"])
+    @strawberry_django.field(
+        only=["last_error"],
+        description="Why the last router attempt failed: the router's own words for the operator, a plain "
+        "notice for portal callers (router texts could name addresses or echo what was sent)",
+    )
     @without_database
-    def last_error(self) -> str | None:
-        return self.last_error or None
+    def last_error(self, info: strawberry.Info) -> str | None:
+        if not self.last_error:
+            return None
+        principal = principal_of(info)
+        return self.last_error if principal is not None and principal.is_operator else PORTAL_ACTIVATION_ERROR
 
     @strawberry_django.field(only=["status"])
     @without_database

@@ -254,3 +254,18 @@ async def test_payment_updates_with_the_public_key_but_no_or_a_wrong_secret_is_l
         assert "VICTIMCODE" not in repr(stolen)
     mine = await first_reply(victim["id"], victim["clientSecret"])
     assert mine.errors is None and mine.data["paymentUpdates"]["activation"]["accessCode"] == "VICTIMCODE"
+
+
+def test_router_error_text_reaches_only_the_operator(gql, shop):
+    # Found from outside: a payer read the router's own error text (its address, and "[redacted]"
+    # wherever the router password occurred in it) through its payment.
+    payment = victim_pays(gql, shop)
+    Activation.objects.filter(payment_id=payment["id"]).update(
+        status="PENDING", last_error="Could not connect to router 10.0.0.7:8728 ([redacted])"
+    )
+
+    portal_view = read(gql, shop, payment["id"], payment["clientSecret"])["activation"]["lastError"]
+    operator_view = read(gql, shop, payment["id"], auth=shop.operator.auth)["activation"]["lastError"]
+
+    assert "10.0.0.7" not in portal_view and "redacted" not in portal_view
+    assert operator_view == "Could not connect to router 10.0.0.7:8728 ([redacted])"

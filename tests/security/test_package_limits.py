@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import Payment
@@ -71,9 +71,13 @@ def test_unexpected_error_while_recording_releases_the_lease(operator, settings,
     with FakeRouterOS(username="cloudpilot", password="router-pass-123") as fake:
         router = operator.add_router(host=fake.host, port=fake.port)
         package = operator.add_package(router)
-        # A row the old admin let through: its byte cap cannot be stored (DataError on PostgreSQL,
-        # OverflowError on SQLite) once the router has already taken it.
-        Package.objects.filter(pk=package.pk).update(data_limit_mb=10**13)
+        # A row the old admin let through, whose limits cannot be recorded once the router has already
+        # taken them: on PostgreSQL the 99,999,999 minutes (limit_uptime_seconds overflows its
+        # integer: DataError), on SQLite a byte cap past 64 bits (OverflowError).
+        if connection.vendor == "postgresql":
+            Package.objects.filter(pk=package.pk).update(duration_minutes=99_999_999)
+        else:
+            Package.objects.filter(pk=package.pk).update(data_limit_mb=10**13)
         now = timezone.now()
         payment = Payment.objects.create(
             owner=operator.user,

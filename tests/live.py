@@ -31,6 +31,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def scratch_redis_url() -> str:
+    """A Redis database for tests that start their own scaled-out servers (each flushes it first).
+
+    Its own per suite run (TEST_SCRATCH_REDIS_DB, default 7): .ci/run runs passes side by side, and
+    two of them sharing a database would share task queues and channel groups.
+    """
+    return f"redis://127.0.0.1:6379/{os.environ.get('TEST_SCRATCH_REDIS_DB', '7')}"
+
+
 def test_database_url() -> str:
     """DATABASE_URL of the database this pytest run created (so child processes see our rows)."""
     settings = connection.settings_dict

@@ -14,7 +14,7 @@ import requests
 
 from billing.models import Payment, PaymentEvent
 from tests.e2e.test_live_updates import SUBSCRIBE, initiate_over_http, wait_for_status
-from tests.live import Daphne, GraphQLWebSocket, HueyWorker, base_env, free_port, running
+from tests.live import Daphne, GraphQLWebSocket, HueyWorker, base_env, free_port, running, scratch_redis_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -101,7 +101,7 @@ def test_subscribers_resync_after_redis_restarts(shop, tmp_path, private_redis):
 
 def test_worker_killed_mid_job_the_job_runs_again_once(shop, tmp_path):
     """The confirmation job hangs on IntaSend, its worker is killed -9; the reconciler finishes it."""
-    redis_url = "redis://127.0.0.1:6379/9"
+    redis_url = scratch_redis_url()
     redis.Redis.from_url(redis_url).flushdb()
     env = base_env(
         tmp_path, INTASEND_API_BASE_URL=shop.intasend.base_url, REDIS_URL=redis_url, PAYMENT_RECONCILE_AFTER_SECONDS="0"

@@ -14,14 +14,14 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.documents import INITIATE
-from tests.live import Daphne, GraphQLWebSocket, HueyWorker, base_env, running
+from tests.live import Daphne, GraphQLWebSocket, HueyWorker, base_env, running, scratch_redis_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SUBSCRIBE = """subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) {
   id status intasendState completedAt activation { status } } }"""
 OPERATOR_SUBSCRIBE = """subscription { operatorPaymentUpdates { id status } }"""
-REDIS_URL = "redis://127.0.0.1:6379/7"
+REDIS_URL = scratch_redis_url()
 
 
 def initiate_over_http(server: Daphne, shop) -> dict:

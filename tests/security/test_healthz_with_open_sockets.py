@@ -15,11 +15,11 @@ import redis
 import requests
 from websockets.sync.client import connect
 
-from tests.live import Daphne, GraphQLWebSocket, base_env, running
+from tests.live import Daphne, GraphQLWebSocket, base_env, running, scratch_redis_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = scratch_redis_url()
 
 
 def _healthz_seconds(server: Daphne) -> float:

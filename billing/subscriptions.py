@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import strawberry
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 from graphql import GraphQLError
@@ -34,6 +33,7 @@ from billing.notifications import (
     raise_if_cancelling,
 )
 from billing.schema import PaymentType
+from project.db_threads import ws_database_read
 from project.errors import ErrorCode
 from project.graphql_support import IsOperator, IsOperatorOrPortal, operator_principal
 
@@ -54,11 +54,13 @@ async def _wake_ups(
     # Ticks arrive as hints from a timer task, so no asyncio.wait_for (which on Python 3.11 can
     # swallow a cancellation) sits in the read and the stream never leaves its groups.
     ticker = asyncio.create_task(_tick(consumer, groups)) if ticks else None
+    started = False
     try:
         while True:
             try:
                 async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups) as hints:
                     _ensure_still_valid(principal)
+                    started = True
                     yield
                     async for hint in hints:
                         if (ticks and hint.get("resync")) or wanted(hint):
@@ -68,8 +70,10 @@ async def _wake_ups(
                 raise_if_cancelling(exc)
                 # Redis restarting: keep the subscriber, poll the database until the layer is back.
                 logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
-                await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
+                if started:  # the first result never waits for the layer
+                    await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
                 _ensure_still_valid(principal)
+                started = True
                 yield
     finally:
         if ticker is not None:
@@ -142,7 +146,7 @@ class _ResyncHub:
                 del self._hubs[self.loop]
 
     async def _run(self) -> None:
-        versions = sync_to_async(_versions)
+        versions = ws_database_read(_versions)
         while self.watching:
             await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
             watched = list(self.watching.values())
@@ -156,13 +160,74 @@ class _ResyncHub:
                     await consumer.dispatch({"type": PAYMENT_CHANGED, "payment_id": payment_id})
 
 
-def _load_payment(principal, payment_id: uuid.UUID) -> models.Payment | None:
-    return (
-        selectors.payments_for(principal.operator)
-        .select_related("router", "package", "activation")
-        .filter(pk=payment_id)
-        .first()
-    )
+def _payments_of(operator, payment_ids: list[uuid.UUID]) -> dict[uuid.UUID, models.Payment]:
+    """Many of one operator's payments, one query per 500 ids (the caller's secret is checked after)."""
+    found: dict[uuid.UUID, models.Payment] = {}
+    queryset = selectors.payments_for(operator).select_related("router", "package", "activation")
+    for start in range(0, len(payment_ids), 500):
+        found.update({p.pk: p for p in queryset.filter(pk__in=payment_ids[start : start + 500])})
+    return found
+
+
+class _PaymentLoads:
+    """The reads of the `paymentUpdates` subscriptions of one event loop, batched.
+
+    One client setting up thousands of subscriptions, or one completion waking thousands of
+    subscribers, costs one query per operator per round instead of one per subscription: per-row
+    ORM work in threads starved the event loop (and with it `/healthz/` and the webhook) through
+    the GIL. One round runs at a time, on the WebSocket database pool (project.db_threads); loads
+    asked for meanwhile wait for the next round, so rounds grow with the load.
+    """
+
+    _loads: dict[asyncio.AbstractEventLoop, _PaymentLoads] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: dict[Any, tuple[Any, dict[uuid.UUID, list[asyncio.Future]]]] = {}
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def here(cls) -> _PaymentLoads:
+        loop = asyncio.get_running_loop()
+        loads = cls._loads.get(loop)
+        if loads is None:
+            loads = cls._loads[loop] = cls(loop)
+        return loads
+
+    async def load(self, principal, payment_id: uuid.UUID, client_secret: str | None) -> models.Payment | None:
+        """The payment as `selectors.payment_find_for_caller` gives it: own payments for operators,
+        and for a public-key caller only with the payment's client secret."""
+        future = self.loop.create_future()
+        operator = principal.operator
+        self.pending.setdefault(operator.pk, (operator, {}))[1].setdefault(payment_id, []).append(future)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())
+        payment = await future
+        if payment is None or not (principal.is_operator or selectors.payment_secret_matches(payment, client_secret)):
+            return None
+        return payment
+
+    async def _run(self) -> None:
+        read = ws_database_read(_payments_of)
+        while self.pending:
+            batch, self.pending = self.pending, {}
+            for operator, wanted in batch.values():
+                try:
+                    found = await read(operator, list(wanted))
+                except Exception as exc:  # each waiting subscription gets the error, as from its own read
+                    found, error = {}, exc
+                else:
+                    error = None
+                for payment_id, futures in wanted.items():
+                    for future in futures:
+                        if future.done():  # the subscriber went away meanwhile
+                            continue
+                        if error is not None:
+                            future.set_exception(error)
+                        else:
+                            future.set_result(found.get(payment_id))
+        if self._loads.get(self.loop) is self:  # nothing waits: a loop that ends leaves nothing behind
+            del self._loads[self.loop]
 
 
 def _activation(payment: models.Payment):
@@ -198,12 +263,14 @@ def _changed_since(principal, router_id: int | None, since, seen: set) -> list[m
 class BillingSubscription:
     @strawberry.subscription(
         permission_classes=[IsOperatorOrPortal],
-        description="The payment as it is now, then every change, until it fails or the router answers",
+        description="The payment as it is now, then every change, until it fails or the router answers; "
+        "a public-key caller must give its clientSecret",
     )
-    async def payment_updates(self, info: strawberry.Info, payment_id: uuid.UUID) -> AsyncGenerator[PaymentType]:
+    async def payment_updates(
+        self, info: strawberry.Info, payment_id: uuid.UUID, client_secret: str | None = None
+    ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
         consumer = info.context["ws"]
-        load = sync_to_async(_load_payment)
         last_version = None
         wake_ups = _wake_ups(
             consumer,
@@ -215,7 +282,8 @@ class BillingSubscription:
         hub, token = _ResyncHub.here(), next(_ResyncHub._tokens)
         try:
             async for _ in wake_ups:
-                payment = await load(principal, payment_id)
+                # Batched with the other subscriptions' reads, never on the thread HTTP requests wait for.
+                payment = await _PaymentLoads.here().load(principal, payment_id, client_secret)
                 if payment is None:
                     if last_version is None:
                         raise GraphQLError(
@@ -245,7 +313,7 @@ class BillingSubscription:
         router_pk = int(router_id) if router_id is not None and str(router_id).isdigit() else None
         if router_id is not None and router_pk is None:
             return
-        changed_since = sync_to_async(_changed_since)
+        changed_since = ws_database_read(_changed_since)
         since, seen = timezone.now(), set()
         async for _ in _wake_ups(
             info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True

@@ -7,8 +7,8 @@ Usage (repo root; loopback only; needs PostgreSQL and Redis)::
 
 Each benchmark runs as its own process with its default arguments, one after the other (they
 would disturb each other's numbers): graphql_overhead, live_latency (its default run), connections,
-reads, throughput. ``--readme`` also writes the tables of graphql_overhead, connections, reads and
-throughput into their sections at the end of tests/benchmarks/README.md (between the
+reads, throughput, subscription_flood. ``--readme`` also writes the tables of graphql_overhead,
+connections, reads and throughput into their sections at the end of tests/benchmarks/README.md (between the
 ``<!-- run_all:NAME -->`` markers; the live-latency section is its author's). Exit status: non-zero
 if any benchmark failed (an error, a failed request, a lost payment); targets are judged in the tables.
 """
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "connections": "3. Connections",
     "reads": "4. Reads",
     "throughput": "5. Throughput",
+    "subscription_flood": "6. Subscription flood",
 }
 README_SECTIONS = ("graphql_overhead", "connections", "reads", "throughput")
 

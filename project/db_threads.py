@@ -1,0 +1,64 @@
+"""Database reads of long-lived WebSocket work, off the thread every HTTP request waits for.
+
+`sync_to_async` by default, the async ORM and channels' `database_sync_to_async` all run on one
+thread-sensitive executor per process, shared with every HTTP request (`/healthz/`, the webhook,
+GraphQL): thousands of subscriptions loading rows there starved them for tens of seconds (issue 9,
+tests/benchmarks/subscription_flood.py). Subscription and socket reads run on a small pool of
+their own instead; each of its threads keeps its own database connection, so a process holds at
+most `WS_DB_THREADS` more connections.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.WS_DB_THREADS, thread_name_prefix="ws-db")
+
+
+def _with_fresh_connection_on_failure(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # No request cycle closes these threads' connections: one the server dropped (restart,
+        # idle timeout) fails once here, and the read is tried again on a new connection.
+        try:
+            return fn(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            connection.close()
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def ws_database_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` (a read) as a coroutine run on the WebSocket pool, not on the shared request thread."""
+    return sync_to_async(_with_fresh_connection_on_failure(fn), thread_sensitive=False, executor=_pool())
+
+
+class NoConnectionCleanupPerMessage:
+    """Consumer mixin: channels' `AsyncConsumer.dispatch` runs `close_old_connections` on the shared
+    thread-sensitive executor before every WebSocket frame, so 5,000 `subscribe` frames queued 5,000
+    hops in front of every HTTP request. The GraphQL consumer reads the database only through
+    `ws_database_read` (whose threads mend their own connections), so WebSocket frames skip it;
+    channel-layer messages never had it (strawberry routes them first)."""
+
+    async def dispatch(self, message: dict) -> None:
+        if str(message.get("type", "")).startswith("websocket."):
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is not None:
+                await handler(message)
+                return
+        await super().dispatch(message)  # type: ignore[misc]

@@ -27,6 +27,8 @@ from project.ws_pacing import subscribe_turn
 
 logger = logging.getLogger(__name__)
 
+BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
+
 
 class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
     # Channels reads this connection's channel in a loop and lets any error end the consumer,
@@ -59,7 +61,10 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
         # Off the thread every HTTP request waits for: thousands of sockets connect at once.
         principal = await ws_database_read(principal_from_credentials)(credentials) if credentials else None
         if principal is None:
-            raise ConnectionRejectionError({"reason": "Invalid or missing credentials"})
+            # The legacy protocol's handler closes a rejection with 1011, which daphne refuses to
+            # send (the socket stayed open): both protocols close with 4403 (SocketCaps.close).
+            self._refusal = BAD_CREDENTIALS
+            raise ConnectionRejectionError({"reason": BAD_CREDENTIALS[1]})
         self.scope["principal"] = principal
         await self._watch_credentials(principal)
         return await super().on_ws_connect(context)

@@ -134,7 +134,11 @@ async def test_bad_credentials_close_with_4403(application, shop, params):
     ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
     assert (await ws.connect())[0]
     await ws.send_json_to({"type": "connection_init", "payload": params})
-    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+    assert await ws.receive_output(timeout=3) == {
+        "type": "websocket.close",
+        "code": 4403,
+        "reason": "Invalid or missing credentials",
+    }
 
 
 async def test_a_consumer_cancelled_at_once_still_ends(application, shop):

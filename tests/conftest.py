@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,8 +13,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
-from billing.models import OperatorProfile
+from billing.models import OperatorProfile, Payment
 from billing.services import CredentialInput, credential_add
 from network.models import Package, Router
 from network.services import PackageInput, RouterInput, package_create, router_create
@@ -131,6 +133,21 @@ class Operator:
                 data_limit_mb=data_limit_mb,
                 is_active=active,
             ),
+        )
+
+    def add_paid_payment(self, router: Router, package: Package, **fields: Any) -> Payment:
+        """A payment IntaSend has completed (recorded directly: no gateway, no activation job)."""
+        now = timezone.now()
+        return Payment.objects.create(
+            owner=self.user,
+            router=router,
+            package=package,
+            phone_number="254712345678",
+            amount=package.price,
+            status=Payment.Status.COMPLETED,
+            completed_at=now,
+            package_expiry_time=now + timedelta(minutes=package.duration_minutes),
+            **fields,
         )
 
     def add_credential(

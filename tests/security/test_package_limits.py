@@ -7,13 +7,10 @@ unexpected error while recording an activation releases its lease and says so.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 
-from billing.models import Payment
 from network.activation import RECORD_FAILED_TEXT, activation_perform, activation_start
 from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Activation, Package
 from tests.fakes.routeros_server import FakeRouterOS
@@ -78,17 +75,7 @@ def test_unexpected_error_while_recording_releases_the_lease(operator, settings,
             Package.objects.filter(pk=package.pk).update(duration_minutes=99_999_999)
         else:
             Package.objects.filter(pk=package.pk).update(data_limit_mb=10**13)
-        now = timezone.now()
-        payment = Payment.objects.create(
-            owner=operator.user,
-            router=router,
-            package=package,
-            phone_number="254712345678",
-            amount=package.price,
-            status=Payment.Status.COMPLETED,
-            completed_at=now,
-            package_expiry_time=now + timedelta(hours=1),
-        )
+        payment = operator.add_paid_payment(router, Package.objects.get(pk=package.pk))
         caplog.set_level(logging.INFO)
         try:
             with transaction.atomic():

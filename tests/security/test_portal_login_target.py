@@ -12,15 +12,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import pytest
-from django.utils import timezone
 
-from billing.models import Payment
 from network.models import Activation, Router
 
 PORTAL_JS = Path(__file__).resolve().parents[2] / "portal" / "static" / "portal" / "portal.js"
@@ -122,21 +119,10 @@ def paid(operator):
     router = operator.add_router()
     Router.objects.filter(pk=router.pk).update(hotspot_address=hotspot.address)
     package = operator.add_package(router)
-    now = timezone.now()
-    payment = Payment.objects.create(
-        owner=operator.user,
-        router=router,
-        package=package,
-        phone_number="254712345678",
-        amount=package.price,
-        status=Payment.Status.COMPLETED,
-        completed_at=now,
-        package_expiry_time=now + timedelta(hours=1),
-        client_secret="s" * 43,
-    )
+    payment = operator.add_paid_payment(router, package, client_secret="s" * 43)
     Activation.objects.create(
-        payment=payment, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q", activated_at=now,
-        expires_at=now + timedelta(hours=1),
+        payment=payment, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q",
+        activated_at=payment.completed_at, expires_at=payment.package_expiry_time,
     )  # fmt: skip
     yield type("Paid", (), {"router": router, "payment": payment, "hotspot": hotspot})
     hotspot.close()

@@ -17,14 +17,22 @@ def payments_for(operator: AbstractBaseUser) -> QuerySet[Payment]:
     return Payment.objects.filter(owner=operator)
 
 
-def payment_get_for(*, operator: AbstractBaseUser, payment_id: object) -> Payment:
+def _own_payment(operator: AbstractBaseUser, payment_id: object) -> Payment | None:
     try:
         pk = uuid.UUID(str(payment_id))
     except ValueError:
-        pk = None
-    payment = payments_for(operator).filter(pk=pk).first() if pk else None
+        return None
+    return payments_for(operator).select_related("router", "package", "activation").filter(pk=pk).first()
+
+
+def _payment_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+
+
+def payment_get_for(*, operator: AbstractBaseUser, payment_id: object) -> Payment:
+    payment = _own_payment(operator, payment_id)
     if payment is None:
-        raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+        raise _payment_not_found()
     return payment
 
 
@@ -39,11 +47,7 @@ def payment_find_for_caller(*, principal: Principal, payment_id: object, client_
     """One payment as its caller may see it: operators read their own; a public-key caller also
     needs the payment's client secret (the key is printed in every router's login page, so it
     proves nothing). Absent, wrong and foreign all look like a missing payment."""
-    try:
-        pk = uuid.UUID(str(payment_id))
-    except ValueError:
-        return None
-    payment = payments_for(principal.operator).select_related("router", "package", "activation").filter(pk=pk).first()
+    payment = _own_payment(principal.operator, payment_id)
     if payment is None or not (principal.is_operator or payment_secret_matches(payment, client_secret)):
         return None
     return payment
@@ -52,7 +56,7 @@ def payment_find_for_caller(*, principal: Principal, payment_id: object, client_
 def payment_get_for_caller(*, principal: Principal, payment_id: object, client_secret: str | None) -> Payment:
     payment = payment_find_for_caller(principal=principal, payment_id=payment_id, client_secret=client_secret)
     if payment is None:
-        raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+        raise _payment_not_found()
     return payment
 
 

@@ -27,6 +27,11 @@ class UserError:
     def of(cls, error: ApplicationError) -> UserError:
         return cls(field=error.field, code=error.code, message=error.message)
 
+    @classmethod
+    def list_of(cls, error: ApplicationError) -> list[UserError]:
+        """One `UserError` per failure: several when a mutation found several invalid fields."""
+        return [cls.of(failure) for failure in error.errors]
+
 
 def _request(info: strawberry.Info) -> Any:
     context = info.context

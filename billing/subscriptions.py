@@ -43,7 +43,9 @@ logger = logging.getLogger(__name__)
 def _ensure_still_valid(principal) -> None:
     """A socket outlives its access token: streams end once the token has expired."""
     if principal.has_expired:
-        raise GraphQLError("Access token expired: reconnect with a new one", extensions={"code": "UNAUTHENTICATED"})
+        raise GraphQLError(
+            "Access token expired: reconnect with a new one", extensions={"code": ErrorCode.UNAUTHENTICATED.value}
+        )
 
 
 async def _wake_ups(
@@ -250,13 +252,19 @@ def _stream_is_over(payment: models.Payment) -> bool:
     return activation is not None and activation.status != "PENDING"
 
 
-def _changed_since(principal, router_id: int | None, since, seen: set) -> list[models.Payment]:
+def _changed_at(payment: models.Payment):
+    """When the payment or its activation last changed."""
+    return max(stamp for stamp in _version(payment) if stamp is not None)
+
+
+def _changed_since(principal, router_id: int | None, since, seen: set, started) -> list[models.Payment]:
     queryset = selectors.payments_for(principal.operator).select_related("router", "package", "activation")
     if router_id is not None:
         queryset = queryset.filter(router_id=router_id)
     # Overlap the window a little: rows committed out of timestamp order are caught, `seen` dedupes.
+    # The overlap must not reach behind the subscription's start: it yields only what changed after.
     changed = queryset.filter(updated_at__gte=since - timedelta(seconds=2)).order_by("updated_at")[:200]
-    return [p for p in changed if (p.pk, _version(p)) not in seen]
+    return [p for p in changed if (p.pk, _version(p)) not in seen and _changed_at(p) >= started]
 
 
 @strawberry.type(name="Subscription")
@@ -314,11 +322,12 @@ class BillingSubscription:
         if router_id is not None and router_pk is None:
             return
         changed_since = ws_database_read(_changed_since)
-        since, seen = timezone.now(), set()
+        started = timezone.now()
+        since, seen = started, set()
         async for _ in _wake_ups(
             info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True
         ):
-            for payment in await changed_since(principal, router_pk, since, seen):
+            for payment in await changed_since(principal, router_pk, since, seen, started):
                 seen.add((payment.pk, _version(payment)))
                 since = max(since, payment.updated_at)
                 yield payment  # type: ignore[misc]

@@ -99,6 +99,9 @@ async def test_operator_stream_follows_one_router(application, gql, shop):
     params = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
     async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
         stream = ws.subscribe(OPERATOR_SUBSCRIBE, {"r": str(shop.router.pk)})
+        # The stream yields only what changes after it started: subscribe before paying.
+        seen = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.5)
         run = sync_to_async(gql)
         # A payment on the other router is not reported; one on the watched router is.
         await run(
@@ -107,7 +110,7 @@ async def test_operator_stream_follows_one_router(application, gql, shop):
             **shop.operator.auth,
         )
         mine = await run(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)
-        seen = await stream.__anext__()
+        seen = await asyncio.wait_for(seen, 5)
         assert seen.data["operatorPaymentUpdates"]["id"] == mine["data"]["initiatePayment"]["payment"]["id"]
 
 

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from django.conf import settings
@@ -267,15 +267,26 @@ def _changed_since(principal, router_id: int | None, since, seen: set, started) 
     return [p for p in changed if (p.pk, _version(p)) not in seen and _changed_at(p) >= started]
 
 
-@strawberry.type(name="Subscription")
+@strawberry.type(name="Subscription", description="Live updates over WebSocket on /graphql/")
 class BillingSubscription:
     @strawberry.subscription(
         permission_classes=[IsOperatorOrPortal],
-        description="The payment as it is now, then every change, until it fails or the router answers; "
-        "a public-key caller must give its clientSecret",
+        description="The payment as it is now, then every change (status, IntaSend state, activation); the "
+        "stream completes once the payment is FAILED or its activation is ACTIVE or FAILED. Operator JWT or "
+        "X-Public-Key with the payment's clientSecret. Over WebSocket (graphql-transport-ws or graphql-ws), "
+        "credentials in the connection_init payload",
     )
     async def payment_updates(
-        self, info: strawberry.Info, payment_id: uuid.UUID, client_secret: str | None = None
+        self,
+        info: strawberry.Info,
+        payment_id: Annotated[uuid.UUID, strawberry.argument(description="The payment to follow (its `id`)")],
+        client_secret: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Required for public-key callers: the `clientSecret` from initiatePayment or "
+                "createPaymentLink; absent or wrong reads as a missing payment (PAYMENT_NOT_FOUND)"
+            ),
+        ] = None,
     ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
         consumer = info.context["ws"]
@@ -312,10 +323,16 @@ class BillingSubscription:
 
     @strawberry.subscription(
         permission_classes=[IsOperator],
-        description="Every change to any of the operator's payments (optionally one router's), from now on",
+        description="Operator JWT only: every change to any of the operator's payments (optionally one "
+        "router's) made after the subscription started; older changes are not replayed (read `payments`)",
     )
     async def operator_payment_updates(
-        self, info: strawberry.Info, router_id: strawberry.ID | None = None
+        self,
+        info: strawberry.Info,
+        router_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only this router's payments; null for every router of the operator"),
+        ] = None,
     ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
         router_pk = int(router_id) if router_id is not None and str(router_id).isdigit() else None

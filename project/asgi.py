@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from project import daphne_close_reason  # noqa: E402
 from project.consumers import GraphQLConsumer  # noqa: E402
 from project.embedded import LoopRecordingApp, start_task_consumer  # noqa: E402
 from project.schema import schema  # noqa: E402
@@ -27,7 +28,9 @@ websocket_app = URLRouter(
             r"^graphql/?$",
             GraphQLConsumer.as_asgi(
                 schema=schema,
-                allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS,
+                # CORS_ALLOWED_ORIGINS (or its older name GRAPHQL_WS_ALLOWED_ORIGINS): the same list as
+                # for HTTP. A handshake without Origin (not a browser) or from the API's own origin passes.
+                allowed_origins=settings.GRAPHQL_ALLOWED_ORIGINS.for_websockets(),
                 max_subscriptions_per_connection=settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS,
                 connection_init_wait_timeout=timedelta(seconds=10),
             ),
@@ -35,6 +38,7 @@ websocket_app = URLRouter(
     ]
 )
 
+daphne_close_reason.install()  # close reasons reach clients (4403 says why)
 application = LoopRecordingApp(ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app}))
 
 if settings.TASKS_IN_SERVER_PROCESS:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "strawberry_django",
     "huey.contrib.djhuey",
     "billing",
@@ -61,6 +62,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a preflight is answered before anything else looks at it, and every /graphql/ answer
+    # (refusals included) carries the CORS headers a browser needs to read it.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -156,10 +160,26 @@ if REDIS_URL:
             },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "persisted_queries": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "apq",
+        },
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "project.embedded.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Apart from the default cache: anyone may register documents, and a flood of them must
+        # cull only other documents, never the throttling counters kept in the default cache.
+        "persisted_queries": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "persisted-queries",
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        },
+    }
 
 # --- Secrets at rest -------------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). Without one, a key is
@@ -179,6 +199,40 @@ GRAPHQL_MAX_DEPTH = int(os.environ.get("GRAPHQL_MAX_DEPTH", 10))
 GRAPHQL_MAX_TOKENS = int(os.environ.get("GRAPHQL_MAX_TOKENS", 2000))
 GRAPHQL_MAX_ALIASES = int(os.environ.get("GRAPHQL_MAX_ALIASES", 15))
 STRAWBERRY_DJANGO = {"PAGINATION_DEFAULT_LIMIT": 20, "PAGINATION_MAX_LIMIT": 100}
+# Apollo's automatic persisted queries (project.persisted_queries): documents registered by their
+# SHA-256 live this long in their own cache (see CACHES) and are never stored above this size.
+PERSISTED_QUERY_TTL_SECONDS = int(os.environ.get("PERSISTED_QUERY_TTL_SECONDS", 24 * 3600))
+PERSISTED_QUERY_MAX_BYTES = int(os.environ.get("PERSISTED_QUERY_MAX_BYTES", 16 * 1024))
+PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE = int(os.environ.get("PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE", 30))
+# A successful public-key GET (packages, portalInfo) may be cached by browsers and CDNs this long:
+# short, since the operator may change prices at any time.
+GRAPHQL_PUBLIC_GET_MAX_AGE_SECONDS = int(os.environ.get("GRAPHQL_PUBLIC_GET_MAX_AGE_SECONDS", 60))
+
+# --- Browsers on other origins (docs/frontend-http.md) -----------------------------------------
+# CORS_ALLOWED_ORIGINS: comma-separated origins or `*` (the default). No cookie is honoured on
+# /graphql/ (bearer tokens and public keys only), so `*` exposes nothing a direct request could
+# not, and portals served from each router's hotspot folder (an origin per router) just work.
+# The same list is the WebSocket Origin check (project.asgi); GRAPHQL_WS_ALLOWED_ORIGINS is its
+# older name. A malformed entry stops the server here.
+from project.origins import InvalidOrigins, allowed_origins_from_environment  # noqa: E402
+
+try:
+    GRAPHQL_ALLOWED_ORIGINS = allowed_origins_from_environment(os.environ)
+except InvalidOrigins as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(str(exc)) from None
+CORS_ALLOW_ALL_ORIGINS = GRAPHQL_ALLOWED_ORIGINS.allow_all
+CORS_ALLOWED_ORIGINS = list(GRAPHQL_ALLOWED_ORIGINS.origins)
+CORS_URLS_REGEX = r"^/graphql/$"
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+from corsheaders.defaults import default_headers  # noqa: E402
+
+# Apollo Client sends its name and version when configured to (client awareness).
+CORS_ALLOW_HEADERS = (*default_headers, "x-public-key", "apollographql-client-name", "apollographql-client-version")
+CORS_ALLOW_CREDENTIALS = False
+# Chromium caps a cached preflight at two hours; longer would only matter to Firefox.
+CORS_PREFLIGHT_MAX_AGE = 7200
 
 # --- IntaSend --------------------------------------------------------------------------------
 INTASEND_API_BASE_URL = os.environ.get("INTASEND_API_BASE_URL") or None
@@ -259,7 +313,6 @@ PAYMENT_LINK_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_LINK_GIVE_UP_SECONDS"
 PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS = int(os.environ.get("PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS", 24 * 60 * 60))
 # Subscriptions re-read the row this often even without a hint (hints are at-most-once).
 SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
-GRAPHQL_WS_ALLOWED_ORIGINS = env_list("GRAPHQL_WS_ALLOWED_ORIGINS")
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))
 # Open sockets per client address and per portal public key, counted per server process (N web
 # processes allow N times as many). One address is often a whole hotspot behind NAT, each paying
@@ -325,4 +378,4 @@ if SIMULATORS_ENABLED and INTASEND_API_BASE_URL is None:
     # With simulators on and no IntaSend host given, the gateway talks to the app's own simulator.
     INTASEND_API_BASE_URL = f"{SERVER_URL}/simulator/intasend/api/v1/"
 
-INSTALLED_APPS += ["portal"]
+INSTALLED_APPS += ["portal", "project"]  # project: the vendored GraphiQL page and assets

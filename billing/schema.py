@@ -6,12 +6,13 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 import strawberry_django
 from django.conf import settings
 from strawberry import auto
-from strawberry_django.pagination import OffsetPaginated
+from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, OffsetPaginationInput
 
 from billing import models, selectors, services
 from billing.input_rules import mask_phone, normalise_phone
@@ -31,56 +32,91 @@ from project.graphql_support import (
 )
 from project.signin import sign_in
 
+PHONE_FORMATS = (
+    "a Kenyan mobile number in any usual form: `0712345678`, `712345678`, `+254712345678`, `254712345678` "
+    "or the `01…` range (spaces and dashes allowed)"
+)
+ERRORS_DESCRIPTION = (
+    "Empty on success; otherwise one entry per problem (every invalid input field at once, each naming its `field`)"
+)
 
-@strawberry.enum
+
+@strawberry.enum(description="Where a payment stands. COMPLETED and FAILED are final: nothing moves a payment out")
 class PaymentStatus(enum.Enum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
+    PENDING = strawberry.enum_value(
+        "PENDING",
+        description="Recorded, not yet taken up by the gateway: an STK push being sent, or a checkout link not "
+        "yet paid",
+    )
+    PROCESSING = strawberry.enum_value(
+        "PROCESSING",
+        description="The M-Pesa prompt is on the customer's phone, or IntaSend has not settled the payment yet",
+    )
+    COMPLETED = strawberry.enum_value(
+        "COMPLETED", description="Paid: `completedAt` and `packageExpiryTime` are set and activation has started"
+    )
+    FAILED = strawberry.enum_value(
+        "FAILED", description="Not paid (cancelled, timed out, refused by the gateway): see `failureReason`"
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="The payment gateway that handles a payment or holds a credential")
 class PaymentProvider(enum.Enum):
-    INTASEND = "INTASEND"
-    KOPOKOPO = "KOPOKOPO"
+    INTASEND = strawberry.enum_value("INTASEND", description="IntaSend (M-Pesa STK push and checkout links)")
+    KOPOKOPO = strawberry.enum_value(
+        "KOPOKOPO", description="Kopo Kopo: reserved, not supported yet (addPaymentCredential refuses it)"
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="Which IntaSend environment a credential's keys belong to")
 class CredentialEnvironment(enum.Enum):
-    SANDBOX = "SANDBOX"
-    LIVE = "LIVE"
+    SANDBOX = strawberry.enum_value("SANDBOX", description="IntaSend's test environment: no real money moves")
+    LIVE = strawberry.enum_value("LIVE", description="IntaSend's production environment: real M-Pesa payments")
 
 
-@strawberry.type(name="Operator")
+@strawberry.type(name="Operator", description="The signed-in operator (a hotspot business). Operators only")
 class OperatorType:
-    id: strawberry.ID
-    username: str
-    public_key: str = strawberry.field(description="The captive portal's X-Public-Key")
+    id: strawberry.ID = strawberry.field(description="The operator's stable id")
+    username: str = strawberry.field(description="The name the operator signs in with (tokenAuth)")
+    public_key: str = strawberry.field(
+        description="The captive portal's `X-Public-Key` (32 lowercase hex characters). Not a secret: it sits in "
+        "every router's login page. rotatePublicKey replaces it"
+    )
 
     @classmethod
     def of(cls, user, public_key: str) -> OperatorType:
         return cls(id=strawberry.ID(str(user.pk)), username=user.get_username(), public_key=public_key)
 
 
-@strawberry_django.type(models.PaymentCredential, name="PaymentCredential")
+@strawberry_django.type(
+    models.PaymentCredential,
+    name="PaymentCredential",
+    description="An operator's stored gateway keys. Operators only; the private key and webhook challenge are "
+    "write-only and never returned",
+)
 class PaymentCredentialType:
-    id: auto
-    api_key: auto
-    is_active: auto
-    created_at: auto
+    id: auto = strawberry_django.field(description="The credential's stable id")
+    api_key: auto = strawberry_django.field(description="IntaSend's public (publishable) key, as entered")
+    is_active: auto = strawberry_django.field(
+        description="Whether payments may use it; the newest active credential of a provider is the one used"
+    )
+    created_at: auto = strawberry_django.field(description="When it was added (ISO 8601, UTC)")
 
-    @strawberry_django.field(only=["provider"])
+    @strawberry_django.field(only=["provider"], description="The gateway these keys are for")
     @without_database
     def provider(self) -> PaymentProvider:
         return PaymentProvider(self.provider)
 
-    @strawberry_django.field(only=["environment"])
+    @strawberry_django.field(only=["environment"], description="SANDBOX (test money) or LIVE (real money)")
     @without_database
     def environment(self) -> CredentialEnvironment:
         return CredentialEnvironment(self.environment)
 
-    @strawberry_django.field(only=["webhook_challenge_encrypted"])
+    @strawberry_django.field(
+        only=["webhook_challenge_encrypted"],
+        description="True when a webhook challenge is stored: webhooks whose challenge differs are refused. "
+        "False: every webhook is only a hint, checked with IntaSend's status API",
+    )
     @without_database
     def has_webhook_challenge(self) -> bool:
         return self.has_webhook_challenge
@@ -101,76 +137,136 @@ def _revealed(payment: models.Payment | None) -> models.Payment | None:
     return payment
 
 
-@strawberry_django.type(models.Payment, name="Payment")
+@strawberry_django.type(
+    models.Payment,
+    name="Payment",
+    description="A customer's payment for a package on a router. Operators see their own payments; a portal "
+    "(X-Public-Key) caller sees one only in the initiatePayment/createPaymentLink payload that created it, or "
+    "by giving its `clientSecret` (payment, checkPaymentStatus, paymentUpdates)",
+)
 class PaymentType:
-    id: uuid.UUID
-    router: RouterType
-    package: PackageType
-    amount: Decimal
-    currency: auto
-    payment_method: auto
-    package_expiry_time: auto
-    completed_at: auto
-    created_at: datetime
-    updated_at: datetime
+    id: uuid.UUID = strawberry_django.field(
+        description="The payment's stable id (a UUID); IntaSend knows it as `api_ref`"
+    )
+    router: RouterType = strawberry_django.field(description="The router (hotspot) the customer pays for access on")
+    package: PackageType = strawberry_django.field(description="The package bought")
+    amount: Decimal = strawberry_django.field(
+        description='Amount charged, in `currency` (KES), as a decimal string (e.g. `"25.00"`); equals the '
+        "package's price when the payment was made"
+    )
+    currency: auto = strawberry_django.field(description="ISO 4217 currency code: always `KES`")
+    payment_method: auto = strawberry_django.field(
+        description="`mpesa` (STK push or link) or `card` (checkout link only)"
+    )
+    package_expiry_time: auto = strawberry_django.field(
+        description="When the bought time ends: `completedAt` + the package's duration (ISO 8601, UTC); null "
+        "until COMPLETED"
+    )
+    completed_at: auto = strawberry_django.field(
+        description="When the payment became COMPLETED (ISO 8601, UTC); null otherwise"
+    )
+    created_at: datetime = strawberry_django.field(description="When the payment was recorded (ISO 8601, UTC)")
+    updated_at: datetime = strawberry_django.field(description="Last change of any field (ISO 8601, UTC)")
     paid_after_failure: bool = strawberry_django.field(
-        description="IntaSend confirmed the money after the payment had FAILED: refund or give access by hand"
+        description="IntaSend confirmed the money after the payment had FAILED: the customer paid but got no "
+        "access. Refund them or give access by hand (operators watch for this)"
     )
 
-    @strawberry_django.field(only=["phone_number"], description="Masked (2547******78) for portal callers")
+    @strawberry_django.field(
+        only=["phone_number"],
+        description="The payer's phone, normalised to `2547XXXXXXXX`/`2541XXXXXXXX`. Operators see it whole; "
+        "portal (X-Public-Key) callers see it masked, e.g. `2547******78`. Empty string for a checkout link "
+        "made without a phone",
+    )
     @without_database
     def phone_number(self, info: strawberry.Info) -> str:
         principal = principal_of(info)
         return self.phone_number if principal and principal.is_operator else mask_phone(self.phone_number)
 
-    @strawberry_django.field(only=["payment_provider"])
+    @strawberry_django.field(only=["payment_provider"], description="The gateway handling the payment")
     @without_database
     def payment_provider(self) -> PaymentProvider:
         return PaymentProvider(self.payment_provider)
 
-    @strawberry_django.field(only=["status"])
+    @strawberry_django.field(
+        only=["status"],
+        description="PENDING → PROCESSING → COMPLETED or FAILED; follow it with paymentUpdates or checkPaymentStatus",
+    )
     @without_database
     def status(self) -> PaymentStatus:
         return PaymentStatus(self.status)
 
-    @strawberry_django.field(only=["intasend_payment_id"])
+    @strawberry_django.field(
+        only=["intasend_payment_id"],
+        description="IntaSend's id for the STK push; null for checkout links and until IntaSend answered",
+    )
     @without_database
     def intasend_payment_id(self) -> str | None:
         return _blank_to_none(self.intasend_payment_id)
 
-    @strawberry_django.field(only=["intasend_invoice_id"])
+    @strawberry_django.field(
+        only=["intasend_invoice_id"], description="IntaSend's invoice id; null until IntaSend has issued one"
+    )
     @without_database
     def intasend_invoice_id(self) -> str | None:
         return _blank_to_none(self.intasend_invoice_id)
 
-    @strawberry_django.field(only=["intasend_state"])
+    @strawberry_django.field(
+        only=["intasend_state"],
+        description="IntaSend's own last-reported state, verbatim (e.g. `PENDING`, `PROCESSING`, `COMPLETE`, "
+        "`FAILED`); informative only, `status` is what to act on. Null until IntaSend reported one",
+    )
     @without_database
     def intasend_state(self) -> str | None:
         return _blank_to_none(self.intasend_state)
 
-    @strawberry_django.field(only=["payment_url"])
+    @strawberry_django.field(
+        only=["payment_url"],
+        description="The IntaSend checkout page to send the customer to (createPaymentLink); null for STK pushes",
+    )
     @without_database
     def payment_url(self) -> str | None:
         return _blank_to_none(self.payment_url)
 
-    @strawberry_django.field(only=["failure_reason"])
+    @strawberry_django.field(
+        only=["failure_reason"],
+        description="Why the payment FAILED, a short human-readable reason (IntaSend's, e.g. the customer "
+        "cancelled the prompt, or ours, e.g. IntaSend did not answer); null unless FAILED",
+    )
     @without_database
     def failure_reason(self) -> str | None:
         return _blank_to_none(self.failure_reason)
 
-    @strawberry_django.field(only=["mac_address"])
+    @strawberry_django.field(
+        only=["mac_address"],
+        description="The customer's device MAC as given in PaymentInput, normalised to `AA:BB:CC:DD:EE:FF`; "
+        "null when none was given",
+    )
     @without_database
     def mac_address(self) -> str | None:
         return _blank_to_none(self.mac_address)
 
-    @strawberry_django.field(only=["ip_address"])
+    @strawberry_django.field(
+        only=["ip_address"], description="The customer's device IP (v4 or v6) as given; null when none was given"
+    )
     @without_database
     def ip_address(self) -> str | None:
         return self.ip_address
 
     @strawberry_django.field(
-        description="Proves the payment is yours to public-key reads (payment, checkPaymentStatus, "
-        "paymentUpdates): only in initiatePayment/createPaymentLink payloads, null everywhere else"
+        only=["mpesa_reference"],
+        description="M-Pesa's receipt number (e.g. `SGR7K3L2QX`), the one on the customer's confirmation SMS; "
+        "set once M-Pesa took the money (COMPLETED, or FAILED with `paidAfterFailure`), null before",
+    )
+    @without_database
+    def mpesa_receipt(self) -> str | None:
+        return _blank_to_none(self.mpesa_reference)
+
+    @strawberry_django.field(
+        description="The secret that proves the payment is yours to portal (X-Public-Key) reads: pass it as "
+        "`clientSecret` to payment, checkPaymentStatus and paymentUpdates. Returned only in the "
+        "initiatePayment/createPaymentLink payload (or an idempotent replay of it), to that caller; null "
+        "everywhere else, for operators too (they need none). Keep it like a password"
     )
     @without_database
     def client_secret(self) -> str | None:
@@ -179,58 +275,111 @@ class PaymentType:
     # A plain relation: strawberry-django reads the select_related row without a thread hop, and
     # gives null for a payment without one.
     activation: ActivationType | None = strawberry_django.field(
-        description="Router activation; null until the payment completes"
+        description="The router access this payment bought (its access code, state, expiry); null until the "
+        "payment completes"
     )
 
 
 # --- Payloads ---------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="Result of tokenAuth and refreshToken: a token pair, or errors")
 class TokenPayload:
-    access_token: str | None = None
-    refresh_token: str | None = None
-    expires_in: int | None = strawberry.field(default=None, description="Access token lifetime, seconds")
-    errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class RevokeTokensPayload:
-    errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class AddPaymentCredentialInput:
-    api_key: str
-    private_key: str = strawberry.field(description="Write-only: stored encrypted, never returned")
-    environment: CredentialEnvironment
-    webhook_challenge: str | None = strawberry.field(
-        default=None, description="Write-only: the challenge set in IntaSend's webhook settings"
+    access_token: str | None = strawberry.field(
+        default=None,
+        description="Operator JWT: send as `Authorization: Bearer <accessToken>` (or in the WebSocket "
+        "`connection_init` payload). Short-lived, see `expiresIn`; null when `errors` is not empty",
     )
-    provider: PaymentProvider = PaymentProvider.INTASEND
+    refresh_token: str | None = strawberry.field(
+        default=None,
+        description="Single-use: trade it with refreshToken for a new pair before it expires (7 days by "
+        "default). Presenting one already used revokes every token of its family. Null when `errors` is not empty",
+    )
+    expires_in: int | None = strawberry.field(
+        default=None,
+        description="Access token lifetime in seconds from now (900 by default); null when `errors` is not empty",
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="Empty on success. AUTHENTICATION_FAILED: wrong username/password, or an invalid, expired or "
+        "reused refresh token. RATE_LIMITED: too many failed sign-ins for this username from this address; "
+        "wait and retry",
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of revokeTokens")
+class RevokeTokensPayload:
+    errors: list[UserError] = strawberry.field(default_factory=list, description="Always empty")
+
+
+@strawberry.input(description="New IntaSend keys for addPaymentCredential")
+class AddPaymentCredentialInput:
+    api_key: str = strawberry.field(
+        description="IntaSend's publishable key (`ISPubKey_…`); required, at most 255 characters"
+    )
+    private_key: str = strawberry.field(
+        description="IntaSend's secret key (`ISSecretKey_…`); required, at most 1024 characters. Write-only: "
+        "stored encrypted, never returned"
+    )
+    environment: CredentialEnvironment = strawberry.field(
+        description="SANDBOX or LIVE: must match where IntaSend issued the keys"
+    )
+    webhook_challenge: str | None = strawberry.field(
+        default=None,
+        description="Optional. Write-only: the challenge set in IntaSend's webhook settings; with it, webhooks "
+        "carrying another challenge are refused",
+    )
+    provider: PaymentProvider = strawberry.field(
+        default=PaymentProvider.INTASEND, description="Only INTASEND is accepted (else INVALID_INPUT)"
+    )
+
+
+@strawberry.type(description="Result of addPaymentCredential")
 class AddPaymentCredentialPayload:
-    credential: PaymentCredentialType | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    credential: PaymentCredentialType | None = strawberry.field(
+        default=None, description="The stored credential (no secrets); null when `errors` is not empty"
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list, description=ERRORS_DESCRIPTION)
 
 
-@strawberry.input
+@strawberry.input(description="What a customer pays for, for initiatePayment and createPaymentLink")
 class PaymentInput:
-    router_id: strawberry.ID
-    package_id: strawberry.ID
-    phone_number: str
-    amount: Decimal
-    payment_method: str = "mpesa"
-    mac_address: str | None = None
-    ip_address: str | None = None
+    router_id: strawberry.ID = strawberry.field(
+        description="The router (Router.id) the customer is on; must belong to the caller (else ROUTER_NOT_FOUND)"
+    )
+    package_id: strawberry.ID = strawberry.field(
+        description="An active package on that router (Package.id), else PACKAGE_NOT_FOUND"
+    )
+    phone_number: str = strawberry.field(
+        description=f"The M-Pesa number to charge: {PHONE_FORMATS}; else INVALID_PHONE. Stored as "
+        "`2547XXXXXXXX`. Required for initiatePayment; may be empty for createPaymentLink"
+    )
+    amount: Decimal = strawberry.field(
+        description="In KES, exactly the package's price (`25`, `25.0` and `25.00` are the same); else AMOUNT_MISMATCH"
+    )
+    payment_method: str = strawberry.field(
+        default="mpesa",
+        description="`mpesa` (default); createPaymentLink also accepts `card`. Anything else: INVALID_INPUT",
+    )
+    mac_address: str | None = strawberry.field(
+        default=None,
+        description="The device's MAC as the hotspot gives it: `AA:BB:CC:DD:EE:FF`, `aa-bb-cc-dd-ee-ff` or "
+        "`AABBCCDDEEFF`; optional, else INVALID_MAC",
+    )
+    ip_address: str | None = strawberry.field(
+        default=None, description="The device's IPv4 or IPv6 address as the hotspot gives it; optional, else INVALID_IP"
+    )
     idempotency_key: str | None = strawberry.field(
-        default=None, description="Same key + same input → the same payment, no second push"
+        default=None,
+        description="Optional; send one to retry safely. Same key + same input → the same payment (with its "
+        "clientSecret), no second push; same key + different input → IDEMPOTENCY_MISMATCH. At most 128 "
+        "characters; from X-Public-Key callers at least 32 random characters (e.g. a UUID4 without dashes), "
+        "else INVALID_INPUT",
     )
     renew_code: str | None = strawberry.field(
         default=None,
-        description="An access code on this router to extend (same package only); otherwise a new code",
+        description="Optional: an ACTIVE access code on this router to extend, when buying the same package "
+        "again (else CODE_INVALID). Without it the payment makes a new grant with its own code",
     )
 
     def to_request(self) -> services.PaymentRequest:
@@ -247,62 +396,124 @@ class PaymentInput:
         )
 
 
-@strawberry.type
+@strawberry.type(description="What IntaSend answered to the STK push")
 class StkPushInfo:
-    payment_id: str | None
-    invoice_id: str | None
-    state: str | None
-    message: str
+    payment_id: str | None = strawberry.field(description="IntaSend's id for the push (Payment.intasendPaymentId)")
+    invoice_id: str | None = strawberry.field(description="IntaSend's invoice id (Payment.intasendInvoiceId)")
+    state: str | None = strawberry.field(description="IntaSend's state, verbatim (Payment.intasendState)")
+    message: str = strawberry.field(description="`STK push sent successfully`")
 
 
-@strawberry.type
+@strawberry.type(description="Result of initiatePayment")
 class InitiatePaymentPayload:
-    message: str | None = None
-    payment: PaymentType | None = None
-    intasend: StkPushInfo | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    message: str | None = strawberry.field(
+        default=None, description="`STK push initiated successfully`; null when `errors` is not empty"
+    )
+    payment: PaymentType | None = strawberry.field(
+        default=None,
+        description="The new payment (PROCESSING), with its `clientSecret`. Also given with GATEWAY_ERROR "
+        "(FAILED) and GATEWAY_UNAVAILABLE (may still be PROCESSING: keep following it); null with other errors",
+    )
+    intasend: StkPushInfo | None = strawberry.field(
+        default=None, description="IntaSend's answer; null when `errors` is not empty"
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list, description=ERRORS_DESCRIPTION)
 
 
-@strawberry.type
+@strawberry.type(description="IntaSend's checkout for createPaymentLink")
 class PaymentLinkInfo:
-    payment_url: str | None
-    invoice_id: str | None
-    state: str | None
+    payment_url: str | None = strawberry.field(
+        description="The checkout page to open for the customer (Payment.paymentUrl)"
+    )
+    invoice_id: str | None = strawberry.field(description="IntaSend's invoice id, once it has one")
+    state: str | None = strawberry.field(description="IntaSend's state, verbatim")
 
 
-@strawberry.type
+@strawberry.type(description="Result of createPaymentLink")
 class CreatePaymentLinkPayload:
-    message: str | None = None
-    payment: PaymentType | None = None
-    intasend: PaymentLinkInfo | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    message: str | None = strawberry.field(
+        default=None, description="`Payment link created successfully`; null when `errors` is not empty"
+    )
+    payment: PaymentType | None = strawberry.field(
+        default=None,
+        description="The new payment (PENDING), with its `clientSecret`. Also given (FAILED) with GATEWAY_ERROR "
+        "and GATEWAY_UNAVAILABLE; null with other errors",
+    )
+    intasend: PaymentLinkInfo | None = strawberry.field(
+        default=None, description="The checkout to send the customer to; null when `errors` is not empty"
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list, description=ERRORS_DESCRIPTION)
 
 
-@strawberry.type
+@strawberry.type(description="Amounts as the gateway reported them, else as recorded")
 class PaymentStatusDetails:
-    amount: Decimal | None
-    currency: str | None
-    provider: str | None
-    mpesa_reference: str | None
+    amount: Decimal | None = strawberry.field(description="In `currency` (KES), as a decimal string")
+    currency: str | None = strawberry.field(description="ISO 4217 code, `KES`")
+    provider: str | None = strawberry.field(
+        description="The mobile-money provider IntaSend reported (e.g. `M-PESA`); null when answered from the database"
+    )
+    mpesa_reference: str | None = strawberry.field(
+        description="M-Pesa's receipt number (as Payment.mpesaReceipt); null until M-Pesa took the money"
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of checkPaymentStatus")
 class CheckPaymentStatusPayload:
-    message: str | None = None
-    payment: PaymentType | None = None
-    status: PaymentStatus | None = None
-    state: str | None = None
-    details: PaymentStatusDetails | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    message: str | None = strawberry.field(
+        default=None,
+        description="`Payment completed successfully!` once COMPLETED, else `Payment status checked "
+        "successfully`; null when `errors` is not empty",
+    )
+    payment: PaymentType | None = strawberry.field(
+        default=None,
+        description="The payment after the check (no `clientSecret`); also given with GATEWAY_ERROR and "
+        "GATEWAY_UNAVAILABLE (as last known)",
+    )
+    status: PaymentStatus | None = strawberry.field(
+        default=None, description="Payment.status after the check; null when `errors` is not empty"
+    )
+    state: str | None = strawberry.field(
+        default=None, description="IntaSend's state, verbatim (Payment.intasendState); null when it has none"
+    )
+    details: PaymentStatusDetails | None = strawberry.field(
+        default=None, description="Amount and receipt; null when `errors` is not empty"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="Empty on success. PAYMENT_NOT_FOUND: no such payment, not the caller's, or (X-Public-Key) "
+        "a missing or wrong clientSecret. NOT_INTASEND_PAYMENT, RATE_LIMITED (X-Public-Key callers, per "
+        "payment), NO_CREDENTIALS, GATEWAY_ERROR, GATEWAY_UNAVAILABLE",
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Narrows `payments`; every given condition must hold")
 class PaymentFilter:
-    status: PaymentStatus | None = None
-    router_id: strawberry.ID | None = None
-    phone_number: str | None = strawberry.field(default=None, description="Any usual Kenyan format")
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    status: PaymentStatus | None = strawberry.field(default=None, description="Only payments in this status")
+    router_id: strawberry.ID | None = strawberry.field(default=None, description="Only this router's (Router.id)")
+    phone_number: str | None = strawberry.field(
+        default=None, description=f"Only this payer's: {PHONE_FORMATS}; an invalid number matches nothing"
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Only payments created at or after this instant (ISO 8601 with offset)"
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None, description="Only payments created strictly before this instant (ISO 8601 with offset)"
+    )
+
+
+NodeType = TypeVar("NodeType")
+
+
+# Named like strawberry-django's own type, so `OffsetPaginated[PaymentType]` keeps its GraphQL name
+# (`PaymentOffsetPaginated`) while gaining descriptions.
+@strawberry.type(
+    name="OffsetPaginated",
+    description="One page of results, in order, with `totalCount` of everything that matches the filters",
+)
+class DescribedOffsetPaginated(OffsetPaginated[NodeType], Generic[NodeType]):
+    @strawberry.field(description="The offset and limit this page was read with (limit 20 when not given, at most 100)")
+    def page_info(self) -> OffsetPaginationInfo:
+        return OffsetPaginated.page_info(self)
 
 
 # --- Resolvers --------------------------------------------------------------------------------
@@ -310,7 +521,7 @@ class PaymentFilter:
 
 def _error_payload(payload_cls, error: ApplicationError, *, reveal_secret: bool = False):
     payment = _revealed(error.payment) if reveal_secret else error.payment
-    return payload_cls(payment=payment, errors=[UserError.of(error)])
+    return payload_cls(payment=payment, errors=UserError.list_of(error))
 
 
 def _redirect_urls(info: strawberry.Info) -> services.RedirectUrls:
@@ -326,33 +537,64 @@ def _redirect_urls(info: strawberry.Info) -> services.RedirectUrls:
     )
 
 
+PaymentId = Annotated[uuid.UUID, strawberry.argument(description="The payment's id (Payment.id, a UUID)")]
+ClientSecret = Annotated[
+    str | None,
+    strawberry.argument(
+        description="The payment's `clientSecret` from initiatePayment/createPaymentLink. Required of X-Public-Key "
+        "callers (absent or wrong reads as a missing payment); operators omit it"
+    ),
+]
+
+
 @strawberry.type
 class BillingQuery:
-    @strawberry_django.field(permission_classes=[IsOperator], description="The signed-in operator")
+    @strawberry_django.field(
+        permission_classes=[IsOperator],
+        description="The signed-in operator, with the portal's public key. Operator JWT only (else UNAUTHENTICATED)",
+    )
     def me(self, info: strawberry.Info) -> OperatorType:
         operator = operator_principal(info).operator
         return OperatorType.of(operator, services.operator_profile(operator=operator).public_key)
 
-    @strawberry_django.field(permission_classes=[IsOperator], description="Stored gateway credentials (no secrets)")
+    @strawberry_django.field(
+        permission_classes=[IsOperator],
+        description="The operator's stored gateway credentials, active or not (no secrets). Operator JWT only",
+    )
     def payment_credentials(self, info: strawberry.Info) -> list[PaymentCredentialType]:
         return selectors.credentials_for(operator_principal(info).operator)  # type: ignore[return-value]
 
     @strawberry_django.field(
         permission_classes=[IsOperatorOrPortal],
-        description="One payment, or null; a public-key caller must give its clientSecret",
+        description="One payment, or null when it does not exist or is not the caller's. Operator JWT: any of "
+        "the operator's payments. X-Public-Key: only with the payment's `clientSecret` (else null). Poll it, "
+        "or better subscribe to paymentUpdates",
     )
-    def payment(self, info: strawberry.Info, id: uuid.UUID, client_secret: str | None = None) -> PaymentType | None:
+    def payment(self, info: strawberry.Info, id: PaymentId, client_secret: ClientSecret = None) -> PaymentType | None:
         return selectors.payment_find_for_caller(  # type: ignore[return-value]
             principal=operator_principal(info), payment_id=id, client_secret=client_secret
         )
 
     @strawberry_django.offset_paginated(
-        OffsetPaginated[PaymentType],
+        DescribedOffsetPaginated[PaymentType],
         permission_classes=[IsOperator],
         extensions=[NonNegativeOffset()],
-        description="The operator's payments, newest first",
+        description="The operator's payments, newest first, optionally filtered; offset pagination. Operator JWT only",
     )
-    def payments(self, info: strawberry.Info, filters: PaymentFilter | None = None) -> list[PaymentType]:
+    def payments(
+        self,
+        info: strawberry.Info,
+        filters: Annotated[
+            PaymentFilter | None, strawberry.argument(description="Conditions to narrow the list; null for all")
+        ] = None,
+        # Declared only to describe it: strawberry-django applies it to the returned queryset.
+        pagination: Annotated[
+            OffsetPaginationInput | None,
+            strawberry.argument(
+                description="`offset` (rows to skip, ≥ 0) and `limit` (page size: 20 when not given, at most 100)"
+            ),
+        ] = None,
+    ) -> list[PaymentType]:
         queryset = selectors.payments_for(operator_principal(info).operator).order_by("-created_at", "-id")
         if filters is None:
             return queryset  # type: ignore[return-value]
@@ -374,50 +616,75 @@ class BillingQuery:
 
 @strawberry.type
 class BillingMutation:
-    @strawberry_django.mutation(description="Sign in: a short-lived access token and a refresh token")
-    def token_auth(self, info: strawberry.Info, username: str, password: str) -> TokenPayload:
+    @strawberry_django.mutation(
+        description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
+        "needed. Failed attempts are throttled per username and client address with a growing delay "
+        "(RATE_LIMITED); wrong username or password: AUTHENTICATION_FAILED"
+    )
+    def token_auth(
+        self,
+        info: strawberry.Info,
+        username: Annotated[str, strawberry.argument(description="The operator's username")],
+        password: Annotated[str, strawberry.argument(description="The operator's password")],
+    ) -> TokenPayload:
         try:
             user = sign_in(
                 username=username, password=password, client_address=client_ip_of(info), request=request_of(info)
             )
             pair = issue_tokens(user)
         except ApplicationError as error:
-            return TokenPayload(errors=[UserError.of(error)])
+            return TokenPayload(errors=UserError.list_of(error))
         return TokenPayload(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
     @strawberry_django.mutation(
-        description="Trade a refresh token for a new pair, retiring it; reusing a retired one revokes its family"
+        description="Trade a refresh token for a new pair, retiring it; presenting a retired one again revokes "
+        "its whole family (theft detection): AUTHENTICATION_FAILED, sign in again. No credentials needed"
     )
-    def refresh_token(self, info: strawberry.Info, refresh_token: str) -> TokenPayload:
+    def refresh_token(
+        self,
+        info: strawberry.Info,
+        refresh_token: Annotated[
+            str, strawberry.argument(description="The `refreshToken` from tokenAuth or the last refreshToken")
+        ],
+    ) -> TokenPayload:
         try:
             pair = refresh_tokens(refresh_token)
         except ApplicationError as error:
-            return TokenPayload(errors=[UserError.of(error)])
+            return TokenPayload(errors=UserError.list_of(error))
         return TokenPayload(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
-        description="Sign out everywhere: every refresh token revoked, access tokens refused from their next use",
+        description="Sign out everywhere: every refresh token revoked, access tokens refused from their next "
+        "use, the operator's open WebSocket subscriptions closed. Operator JWT only",
     )
     def revoke_tokens(self, info: strawberry.Info) -> RevokeTokensPayload:
         sign_out_everywhere(operator_principal(info).operator)
         return RevokeTokensPayload()
 
     @strawberry_django.mutation(
-        permission_classes=[IsOperator], description="New portal key; the old one stops at once"
+        permission_classes=[IsOperator],
+        description="Issue a new portal `X-Public-Key`; the old one stops at once (its open sockets closed), so "
+        "update every router's login page. Operator JWT only",
     )
     def rotate_public_key(self, info: strawberry.Info) -> OperatorType:
         operator = operator_principal(info).operator
         profile = services.operator_rotate_public_key(operator=operator)
         return OperatorType.of(operator, profile.public_key)
 
-    @strawberry_django.mutation(permission_classes=[IsOperator], description="Store IntaSend credentials, encrypted")
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Store IntaSend keys, encrypted; the newest active credential is the one payments use. "
+        "Operator JWT only. Errors: INVALID_INPUT (missing or too long key, provider other than INTASEND)",
+    )
     def add_payment_credential(
-        self, info: strawberry.Info, input: AddPaymentCredentialInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[AddPaymentCredentialInput, strawberry.argument(description="The keys to store")],
     ) -> AddPaymentCredentialPayload:
         try:
             credential = services.credential_add(
@@ -431,11 +698,26 @@ class BillingMutation:
                 ),
             )
         except ApplicationError as error:
-            return AddPaymentCredentialPayload(errors=[UserError.of(error)])
+            return AddPaymentCredentialPayload(errors=UserError.list_of(error))
         return AddPaymentCredentialPayload(credential=credential)  # type: ignore[arg-type]
 
-    @strawberry_django.mutation(permission_classes=[IsOperatorOrPortal], description="Pay by M-Pesa STK push")
-    def initiate_payment(self, info: strawberry.Info, input: PaymentInput) -> InitiatePaymentPayload:
+    @strawberry_django.mutation(
+        permission_classes=[IsOperatorOrPortal],
+        description="Pay by M-Pesa STK push: validates, records the payment, then sends the prompt to "
+        "`phoneNumber` with the operator's newest active IntaSend credential. Operator JWT or X-Public-Key. "
+        "On success the payment is PROCESSING; keep `payment.clientSecret` and follow it with paymentUpdates "
+        "(or checkPaymentStatus). Validation errors, nothing sent: ROUTER_NOT_FOUND, PACKAGE_NOT_FOUND, "
+        "INVALID_PHONE, AMOUNT_MISMATCH, INVALID_MAC, INVALID_IP, INVALID_INPUT, CODE_INVALID (renewCode), "
+        "NO_CREDENTIALS, DECRYPTION_FAILED, IDEMPOTENCY_MISMATCH. PAYMENT_ALREADY_PENDING: a push to this "
+        "phone on this router is still in progress (no payment given). RATE_LIMITED: X-Public-Key callers, "
+        "per phone and per client address. GATEWAY_ERROR (IntaSend refused; the payment, FAILED, is given) or "
+        "GATEWAY_UNAVAILABLE (no answer; the payment is given and may still complete)",
+    )
+    def initiate_payment(
+        self,
+        info: strawberry.Info,
+        input: Annotated[PaymentInput, strawberry.argument(description="What to charge, to whom, for what")],
+    ) -> InitiatePaymentPayload:
         try:
             payment = services.payment_initiate(
                 principal=operator_principal(info), request=input.to_request(), client_ip=client_ip_of(info)
@@ -454,9 +736,18 @@ class BillingMutation:
         )
 
     @strawberry_django.mutation(
-        permission_classes=[IsOperatorOrPortal], description="Pay through an IntaSend checkout link"
+        permission_classes=[IsOperatorOrPortal],
+        description="Pay through an IntaSend checkout page (M-Pesa or card): records the payment (PENDING) and "
+        "returns the page to open (`intasend.paymentUrl`). After paying, IntaSend sends the browser back to "
+        "this server's success or failure page. Operator JWT or X-Public-Key. Same input, validation and "
+        "errors as initiatePayment, except that `phoneNumber` may be empty, `paymentMethod` may be `card` and "
+        "there is no PAYMENT_ALREADY_PENDING",
     )
-    def create_payment_link(self, info: strawberry.Info, input: PaymentInput) -> CreatePaymentLinkPayload:
+    def create_payment_link(
+        self,
+        info: strawberry.Info,
+        input: Annotated[PaymentInput, strawberry.argument(description="What to charge, for what")],
+    ) -> CreatePaymentLinkPayload:
         try:
             payment = services.payment_link_create(
                 principal=operator_principal(info),
@@ -478,10 +769,13 @@ class BillingMutation:
 
     @strawberry_django.mutation(
         permission_classes=[IsOperatorOrPortal],
-        description="Ask IntaSend unless the payment is final; a public-key caller must give its clientSecret",
+        description="Bring a payment up to date: a COMPLETED or FAILED payment is answered from the database; "
+        "otherwise IntaSend is asked and its answer applied. Operator JWT, or X-Public-Key with the payment's "
+        "`clientSecret` (public-key calls are throttled per payment and share one IntaSend answer for a few "
+        "seconds). Prefer paymentUpdates for live progress",
     )
     def check_payment_status(
-        self, info: strawberry.Info, payment_id: uuid.UUID, client_secret: str | None = None
+        self, info: strawberry.Info, payment_id: PaymentId, client_secret: ClientSecret = None
     ) -> CheckPaymentStatusPayload:
         try:
             check = services.payment_check_status(
@@ -506,4 +800,3 @@ class BillingMutation:
                 mpesa_reference=payment.mpesa_reference or (gateway.mpesa_reference if gateway else None),
             ),
         )
-

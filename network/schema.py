@@ -13,7 +13,7 @@ import strawberry_django
 from strawberry import auto
 
 from network import activation, models, selectors, services
-from project.errors import ApplicationError, ErrorCode
+from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
     IsOperatorOrPortal,
@@ -28,29 +28,38 @@ if TYPE_CHECKING:
     from billing.schema import PaymentType
 
 
-@strawberry_django.type(models.Router, name="Router")
+@strawberry_django.type(
+    models.Router,
+    name="Router",
+    description="A MikroTik router running a hotspot, owned by one operator. Connection details are null for "
+    "X-Public-Key callers.",
+)
 class RouterType:
-    id: auto
-    name: auto
-    use_ssl: auto
+    id: auto = strawberry_django.field(description="Stable id; the `routerId` of every other operation")
+    name: auto = strawberry_django.field(description="The operator's name for it, shown to customers too")
+    use_ssl: auto = strawberry_django.field(description="Whether the server talks to the RouterOS API over TLS")
     last_contact_at: datetime | None = strawberry_django.field(
-        description="When the server last reached the router's API"
+        description="When the server last reached the router's API; null if it never has"
     )
-    created_at: auto
+    created_at: auto = strawberry_django.field(description="When the router was registered")
 
-    @strawberry_django.field(only=["host"], description="RouterOS API address (operators only)")
+    @strawberry_django.field(
+        only=["host"], description="RouterOS API address (DNS name or IP); null for X-Public-Key callers"
+    )
     @without_database
     def host(self, info: strawberry.Info) -> str | None:
         principal = principal_of(info)
         return self.host if principal and principal.is_operator else None
 
-    @strawberry_django.field(only=["api_port"], description="RouterOS API port (operators only)")
+    @strawberry_django.field(
+        only=["api_port"], description="RouterOS API port (8728 plain, 8729 TLS); null for X-Public-Key callers"
+    )
     @without_database
     def api_port(self, info: strawberry.Info) -> int | None:
         principal = principal_of(info)
         return self.api_port if principal and principal.is_operator else None
 
-    @strawberry_django.field(only=["username"], description="RouterOS API user (operators only)")
+    @strawberry_django.field(only=["username"], description="RouterOS API user; null for X-Public-Key callers")
     @without_database
     def username(self, info: strawberry.Info) -> str | None:
         principal = principal_of(info)
@@ -59,7 +68,7 @@ class RouterType:
     @strawberry_django.field(
         only=["hotspot_address"],
         description="The hotspot's DNS name or IP (optional :port) as customers' browsers see it: the only "
-        "place the portal posts an access code to (operators only)",
+        "place the portal posts an access code to. Null when not set, and for X-Public-Key callers",
     )
     @without_database
     def hotspot_address(self, info: strawberry.Info) -> str | None:
@@ -67,57 +76,88 @@ class RouterType:
         return (self.hotspot_address or None) if principal and principal.is_operator else None
 
 
-@strawberry_django.type(models.Package, name="Package")
+@strawberry_django.type(
+    models.Package,
+    name="Package",
+    description="A WiFi package sold on one router: price, time and optional speed and data caps",
+)
 class PackageType:
-    id: auto
-    name: auto
-    price: Decimal = strawberry_django.field(description="Price in KES")
-    duration_minutes: auto
-    upload_kbps: auto
-    download_kbps: auto
-    data_limit_mb: auto
-    shared_users: auto
-    is_active: auto
-    created_at: auto
-    router: RouterType
+    id: auto = strawberry_django.field(description="Stable id; the `packageId` of payments and updatePackage")
+    name: auto = strawberry_django.field(description="Shown to customers, e.g. `1 Hour`")
+    price: Decimal = strawberry_django.field(
+        description="Price in KES, two decimals (e.g. `25.00`); a payment's `amount` must equal it"
+    )
+    duration_minutes: auto = strawberry_django.field(
+        description="Access time bought, in minutes, counted from the payment's completion"
+    )
+    upload_kbps: auto = strawberry_django.field(description="Upload speed cap in kbit/s; null: no cap")
+    download_kbps: auto = strawberry_django.field(description="Download speed cap in kbit/s; null: no cap")
+    data_limit_mb: auto = strawberry_django.field(
+        description="Total data cap (upload + download) in MB of 1,000,000 bytes; null: no cap"
+    )
+    shared_users: auto = strawberry_django.field(
+        description="How many devices may be online at once on one access code"
+    )
+    is_active: auto = strawberry_django.field(
+        description="On sale: inactive packages are only listed to operators and cannot be bought"
+    )
+    created_at: auto = strawberry_django.field(description="When the package was created")
+    router: RouterType = strawberry_django.field(description="The router it is sold on")
 
 
-@strawberry.input
+@strawberry.input(description="A router to register (createRouter)")
 class CreateRouterInput:
-    name: str
-    host: str
-    username: str
-    password: str = strawberry.field(description="Write-only: stored encrypted, never returned")
-    api_port: int = 8728
-    use_ssl: bool = False
+    name: str = strawberry.field(description="1 to 100 characters; shown to customers too")
+    host: str = strawberry.field(
+        description="The RouterOS API's DNS name or IP, no scheme or port (1 to 255 characters). An address the "
+        "server may not connect to (loopback, link-local, a denied network) gives ROUTER_NOT_ALLOWED"
+    )
+    username: str = strawberry.field(description="RouterOS API user, 1 to 100 characters (a least-privilege one)")
+    password: str = strawberry.field(description="RouterOS API password. Write-only: stored encrypted, never returned")
+    api_port: int = strawberry.field(
+        default=8728, description="RouterOS API port, 1 to 65535: 8728 plain, 8729 for TLS (`useSsl`)"
+    )
+    use_ssl: bool = strawberry.field(default=False, description="Talk to the RouterOS API over TLS (api-ssl)")
     hotspot_address: str | None = strawberry.field(
-        default=None, description="The hotspot's DNS name or IP, optional :port (no scheme or path)"
+        default=None,
+        description="The hotspot's DNS name or IP as customers' browsers see it, optional :port (no scheme or "
+        "path), e.g. `hotspot.example.net` or `10.5.50.1:80`; null or empty: none",
     )
 
 
-@strawberry.type
+@strawberry.type(description="createRouter's result: the router, or `errors` saying why not")
 class CreateRouterPayload:
-    router: RouterType | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    router: RouterType | None = strawberry.field(default=None, description="The new router; null when refused")
+    errors: list[UserError] = strawberry.field(default_factory=list, description="Why it was refused; empty on success")
 
 
-@strawberry.input
+_PRICE = "Price in KES: at least 1.00, at most two decimals"
+_DURATION = "Access time in minutes, 1 to 527040 (366 days)"
+_UPLOAD = "Upload speed cap in kbit/s, positive; null: no cap"
+_DOWNLOAD = "Download speed cap in kbit/s, positive; null: no cap"
+_DATA_LIMIT = "Total data cap in MB (1,000,000 bytes), positive; null: no cap"
+_SHARED_USERS = "Devices online at once per access code, 1 to 100"
+
+
+@strawberry.input(description="A package to add to a router (createPackage)")
 class CreatePackageInput:
-    router_id: strawberry.ID
-    name: str
-    price: Decimal
-    duration_minutes: int
-    upload_kbps: int | None = None
-    download_kbps: int | None = None
-    data_limit_mb: int | None = None
-    shared_users: int = 1
-    is_active: bool = True
+    router_id: strawberry.ID = strawberry.field(description="One of the operator's routers (else ROUTER_NOT_FOUND)")
+    name: str = strawberry.field(description="1 to 100 characters, shown to customers")
+    price: Decimal = strawberry.field(description=_PRICE)
+    duration_minutes: int = strawberry.field(description=_DURATION)
+    upload_kbps: int | None = strawberry.field(default=None, description=_UPLOAD)
+    download_kbps: int | None = strawberry.field(default=None, description=_DOWNLOAD)
+    data_limit_mb: int | None = strawberry.field(default=None, description=_DATA_LIMIT)
+    shared_users: int = strawberry.field(default=1, description=_SHARED_USERS)
+    is_active: bool = strawberry.field(default=True, description="On sale at once (listed to portals)")
 
 
-@strawberry.type
+@strawberry.type(description="createPackage's result: the package, or `errors` saying why not")
 class CreatePackagePayload:
-    package: PackageType | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    package: PackageType | None = strawberry.field(default=None, description="The new package; null when refused")
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Every invalid field, or why it was refused; empty on success"
+    )
 
 
 def _given(value: object) -> object:
@@ -125,51 +165,95 @@ def _given(value: object) -> object:
     return services.UNSET if value is strawberry.UNSET else value
 
 
-@strawberry.input(description="Only the fields sent are changed; null clears an optional cap")
+_KEEP = "Left out: unchanged. Null is refused (INVALID_INPUT)."
+_CLEAR = "Left out: unchanged; null: no cap."
+
+
+@strawberry.input(
+    description="Changes to a package (updatePackage): only the fields sent are changed; null clears an "
+    "optional cap and is refused for the others"
+)
 class UpdatePackageInput:
-    package_id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    price: Decimal | None = strawberry.UNSET
-    duration_minutes: int | None = strawberry.UNSET
-    upload_kbps: int | None = strawberry.UNSET
-    download_kbps: int | None = strawberry.UNSET
-    data_limit_mb: int | None = strawberry.UNSET
-    shared_users: int | None = strawberry.UNSET
-    is_active: bool | None = strawberry.UNSET
+    package_id: strawberry.ID = strawberry.field(description="One of the operator's packages (else PACKAGE_NOT_FOUND)")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description=f"1 to 100 characters. {_KEEP}")
+    price: Decimal | None = strawberry.field(default=strawberry.UNSET, description=f"{_PRICE}. {_KEEP}")
+    duration_minutes: int | None = strawberry.field(default=strawberry.UNSET, description=f"{_DURATION}. {_KEEP}")
+    upload_kbps: int | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Upload speed cap in kbit/s, positive. {_CLEAR}"
+    )
+    download_kbps: int | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Download speed cap in kbit/s, positive. {_CLEAR}"
+    )
+    data_limit_mb: int | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Total data cap in MB (1,000,000 bytes), positive. {_CLEAR}"
+    )
+    shared_users: int | None = strawberry.field(default=strawberry.UNSET, description=f"{_SHARED_USERS}. {_KEEP}")
+    is_active: bool | None = strawberry.field(
+        default=strawberry.UNSET, description=f"On sale (listed to portals). {_KEEP}"
+    )
 
 
-@strawberry.type
+@strawberry.type(description="updatePackage's result: the package as it now is, or `errors` saying why not")
 class UpdatePackagePayload:
-    package: PackageType | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    package: PackageType | None = strawberry.field(
+        default=None, description="The package after the change; null when refused (nothing changed)"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Every invalid field, or why it was refused; empty on success"
+    )
 
 
-@strawberry.type(description="The outcome of logging in to a router's API")
+@strawberry.type(
+    description="The outcome of logging in to a router's API (checkRouterConnection). A router that cannot be "
+    "used is an answer (`ok: false` and `error`), not an error of the request"
+)
 class RouterConnectionCheck:
-    ok: bool
-    identity: str | None = strawberry.field(default=None, description="/system/identity name")
-    version: str | None = strawberry.field(default=None, description="RouterOS version")
-    error: str | None = strawberry.field(default=None, description="Why the router could not be used")
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    ok: bool = strawberry.field(description="The server logged in to the router's API")
+    identity: str | None = strawberry.field(
+        default=None, description="The router's /system/identity name; null unless ok"
+    )
+    version: str | None = strawberry.field(default=None, description="RouterOS version, e.g. `7.14.3`; null unless ok")
+    error: str | None = strawberry.field(
+        default=None,
+        description="Why the router could not be used, in a few generic words (unreachable, refused the login, "
+        "not a RouterOS API, timed out); null when ok",
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="Why the check was not made (ROUTER_NOT_FOUND, ROUTER_NOT_ALLOWED, RATE_LIMITED, "
+        "SERVICE_UNAVAILABLE); empty otherwise",
+    )
 
 
-@strawberry.type
+@strawberry.type(description="retryActivation's result: the payment with its restarted activation, or `errors`")
 class RetryActivationPayload:
-    payment: Annotated[PaymentType, strawberry.lazy("billing.schema")] | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    payment: Annotated[PaymentType, strawberry.lazy("billing.schema")] | None = strawberry.field(
+        default=None, description="The payment, its `activation` PENDING again; null when refused"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="PAYMENT_NOT_FOUND or ACTIVATION_NOT_RETRYABLE; empty on success"
+    )
+
+
+_ROUTER_ID = "One of the caller's routers (`Router.id`)"
 
 
 @strawberry.type
 class NetworkQuery:
-    @strawberry_django.field(permission_classes=[IsOperator], description="The operator's routers")
+    @strawberry_django.field(
+        permission_classes=[IsOperator], description="Operator JWT only. The operator's routers, by name"
+    )
     def routers(self, info: strawberry.Info) -> list[RouterType]:
         return selectors.routers_for(operator_principal(info).operator)  # type: ignore[return-value]
 
     @strawberry_django.field(
         permission_classes=[IsOperatorOrPortal],
-        description="A router's packages: all of them for operators, the active ones for portals",
+        description="Operator JWT or X-Public-Key. A router's packages, cheapest first: all of them for "
+        "operators, the active ones for portals. Empty for a router that is not the caller's",
     )
-    def packages(self, info: strawberry.Info, router_id: strawberry.ID) -> list[PackageType]:
+    def packages(
+        self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]
+    ) -> list[PackageType]:
         principal = operator_principal(info)
         try:
             return selectors.packages_for(  # type: ignore[return-value]
@@ -181,8 +265,14 @@ class NetworkQuery:
 
 @strawberry.type
 class NetworkMutation:
-    @strawberry_django.mutation(permission_classes=[IsOperator], description="Register a MikroTik router")
-    def create_router(self, info: strawberry.Info, input: CreateRouterInput) -> CreateRouterPayload:
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Register a MikroTik router (nothing is sent to it yet: see "
+        "checkRouterConnection). Errors: INVALID_INPUT, ROUTER_NOT_ALLOWED",
+    )
+    def create_router(
+        self, info: strawberry.Info, input: Annotated[CreateRouterInput, strawberry.argument(description="The router")]
+    ) -> CreateRouterPayload:
         try:
             router = services.router_create(
                 operator=operator_principal(info).operator,
@@ -197,11 +287,19 @@ class NetworkMutation:
                 ),
             )
         except ApplicationError as error:
-            return CreateRouterPayload(errors=[UserError.of(error)])
+            return CreateRouterPayload(errors=UserError.list_of(error))
         return CreateRouterPayload(router=router)  # type: ignore[arg-type]
 
-    @strawberry_django.mutation(permission_classes=[IsOperator], description="Add a WiFi package to a router")
-    def create_package(self, info: strawberry.Info, input: CreatePackageInput) -> CreatePackagePayload:
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Add a WiFi package to a router; its hotspot profile is pushed to the "
+        "router in the background. Errors: INVALID_INPUT, ROUTER_NOT_FOUND",
+    )
+    def create_package(
+        self,
+        info: strawberry.Info,
+        input: Annotated[CreatePackageInput, strawberry.argument(description="The package")],
+    ) -> CreatePackagePayload:
         try:
             package = services.package_create(
                 operator=operator_principal(info).operator,
@@ -218,22 +316,19 @@ class NetworkMutation:
                 ),
             )
         except ApplicationError as error:
-            return CreatePackagePayload(errors=[UserError.of(error)])
+            return CreatePackagePayload(errors=UserError.list_of(error))
         return CreatePackagePayload(package=package)  # type: ignore[arg-type]
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
-        description="Change a package; a new speed or shared-users limit is pushed to the router's profile",
+        description="Operator JWT only. Change a package; a new speed or shared-users limit is pushed to the "
+        "router's profile (customers online get it at their next login). Errors: INVALID_INPUT, PACKAGE_NOT_FOUND",
     )
-    def update_package(self, info: strawberry.Info, input: UpdatePackageInput) -> UpdatePackagePayload:
-        # These may be left out, but not cleared.
-        required = {"name": "name", "price": "price", "duration_minutes": "durationMinutes",
-                    "shared_users": "sharedUsers", "is_active": "isActive"}  # fmt: skip
-        for attribute, field in required.items():
-            if getattr(input, attribute) is None:
-                return UpdatePackagePayload(
-                    errors=[UserError(field=field, code=ErrorCode.INVALID_INPUT, message=f"{field} cannot be null")]
-                )
+    def update_package(
+        self,
+        info: strawberry.Info,
+        input: Annotated[UpdatePackageInput, strawberry.argument(description="The fields to change")],
+    ) -> UpdatePackagePayload:
         try:
             package = services.package_update(
                 operator=operator_principal(info).operator,
@@ -250,51 +345,81 @@ class NetworkMutation:
                 ),
             )
         except ApplicationError as error:
-            return UpdatePackagePayload(errors=[UserError.of(error)])
+            return UpdatePackagePayload(errors=UserError.list_of(error))
         return UpdatePackagePayload(package=package)  # type: ignore[arg-type]
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
-        description="Log in to the router's API now: identity and RouterOS version, or why it failed",
+        description="Operator JWT only. Log in to the router's API now: identity and RouterOS version, or why it "
+        "failed. Throttled per operator. Errors: ROUTER_NOT_FOUND, ROUTER_NOT_ALLOWED, RATE_LIMITED, "
+        "SERVICE_UNAVAILABLE",
     )
-    def check_router_connection(self, info: strawberry.Info, router_id: strawberry.ID) -> RouterConnectionCheck:
+    def check_router_connection(
+        self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]
+    ) -> RouterConnectionCheck:
         try:
             check = services.router_check_connection(operator=operator_principal(info).operator, router_id=router_id)
         except ApplicationError as error:
-            return RouterConnectionCheck(ok=False, error=error.message, errors=[UserError.of(error)])
+            return RouterConnectionCheck(ok=False, error=error.message, errors=UserError.list_of(error))
         return RouterConnectionCheck(ok=check.ok, identity=check.identity, version=check.version, error=check.error)
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
-        description="Start a FAILED router activation again (a fresh job with all its retries)",
+        description="Operator JWT only. Start a FAILED router activation again (a fresh job with all its "
+        "retries). Errors: PAYMENT_NOT_FOUND, ACTIVATION_NOT_RETRYABLE",
     )
-    def retry_activation(self, info: strawberry.Info, payment_id: uuid.UUID) -> RetryActivationPayload:
+    def retry_activation(
+        self,
+        info: strawberry.Info,
+        payment_id: Annotated[
+            uuid.UUID, strawberry.argument(description="The payment whose activation failed (`Payment.id`)")
+        ],
+    ) -> RetryActivationPayload:
         try:
             payment = activation.activation_retry(operator=operator_principal(info).operator, payment_id=payment_id)
         except ApplicationError as error:
-            return RetryActivationPayload(errors=[UserError.of(error)])
+            return RetryActivationPayload(errors=UserError.list_of(error))
         return RetryActivationPayload(payment=payment)  # type: ignore[arg-type]
 
 
 @strawberry.enum(description="Where a paid customer stands on the router")
 class ActivationStatus(enum.Enum):
-    PENDING = "PENDING"
-    ACTIVE = "ACTIVE"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
+    PENDING = strawberry.enum_value(
+        "PENDING", description="Not on the router yet: the server is putting the customer online (retrying if needed)"
+    )
+    ACTIVE = strawberry.enum_value("ACTIVE", description="Online: the access code works until `expiresAt`")
+    FAILED = strawberry.enum_value(
+        "FAILED",
+        description="Every attempt to reach the router failed (`lastError` says why). Retried by itself once the "
+        "router answers again; operators can retryActivation",
+    )
+    EXPIRED = strawberry.enum_value("EXPIRED", description="The time is over and the router has taken the user off")
 
 
 PORTAL_ACTIVATION_ERROR = "The hotspot has not confirmed your access yet; it is being retried."
 
 
-@strawberry_django.type(models.Activation, name="Activation")
+@strawberry_django.type(
+    models.Activation,
+    name="Activation",
+    description="Putting a paying customer online on the router, and taking them off at expiry. Seen inside "
+    "its Payment, by the operator and by the X-Public-Key caller holding the payment's clientSecret",
+)
 class ActivationType:
-    attempts: auto
-    activated_at: auto
-    expires_at: auto
+    id: auto = strawberry_django.field(description="Stable id of this activation")
+    attempts: auto = strawberry_django.field(description="How many times the server has tried the router so far")
+    activated_at: auto = strawberry_django.field(
+        description="When the router first confirmed the customer; null until ACTIVE"
+    )
+    expires_at: auto = strawberry_django.field(
+        description="When the customer goes offline (later than the payment's packageExpiryTime when the router "
+        "was reached late or a renewal extended it); null until known"
+    )
 
     @strawberry_django.field(
-        only=["access_code"], description="The hotspot login code (shown to the payer and the operator)"
+        only=["access_code"],
+        description="The hotspot login code: the customer types it, or the portal posts it to the hotspot, to get "
+        "online (and on further devices up to the package's sharedUsers); null until one is made",
     )
     @without_database
     def access_code(self) -> str | None:
@@ -312,7 +437,7 @@ class ActivationType:
         principal = principal_of(info)
         return self.last_error if principal is not None and principal.is_operator else PORTAL_ACTIVATION_ERROR
 
-    @strawberry_django.field(only=["status"])
+    @strawberry_django.field(only=["status"], description="Where the customer stands on the router")
     @without_database
     def status(self) -> ActivationStatus:
         return ActivationStatus(self.status)

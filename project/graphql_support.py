@@ -9,19 +9,41 @@ from django.http import HttpRequest
 from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission
+from strawberry_django.pagination import OffsetPaginationInfo, OffsetPaginationInput
+from strawberry_django.settings import strawberry_django_settings
 
 from project.auth import Principal
 from project.client_address import client_address
 from project.errors import ApplicationError, ErrorCode
 
-ErrorCodeEnum = strawberry.enum(ErrorCode, name="ErrorCode", description="Stable machine-readable error codes")
+ErrorCodeEnum = strawberry.enum(
+    ErrorCode,
+    name="ErrorCode",
+    description="Every error code the server emits, in a payload's `errors[].code` or a top-level error's "
+    "`extensions.code`. Stable: branch on the code, show the message.",
+)
 
 
-@strawberry.type(description="A problem with the input or the request; `field` names the input field when known.")
+def _describe_error_codes() -> None:
+    """The plain enum stays free of GraphQL: each value's description comes from ErrorCode.description."""
+    for value in ErrorCodeEnum.__strawberry_definition__.values:
+        value.description = ErrorCode(value.value).description
+
+
+_describe_error_codes()
+
+
+@strawberry.type(
+    description="One thing a mutation refused, in its payload's `errors` (empty on success). A mutation reports "
+    "every invalid input field at once, one UserError each."
+)
 class UserError:
-    field: str | None
-    code: ErrorCodeEnum
-    message: str
+    field: str | None = strawberry.field(
+        description="The input field at fault, camelCase as sent (e.g. `phoneNumber`); null when the problem "
+        "is not one field's"
+    )
+    code: ErrorCodeEnum = strawberry.field(description="What went wrong, machine-readable: branch on this")
+    message: str = strawberry.field(description="What went wrong in words, fit to show the user")
 
     @classmethod
     def of(cls, error: ApplicationError) -> UserError:
@@ -74,7 +96,7 @@ def without_database(resolver):
 
 
 class _Authenticated(BasePermission):
-    error_extensions = {"code": "UNAUTHENTICATED"}
+    error_extensions = {"code": ErrorCode.UNAUTHENTICATED.value}
 
 
 class IsOperator(_Authenticated):
@@ -96,13 +118,43 @@ class IsOperatorOrPortal(_Authenticated):
         return principal_of(info) is not None
 
 
+def _describe_offset_pagination() -> None:
+    """strawberry-django's pagination types, shared by every paginated list, come without descriptions."""
+    settings = strawberry_django_settings()
+    default, most = settings["PAGINATION_DEFAULT_LIMIT"], settings["PAGINATION_MAX_LIMIT"]
+    described = {
+        OffsetPaginationInput: (
+            "Which page of a list to read: skip `offset` rows, then read at most `limit`",
+            {
+                "offset": "Rows to skip from the start of the list; 0 or more (a negative offset is a top-level "
+                "INVALID_INPUT error)",
+                "limit": f"Page size: {default} when null or left out; above {most}, or negative, reads {most}",
+            },
+        ),
+        OffsetPaginationInfo: (
+            "The page that was read",
+            {"offset": "Rows skipped from the start of the list", "limit": "Page size actually applied"},
+        ),
+    }
+    for pagination_type, (description, fields) in described.items():
+        definition = pagination_type.__strawberry_definition__
+        definition.description = description
+        for field in definition.fields:
+            field.description = fields[field.name]
+
+
+_describe_offset_pagination()
+
+
 class NonNegativeOffset(FieldExtension):
     """strawberry-django slices querysets with the raw offset; Django refuses negative indexing."""
 
     def _check(self, kwargs: dict[str, Any]) -> None:
         pagination = kwargs.get("pagination")
         if pagination and getattr(pagination, "offset", 0) < 0:
-            raise GraphQLError("pagination.offset must not be negative", extensions={"code": "INVALID_INPUT"})
+            raise GraphQLError(
+                "pagination.offset must not be negative", extensions={"code": ErrorCode.INVALID_INPUT.value}
+            )
 
     def resolve(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> Any:
         self._check(kwargs)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import decimal
 import functools
+import uuid
+from datetime import datetime
 
 import strawberry
 from django.conf import settings
@@ -19,7 +23,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
+from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition, UUIDDefinition
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 from strawberry_django.optimizer import DjangoOptimizerExtension
@@ -27,9 +31,41 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from billing.schema import BillingMutation, BillingQuery
 from billing.subscriptions import BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
+from project.errors import ErrorCode
 
-Query = merge_types("Query", (BillingQuery, NetworkQuery))
-Mutation = merge_types("Mutation", (BillingMutation, NetworkMutation))
+
+@strawberry.type(
+    description="Reads. Each field says who may call it: an operator (`Authorization: Bearer <accessToken>`) "
+    "and/or the captive portal (`X-Public-Key`); without them a top-level UNAUTHENTICATED error."
+)
+class Query(BillingQuery, NetworkQuery):
+    pass
+
+
+@strawberry.type(
+    description="Changes. Refusals the caller can act on come back in the payload's `errors` (empty on success); "
+    "missing credentials are a top-level UNAUTHENTICATED error."
+)
+class Mutation(BillingMutation, NetworkMutation):
+    pass
+
+
+# strawberry's own scalars, with the wire format a client must produce and parse spelled out.
+_DESCRIBED_SCALARS = {
+    uuid.UUID: dataclasses.replace(
+        UUIDDefinition,
+        description="A UUID as a string in its canonical form, e.g. `0b7e4f0c-5d1a-4a8e-9c2f-3e1d2c4b5a69`",
+    ),
+    decimal.Decimal: dataclasses.replace(
+        DecimalDefinition,
+        description='An exact decimal number, returned as a string (e.g. `"25.00"`) so no precision is lost; '
+        "send a string (a JSON number is accepted). Amounts are in the currency given beside them (KES)",
+    ),
+    datetime: dataclasses.replace(
+        DateTimeDefinition,
+        description="An ISO 8601 instant with its UTC offset, e.g. `2026-01-31T14:05:00+00:00`",
+    ),
+}
 
 # Errors we mean to show (validation, permission); anything else is an unexpected exception.
 _EXPECTED_ERRORS = (GraphQLError, PermissionDenied, ValidationError)
@@ -37,6 +73,20 @@ _EXPECTED_ERRORS = (GraphQLError, PermissionDenied, ValidationError)
 
 def _should_mask(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, _EXPECTED_ERRORS)
+
+
+class _MaskUnexpectedErrors(MaskErrors):
+    """Hides an unexpected exception's text, and gives it the code every top-level error carries."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(
+            message=self.error_message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL.value},
+        )
 
 
 class _Schema(strawberry.Schema):
@@ -76,7 +126,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         # Keyed by schema, document and rule classes: the production schema never reuses a debug verdict.
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal server error"),
+        lambda: _MaskUnexpectedErrors(should_mask_error=_should_mask, error_message="Internal server error"),
     ]
     if not debug:
         extensions.append(DisableIntrospection)
@@ -84,7 +134,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=BillingSubscription,
-        config=StrawberryConfig(disable_field_suggestions=not debug),
+        config=StrawberryConfig(disable_field_suggestions=not debug, scalar_map=_DESCRIBED_SCALARS),
         extensions=extensions,
     )
 

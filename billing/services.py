@@ -40,7 +40,7 @@ from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
 from project import encryption
 from project.auth import Principal, publish_credentials_revoked
-from project.errors import ApplicationError, ErrorCode
+from project.errors import ApplicationError, ErrorCode, FieldChecks
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +92,17 @@ class CredentialInput:
 
 def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> PaymentCredential:
     """Store gateway keys; the private key and webhook challenge are encrypted and never returned."""
-    api_key = (data.api_key or "").strip()
-    private_key = (data.private_key or "").strip()
-    if not api_key or len(api_key) > 255:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "apiKey is required", field="apiKey")
-    if not private_key or len(private_key) > 1024:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "privateKey is required", field="privateKey")
-    if data.provider != PaymentProvider.INTASEND:
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT, "Only IntaSend credentials are supported for now", field="provider"
-        )
+    checks = FieldChecks()
+    with checks:
+        api_key = _credential_key(data.api_key, "apiKey", 255)
+    with checks:
+        private_key = _credential_key(data.private_key, "privateKey", 1024)
+    with checks:
+        if data.provider != PaymentProvider.INTASEND:
+            raise ApplicationError(
+                ErrorCode.INVALID_INPUT, "Only IntaSend credentials are supported for now", field="provider"
+            )
+    checks.raise_if_any()
     challenge = (data.webhook_challenge or "").strip()
     return PaymentCredential.objects.create(
         owner=operator,
@@ -111,6 +112,13 @@ def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> Paym
         webhook_challenge_encrypted=encryption.encrypt(challenge) if challenge else "",
         environment=data.environment,
     )
+
+
+def _credential_key(value: str, field: str, max_length: int) -> str:
+    key = (value or "").strip()
+    if not key or len(key) > max_length:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} is required", field=field)
+    return key
 
 
 def secrets_reencrypt() -> int:
@@ -184,24 +192,68 @@ class _ValidatedRequest:
 
 
 def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _ValidatedRequest:
-    """API.md's validation order; the first failure wins and nothing is written."""
+    """API.md's validation order, nothing written when any step fails: the router, then the package
+    (each stops here: the amount is checked against the package), then every field at once, then the
+    renewal code and the credential."""
     operator = principal.operator
     router = router_get_for(operator=operator, router_id=request.router_id)
     package = package_get_active(router=router, package_id=request.package_id)
-    phone = (request.phone_number or "").strip()
+    checks = FieldChecks()
+    with checks:
+        phone = _payer_phone(request.phone_number, kind)
+    with checks:
+        amount = _package_amount(request.amount, package)
+    with checks:
+        mac = normalise_mac(request.mac_address)
+    with checks:
+        ip = normalise_ip(request.ip_address)
+    with checks:
+        _idempotency_key(principal, request.idempotency_key)
+    with checks:
+        method = _payment_method(request.payment_method, kind)
+    checks.raise_if_any()
+    renew_code = (request.renew_code or "").strip()
+    # Renewal only on proof (the code itself) and only of the same package; never by MAC or phone.
+    # Looked up for a well-formed request only, so no malformed one learns whether a code exists.
+    renews = activation_for_renewal(router=router, code=renew_code, package=package) if renew_code else None
+    credential = credential_newest_active(operator=operator)
+    gateway = gateway_for(credential)
+    return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway, renews=renews)
+
+
+def _payer_phone(raw: str | None, kind: str) -> str:
+    """The payer's number, normalised; a checkout link may go without one."""
+    phone = (raw or "").strip()
     if phone or kind == Payment.Kind.STK_PUSH:
-        phone = normalise_phone(phone)
-    amount = parse_amount(request.amount)
+        return normalise_phone(phone)
+    return phone
+
+
+def _package_amount(raw: Decimal | str, package: Package) -> Decimal:
+    amount = parse_amount(raw)
     if amount != package.price:
         raise ApplicationError(
             ErrorCode.AMOUNT_MISMATCH, f"Amount must match package price: {package.price} KES", field="amount"
         )
-    mac = normalise_mac(request.mac_address)
-    ip = normalise_ip(request.ip_address)
-    renew_code = (request.renew_code or "").strip()
-    # Renewal only on proof (the code itself) and only of the same package; never by MAC or phone.
-    renews = activation_for_renewal(router=router, code=renew_code, package=package) if renew_code else None
-    method = (request.payment_method or "mpesa").strip().lower()
+    return amount
+
+
+def _idempotency_key(principal: Principal, raw: str | None) -> str | None:
+    key = (raw or "").strip() or None
+    if key and len(key) > 128:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "idempotencyKey is too long", field="idempotencyKey")
+    if key and len(key) < MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH and not principal.is_operator:
+        # A replay returns the payment with its client secret: the key must be as unguessable.
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT,
+            f"idempotencyKey must be at least {MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH} random characters",
+            field="idempotencyKey",
+        )
+    return key
+
+
+def _payment_method(raw: str | None, kind: str) -> str:
+    method = (raw or "mpesa").strip().lower()
     allowed_methods = {"mpesa"} if kind == Payment.Kind.STK_PUSH else {"mpesa", "card"}
     if method not in allowed_methods:
         raise ApplicationError(
@@ -209,9 +261,7 @@ def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _Vali
             f"paymentMethod must be one of: {', '.join(sorted(allowed_methods))}",
             field="paymentMethod",
         )
-    credential = credential_newest_active(operator=operator)
-    gateway = gateway_for(credential)
-    return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway, renews=renews)
+    return method
 
 
 def _canonical_amount(raw: Decimal | str) -> str:
@@ -369,16 +419,10 @@ def _begin(
     principal: Principal, request: PaymentRequest, *, kind: str, client_ip: str | None
 ) -> tuple[Payment, _ValidatedRequest | None]:
     fingerprint = _fingerprint(request, kind)
-    key = (request.idempotency_key or "").strip() or None
-    if key and len(key) > 128:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "idempotencyKey is too long", field="idempotencyKey")
-    if key and len(key) < MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH and not principal.is_operator:
-        # A replay returns the payment with its client secret: the key must be as unguessable.
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT,
-            f"idempotencyKey must be at least {MIN_PUBLIC_IDEMPOTENCY_KEY_LENGTH} random characters",
-            field="idempotencyKey",
-        )
+    try:
+        key = _idempotency_key(principal, request.idempotency_key)
+    except ApplicationError:
+        key = None  # a malformed key replays nothing; _validate reports it with the other fields
     replay = _idempotent_replay(principal, key, fingerprint)
     if replay is not None:
         return replay, None

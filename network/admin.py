@@ -26,7 +26,8 @@ class RouterAdminForm(forms.ModelForm):
         try:
             checked = services.router_clean(**{name: cleaned[name] for name in names})
         except ApplicationError as error:
-            self.add_error(_MODEL_FIELD.get(error.field or "", error.field), error.message)
+            for failure in error.errors:
+                self.add_error(_MODEL_FIELD.get(failure.field or "", failure.field), failure.message)
             return cleaned
         cleaned.update(dataclasses.asdict(checked))
         return cleaned

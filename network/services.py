@@ -33,7 +33,7 @@ from network.routeros import (
 )
 from network.selectors import package_get_for, router_get_for
 from project.encryption import DecryptionFailed
-from project.errors import ApplicationError, ErrorCode
+from project.errors import ApplicationError, ErrorCode, FieldChecks
 
 logger = logging.getLogger(__name__)
 
@@ -85,26 +85,54 @@ class RouterFields:
 def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_address: str) -> RouterFields:
     """Check a router's settings as the API does (the admin's form calls this too: one set of rules).
 
-    Raises ApplicationError naming the API field: INVALID_INPUT, or ROUTER_NOT_ALLOWED for a host the
-    server must not connect to (an IP literal, or a name resolving there); every connection checks again.
+    Raises ApplicationError naming the API field (InvalidFields for several): INVALID_INPUT, or
+    ROUTER_NOT_ALLOWED for a host the server must not connect to (an IP literal, or a name resolving
+    there); every connection checks again.
     """
-    name = _required_text(_no_control_characters(name, "name"), "name", 100)
-    host = _required_text(_no_control_characters(host, "host"), "host", 255)
+    checks = FieldChecks()
+    with checks:
+        clean_name = _required_text(_no_control_characters(name, "name"), "name", 100)
+    clean_host = clean_port = None
+    with checks:
+        clean_host = _router_host(host)
+    with checks:
+        clean_port = _api_port(api_port)
+    # Where a host leads is only asked of a well-formed host and port.
+    if clean_host is not None and clean_port is not None:
+        with checks:
+            _allowed_destination(clean_host, clean_port)
+    with checks:
+        clean_username = _required_text(_no_control_characters(username, "username"), "username", 100)
+    with checks:
+        clean_hotspot_address = _hotspot_address(hotspot_address)
+    checks.raise_if_any()
+    return RouterFields(
+        name=clean_name,
+        host=clean_host,
+        username=clean_username,
+        api_port=clean_port,
+        hotspot_address=clean_hotspot_address,
+    )
+
+
+def _router_host(value: str) -> str:
+    host = _required_text(_no_control_characters(value, "host"), "host", 255)
     literal = destinations.ip_literal(host)
     # An all-numeric last label is no DNS name but an IP address in a form we do not take (2130706433).
     if literal is None and (not _HOSTNAME.match(host) or host.rsplit(".", 1)[-1].isdigit()):
         raise ApplicationError(ErrorCode.INVALID_INPUT, "host must be a hostname or IP address", field="host")
-    if not 1 <= api_port <= 65535:
+    return host
+
+
+def _api_port(port: int) -> int:
+    if not 1 <= port <= 65535:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "apiPort must be between 1 and 65535", field="apiPort")
-    if destinations.refused_when_stored(host, api_port):
+    return port
+
+
+def _allowed_destination(host: str, port: int) -> None:
+    if destinations.refused_when_stored(host, port):
         raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, destinations.NOT_ALLOWED_TEXT, field="host")
-    return RouterFields(
-        name=name,
-        host=host,
-        username=_required_text(_no_control_characters(username, "username"), "username", 100),
-        api_port=api_port,
-        hotspot_address=_hotspot_address(hotspot_address),
-    )
 
 
 def _hotspot_address(value: str) -> str:
@@ -132,16 +160,18 @@ def _hotspot_address(value: str) -> str:
 
 def router_create(*, operator: AbstractBaseUser, data: RouterInput) -> Router:
     """Register a router; its API password is stored encrypted and never shown again."""
-    fields = router_clean(
-        name=data.name,
-        host=data.host,
-        username=data.username,
-        api_port=data.api_port,
-        hotspot_address=data.hotspot_address or "",
-    )
-    if not data.password:
-        raise ApplicationError(ErrorCode.INVALID_INPUT, "password is required", field="password")
-    _no_control_characters(data.password, "password")
+    checks = FieldChecks()
+    with checks:
+        fields = router_clean(
+            name=data.name,
+            host=data.host,
+            username=data.username,
+            api_port=data.api_port,
+            hotspot_address=data.hotspot_address or "",
+        )
+    with checks:
+        _router_password(data.password)
+    checks.raise_if_any()
     router = Router(
         owner=operator,
         name=fields.name,
@@ -154,6 +184,12 @@ def router_create(*, operator: AbstractBaseUser, data: RouterInput) -> Router:
     router.set_password(data.password)
     router.save()
     return router
+
+
+def _router_password(password: str) -> str:
+    if not password:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "password is required", field="password")
+    return _no_control_characters(password, "password")
 
 
 @dataclass(frozen=True)
@@ -246,18 +282,15 @@ def package_create(*, operator: AbstractBaseUser, data: PackageInput) -> Package
 
     Its hotspot user profile is pushed to the router by a job after commit.
     """
-    router = router_get_for(operator=operator, router_id=data.router_id)
-    package = Package.objects.create(
-        router=router,
-        name=_required_text(data.name, "name", 100),
-        price=_price(data.price),
-        duration_minutes=_duration(data.duration_minutes),
-        upload_kbps=_optional_positive(data.upload_kbps, "uploadKbps"),
-        download_kbps=_optional_positive(data.download_kbps, "downloadKbps"),
-        data_limit_mb=_optional_positive(data.data_limit_mb, "dataLimitMb"),
-        shared_users=_shared_users(data.shared_users),
-        is_active=data.is_active,
-    )
+    checks = FieldChecks()
+    with checks:
+        router = router_get_for(operator=operator, router_id=data.router_id)
+    cleaned: dict[str, Any] = {}
+    for field, rule in PACKAGE_RULES.items():
+        with checks:
+            cleaned[field] = rule(getattr(data, field))
+    checks.raise_if_any()
+    package = Package.objects.create(router=router, is_active=data.is_active, **cleaned)
     _sync_profile_after_commit(package.pk)
     return package
 
@@ -277,6 +310,23 @@ class PackageUpdate:
     is_active: bool = UNSET
 
 
+# Fields an update may leave out but not clear (model field -> API field).
+_NOT_NULLABLE = {
+    "name": "name",
+    "price": "price",
+    "duration_minutes": "durationMinutes",
+    "shared_users": "sharedUsers",
+    "is_active": "isActive",
+}
+
+
+def _not_null(value: Any, field: str) -> Any:
+    if value is None and field in _NOT_NULLABLE:
+        api_field = _NOT_NULLABLE[field]
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{api_field} cannot be null", field=api_field)
+    return value
+
+
 def package_update(*, operator: AbstractBaseUser, data: PackageUpdate) -> Package:
     """Change a package; when its speeds or shared-users change, the router's profile follows after commit.
 
@@ -284,26 +334,19 @@ def package_update(*, operator: AbstractBaseUser, data: PackageUpdate) -> Packag
     next login (RouterOS reads the profile at login).
     """
     with transaction.atomic():
-        package = package_get_for(operator=operator, package_id=data.package_id, for_update=True)
+        checks = FieldChecks()
+        with checks:
+            package = package_get_for(operator=operator, package_id=data.package_id, for_update=True)
         changes: dict[str, Any] = {}
-        if data.name is not UNSET:
-            changes["name"] = _required_text(data.name, "name", 100)
-        if data.price is not UNSET:
-            changes["price"] = _price(data.price)
-        if data.duration_minutes is not UNSET:
-            changes["duration_minutes"] = _duration(data.duration_minutes)
-        if data.upload_kbps is not UNSET:
-            changes["upload_kbps"] = _optional_positive(data.upload_kbps, "uploadKbps")
-        if data.download_kbps is not UNSET:
-            changes["download_kbps"] = _optional_positive(data.download_kbps, "downloadKbps")
-        if data.data_limit_mb is not UNSET:
-            changes["data_limit_mb"] = _optional_positive(data.data_limit_mb, "dataLimitMb")
-        if data.shared_users is not UNSET:
-            changes["shared_users"] = _shared_users(data.shared_users)
+        for field, rule in PACKAGE_RULES.items():
+            value = getattr(data, field)
+            if value is not UNSET:
+                with checks:
+                    changes[field] = rule(_not_null(value, field))
         if data.is_active is not UNSET:
-            if data.is_active is None:
-                raise ApplicationError(ErrorCode.INVALID_INPUT, "isActive must be true or false", field="isActive")
-            changes["is_active"] = data.is_active
+            with checks:
+                changes["is_active"] = _not_null(data.is_active, "is_active")
+        checks.raise_if_any()
         changed = {field for field, value in changes.items() if getattr(package, field) != value}
         if changed:
             for field in changed:

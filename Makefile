@@ -7,7 +7,7 @@ PORT ?= 8000
 # `make run` is for development: DEBUG on (simulators, GraphiQL) unless DEBUG=0 is given.
 DEBUG ?= 1
 
-.PHONY: run test install migrate lint schema clean bench
+.PHONY: run test install migrate lint schema clean bench graphiql-assets react-portal
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,13 @@ lint: install
 schema: install
 	$(BIN)/python manage.py export_schema project.schema:schema --path schema.graphql
 
+# Refresh the vendored GraphiQL build (project/static/graphiql/) from the npm registry; needs npm.
+graphiql-assets:
+	bash scripts/vendor_graphiql.sh
+
+# The reference React portal's production build (node >= 20.19 and npm), for tests/e2e/test_react_portal.py.
+react-portal:
+	cd examples/react-portal && npm ci --no-audit --no-fund && npm run build
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var examples/react-portal/node_modules examples/react-portal/dist

@@ -147,6 +147,11 @@ class Payment(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # DATA_RETENTION_DAYS after the payment was settled, billing.retention blanks the phone, MAC and
+    # IPs (and its events' and webhooks' bodies); amounts, states and receipts stay for the books.
+    personal_data_erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the phone, MAC and IPs were erased (data retention)"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -221,6 +226,9 @@ class WebhookDelivery(models.Model):
     raw_body = models.TextField(blank=True, help_text="Only kept when the body was not valid JSON")
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     http_status = models.PositiveSmallIntegerField()
+    personal_data_erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the body and sender address were erased (data retention)"
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -117,6 +117,10 @@ class Activation(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Router error texts can quote the device's IP or MAC: network.retention blanks them once old.
+    personal_data_erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the router's error text was erased (data retention)"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["access_code"], name="network_act_access_code")]

@@ -38,7 +38,7 @@ from billing.selectors import credential_newest_active, payment_get_for_caller
 from network.activation import activation_start
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
-from project import encryption
+from project import encryption, log_context, metrics
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 
@@ -480,9 +480,11 @@ def _outcome_unknown(payment: Payment, exc: GatewayUnavailable) -> ApplicationEr
     return ApplicationError(ErrorCode.GATEWAY_UNAVAILABLE, GATEWAY_UNAVAILABLE_MESSAGE, payment=locked)
 
 
+@log_context.scoped
 def payment_initiate(*, principal: Principal, request: PaymentRequest, client_ip: str | None = None) -> Payment:
     """Validate, record the payment, then send the M-Pesa STK push (status becomes PROCESSING)."""
     payment, valid = _begin(principal, request, kind=Payment.Kind.STK_PUSH, client_ip=client_ip)
+    log_context.bind(payment_id=payment.pk)
     if valid is None:
         return payment
     try:
@@ -507,11 +509,13 @@ def payment_initiate(*, principal: Principal, request: PaymentRequest, client_ip
     )
 
 
+@log_context.scoped
 def payment_link_create(
     *, principal: Principal, request: PaymentRequest, urls: RedirectUrls, client_ip: str | None = None
 ) -> Payment:
     """Validate, record the payment, then create an IntaSend checkout (status stays PENDING)."""
     payment, valid = _begin(principal, request, kind=Payment.Kind.PAYMENT_LINK, client_ip=client_ip)
+    log_context.bind(payment_id=payment.pk)
     if valid is None:
         return payment
     # The return page shows the access code only to a URL carrying the secret (as Stripe's
@@ -589,6 +593,7 @@ def payment_apply_status_result(*, payment_id: object, result: StatusResult, sou
     )
 
 
+@log_context.scoped
 def payment_check_status(
     *, principal: Principal, payment_id: object, client_secret: str | None = None, client_ip: str | None = None
 ) -> StatusCheck:
@@ -600,6 +605,7 @@ def payment_check_status(
     Operators always ask, and their answer refreshes what portals are given.
     """
     payment = payment_get_for_caller(principal=principal, payment_id=payment_id, client_secret=client_secret)
+    log_context.bind(payment_id=payment.pk)
     if not principal.is_operator and not throttling.hit(
         "payment:check",
         f"{payment.pk}:{client_ip or ''}",
@@ -648,6 +654,7 @@ def payment_fail(*, payment_id: object, source: str, reason: str, raw: dict | No
         return payment
 
 
+@log_context.scoped
 def payment_apply_gateway_state(
     *,
     payment_id: object,
@@ -666,6 +673,7 @@ def payment_apply_gateway_state(
     Locks the row; final states stay final; the same news twice changes nothing; an unknown state
     or a claim about another invoice, reference or amount is recorded and changes nothing.
     """
+    log_context.bind(payment_id=payment_id)
     state = (state or "").strip().upper()
     target = INTASEND_STATE_TO_STATUS.get(state)
     with transaction.atomic():
@@ -798,6 +806,7 @@ def _record_change(
         note=note,
     )
     if completing:
+        metrics.payment_completed(payment, source)
         activation_start(payment)
     publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
     return event
@@ -806,12 +815,14 @@ def _record_change(
 # --- Confirmation and reconciliation (background jobs) ----------------------------------------
 
 
+@log_context.scoped
 def payment_confirm_with_gateway(*, payment_id: object, invoice_id: str | None, source: str) -> Payment:
     """Ask IntaSend about a payment somebody told us about, and apply the answer.
 
     A FAILED payment is asked too: money confirmed after we gave up must not go unnoticed.
     Raises GatewayUnavailable (the job retries it); a refusal is logged and ends the matter.
     """
+    log_context.bind(payment_id=payment_id)
     payment = Payment.objects.select_related("credential").get(pk=payment_id)
     if payment.status == Status.COMPLETED or payment.paid_after_failure:
         return payment
@@ -835,6 +846,7 @@ def _reconcile_backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+@log_context.scoped
 def payment_reconcile(*, payment_id: object, now=None) -> Payment:
     """One reconciler pass over one unanswered payment: ask, apply, or give up past the cut-off.
 
@@ -843,6 +855,7 @@ def payment_reconcile(*, payment_id: object, now=None) -> Payment:
     has answered (no invoice for it, or still not final: the prompt expired); while IntaSend
     cannot be reached it keeps being asked, up to PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS.
     """
+    log_context.bind(payment_id=payment_id)
     now = now or timezone.now()
     payment = Payment.objects.select_related("credential").get(pk=payment_id)
     if payment.is_final:
@@ -850,11 +863,15 @@ def payment_reconcile(*, payment_id: object, now=None) -> Payment:
     unreachable = False
     try:
         result = payment_fetch_gateway_status(payment)
-    except GatewayUnavailable as exc:
-        unreachable = True
-        logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
     except (GatewayError, ApplicationError) as exc:
-        logger.info("Reconciler could not get status of payment %s: %s", payment.pk, exc)
+        # Asked again on a later run (below): one line with the attempt and the reason.
+        unreachable = isinstance(exc, GatewayUnavailable)
+        logger.warning(
+            "Reconciler could not get the status of payment %s on attempt %d: %s",
+            payment.pk,
+            payment.reconcile_attempts + 1,
+            exc,
+        )
     else:
         if result is not None:
             payment = payment_apply_status_result(payment_id=payment.pk, result=result, source=Source.POLL)

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from billing.models import Payment, PaymentEvent, WebhookDelivery
 from billing.services import INTASEND_STATE_TO_STATUS, payment_apply_gateway_state
-from project import safe_json
+from project import log_context, metrics, safe_json
 from project.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ def _redacted_raw(raw_body: bytes) -> str:
     return text
 
 
+@metrics.counts_webhook_outcomes
+@log_context.scoped
 def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswer:
     """Store the delivery and decide what it may change (API.md "Webhook")."""
     try:
@@ -112,6 +114,7 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
         return WebhookAnswer(200, {"status": "ignored"})
 
     delivery.payment = payment
+    log_context.bind(payment_id=payment.pk)
     expected = _challenge_of(payment)
     if expected is not None:
         given = body.get("challenge")

@@ -60,6 +60,7 @@ from django.utils import timezone
 
 from network.models import Activation, Package, Router
 from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
+from project import log_context, metrics
 from project.errors import ApplicationError, ErrorCode
 
 if TYPE_CHECKING:
@@ -350,27 +351,40 @@ def _record(
             activation.attempts,
             ", renewal" if plan.renewal else "",
         )
-    else:
+    elif outcome is Outcome.RETRY:
+        # Expected while a router is down: one line with the attempt and the reason, no traceback.
         logger.warning(
-            "Activation %s attempt %s on router %s failed (%s): %s",
+            "Activation %s attempt %s on router %s failed, will retry: %s",
             activation.pk,
             activation.attempts,
             plan.router.pk,
-            outcome.value,
             activation.last_error,
         )
+    else:
+        # A paying customer is not online and no retry is scheduled: someone must look.
+        logger.error(
+            "Activation %s FAILED on router %s after attempt %s: %s",
+            activation.pk,
+            plan.router.pk,
+            activation.attempts,
+            activation.last_error,
+        )
+    metrics.activation_recorded(activation, outcome)
     return outcome
 
 
+@log_context.scoped
 def activation_perform(activation_id: int, *, final_attempt: bool) -> Outcome:
     """One attempt at putting the customer online; the job calls it once per (re)try.
 
     ``final_attempt``: no retry follows, so a failure makes the activation FAILED.
     """
+    log_context.bind(activation_id=activation_id)
     now = timezone.now()
     claimed = _claim(activation_id, final_attempt=final_attempt, now=now)
     if isinstance(claimed, Outcome):
         return claimed
+    log_context.bind(payment_id=claimed.payment_id)
     error: RouterError | None = None
     login_error: str | None = None
     try:
@@ -484,6 +498,7 @@ def activations_retry_failed_for_router(router_id: int, *, now: datetime | None 
             activation_id,
             router_id,
             activation.attempts,
+            extra={"activation_id": str(activation_id), "payment_id": str(activation.payment_id)},
         )
         restarted.append(activation_id)
     return restarted
@@ -633,8 +648,28 @@ def activations_expire_due(*, now: datetime | None = None, limit: int = 500) -> 
             for activation in pending:
                 report.waiting += 1
                 _record_expiry_error(activation.pk, _scrub(f"Expiry: {error}", activation.access_code))
-            logger.warning("Expiry on router %s postponed for %d activation(s): %s", router.pk, len(pending), error)
+            logger.warning(
+                "Expiry on router %s failed on attempt %d, %d activation(s) wait for the next run: %s",
+                router.pk,
+                _count_failed_expiry_run(router.pk),
+                len(pending),
+                error,
+            )
+        else:
+            cache.delete(_failed_expiry_runs_key(router.pk))
     return report
+
+
+def _failed_expiry_runs_key(router_id: int) -> str:
+    return f"network:failed-expiry-runs:{router_id}"
+
+
+def _count_failed_expiry_run(router_id: int) -> int:
+    """Runs in a row that could not finish a router's expiry, for the log (a lost count restarts at 1)."""
+    key = _failed_expiry_runs_key(router_id)
+    runs = (cache.get(key) or 0) + 1
+    cache.set(key, runs, timeout=24 * 3600)
+    return runs
 
 
 # --- Rescue ------------------------------------------------------------------------------------

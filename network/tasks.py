@@ -16,13 +16,12 @@ from network.routeros import RouterError
 logger = logging.getLogger(__name__)
 
 
-def _retry_later(task: Task | None, what: str) -> None:
-    """An expected failure (the router is down or refuses): a WARNING line, no traceback, and Huey
-    runs the job again after its backoff. Huey logs any other exception as "Unhandled exception"
-    with a traceback; `CancelExecution(retry=True)` consumes one retry without that. Messages name
-    our objects only: router texts stay in ``Activation.last_error``."""
+def _retry_later(task: Task | None) -> None:
+    """An expected failure (the router is down or refuses), already logged by the caller as one
+    WARNING line with the attempt and the reason: Huey runs the job again after its backoff. Huey
+    logs any other exception as "Unhandled exception" with a traceback; `CancelExecution(retry=True)`
+    consumes one retry without that (project.logging_config quiets Huey's own line about it)."""
     if task is not None and task.retries:
-        logger.warning("%s; retrying (%d left)", what, task.retries)
         raise CancelExecution(retry=True)
 
 
@@ -34,7 +33,7 @@ def activate_customer(activation_id: int, task: Task | None = None) -> str:
     final_attempt = task is None or not task.retries
     outcome = activation.activation_perform(activation_id, final_attempt=final_attempt)
     if outcome is activation.Outcome.RETRY:
-        _retry_later(task, f"Activation {activation_id} is not done yet")
+        _retry_later(task)  # network.activation logged the attempt and its error
     return outcome.value
 
 
@@ -54,9 +53,18 @@ def sync_package_profile(package_id: int, task: Task | None = None) -> None:
     try:
         services.package_profile_sync(package_id=package_id)
     except RouterError as exc:
-        _retry_later(task, f"Profile sync of package {package_id} failed ({type(exc).__name__})")
-        # The last try: activation syncs the profile again right before it is used.
-        logger.warning("Profile sync of package %s failed for good (%s)", package_id, type(exc).__name__)
+        retries_left = task.retries if task is not None else 0
+        attempt = max(settings.PROFILE_SYNC_RETRIES - retries_left, 0) + 1
+        # Messages name our objects only: a router's own texts stay out of the logs.
+        # Not ERROR even on the last try: activation syncs the profile again right before it is used.
+        logger.warning(
+            "Profile sync of package %s failed on attempt %d (%s); %s",
+            package_id,
+            attempt,
+            type(exc).__name__,
+            "retrying" if retries_left else "giving up, activation will push it again",
+        )
+        _retry_later(task)
 
 
 def enqueue_profile_sync(package_id: int) -> None:

@@ -1,4 +1,4 @@
-"""``/portal/…``: the reference captive portal for an operator's public key, and its two assets."""
+"""``/portal/…``: the reference captive portal for an operator's public key (its assets are static files)."""
 
 from django.urls import path
 
@@ -7,6 +7,5 @@ from portal import views
 app_name = "portal"
 
 urlpatterns = [
-    path("assets/<str:name>", views.asset, name="asset"),
     path("<str:public_key>/", views.page, name="page"),
 ]

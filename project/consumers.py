@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from strawberry.channels import GraphQLWSConsumer
@@ -13,6 +15,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
+from project import metrics
 from project.auth import (
     CREDENTIALS_REVOKED,
     credentials_group,
@@ -67,7 +70,9 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             raise ConnectionRejectionError({"reason": BAD_CREDENTIALS[1]})
         self.scope["principal"] = principal
         await self._watch_credentials(principal)
-        return await super().on_ws_connect(context)
+        accepted = await super().on_ws_connect(context)
+        metrics.socket_opened(self)
+        return accepted
 
     # --- Credentials revoked while the socket is open (rotatePublicKey, revokeTokens, a password
     # change): a hint on the operator's credentials group closes the socket at once, and every new
@@ -125,7 +130,19 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                 await self.channel_layer.group_discard(group, self.channel_name)
             except CHANNEL_LAYER_ERRORS as exc:
                 raise_if_cancelling(exc)
-        await super().disconnect(code)
+        try:
+            await super().disconnect(code)
+        finally:
+            metrics.socket_closed(self)
+
+    @asynccontextmanager
+    async def listen_to_channel(
+        self, type: str, *, timeout: float | None = None, groups: Sequence[str] = ()
+    ) -> AsyncIterator[Any]:
+        """Every subscription listens here (billing.subscriptions) while it runs: count it meanwhile."""
+        async with super().listen_to_channel(type, timeout=timeout, groups=groups) as messages:
+            with metrics.subscription_listening():
+                yield messages
 
     def _header_credentials(self) -> dict[str, str]:
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in self.scope["headers"]}

@@ -97,8 +97,9 @@ class _Schema(strawberry.Schema):
             if _should_mask(error):
                 StrawberryLogger.error(error, execution_context)
             else:
-                code = (error.extensions or {}).get("code", "")
-                StrawberryLogger.logger.info("GraphQL client error %s: %s", code, error.message)
+                # Syntax and validation errors (a typo in the document) carry no code of ours.
+                code = (error.extensions or {}).get("code") or "invalid document"
+                StrawberryLogger.logger.info("GraphQL client error (%s): %s", code, error.message)
 
 
 # Parsed and validated documents are reused for the same query text (a portal sends the same few):

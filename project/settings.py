@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,22 +29,51 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-cloudpilot-secret-key-change-me-in-production")
+# Public (it is in this file): good for `make run` and tests only, so refused below for any server
+# that answers on a non-loopback name.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-cloudpilot-secret-key-change-me-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 # Off unless asked for (`make run` passes DEBUG=1): a forgotten variable must not open the
 # simulators, GraphiQL and debug pages in production.
 DEBUG = env_bool("DEBUG", False)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1", "testserver")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ",".join(LOOPBACK_HOSTS))
 if DEBUG and any(host not in LOOPBACK_HOSTS for host in ALLOWED_HOSTS):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(
         f"DEBUG is on while ALLOWED_HOSTS names {', '.join(h for h in ALLOWED_HOSTS if h not in LOOPBACK_HOSTS)}: "
         "DEBUG serves simulators and debug pages, so it is for loopback only. Unset DEBUG in production."
     )
-# CIDRs of reverse proxies whose X-Forwarded-For names the client (project.client_address); from
-# anyone else the header is ignored, so a client cannot pick the address its throttles count.
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and any(host not in LOOPBACK_HOSTS for host in ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set while ALLOWED_HOSTS names other hosts than loopback: with the built-in "
+        "development key anyone could forge sessions, tokens and queued jobs and read stored secrets. "
+        "Set SECRET_KEY, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
+# CIDRs of reverse proxies whose X-Forwarded-For names the client (project.client_address) and whose
+# X-Forwarded-Proto says whether the client used HTTPS (project.forwarded_proto); from anyone else
+# both are ignored, so a client can neither pick the address its throttles count nor pass for HTTPS.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+
+# --- HTTPS (docs/production-settings.md) -----------------------------------------------------------
+# SECURE_SSL_REDIRECT=1 says clients reach this server over HTTPS (TLS ends at the proxy, or at
+# daphne): plain-HTTP requests are redirected, cookies are marked Secure and browsers are told to
+# keep to HTTPS (HSTS). Off by default so `make run` and tests work over plain HTTP.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Load balancers' health probes and Prometheus scrape over plain HTTP (Django matches the path
+# without its leading slash).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^metrics/?$"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SECURE_SSL_REDIRECT)
+# Sent on HTTPS responses only; a year once SECURE_SSL_REDIRECT is on. Browsers remember it, so a
+# first deployment may start with 300 and raise it once HTTPS is known to work.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SECURE_SSL_REDIRECT else 0))
+# Only when every subdomain serves HTTPS; preload asks browsers to ship the rule built in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Origins, besides this server's own, from which the admin's forms may be posted (scheme included).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -65,7 +95,11 @@ MIDDLEWARE = [
     # First: a preflight is answered before anything else looks at it, and every /graphql/ answer
     # (refusals included) carries the CORS headers a browser needs to read it.
     "corsheaders.middleware.CorsMiddleware",
+    # Before anything asks request.is_secure(): X-Forwarded-Proto counts from TRUSTED_PROXIES only.
+    "project.forwarded_proto.ForwardedProtoFromTrustedProxiesOnly",
     "django.middleware.security.SecurityMiddleware",
+    # Right after the redirect to HTTPS: static files skip sessions, CSRF and everything below.
+    "project.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,8 +158,18 @@ TIME_ZONE = "Africa/Nairobi"
 USE_I18N = True
 USE_TZ = True
 
+# --- Static files (docs/production-settings.md) ---------------------------------------------------
+# Served by the app itself (WhiteNoise, project.static_files), so `daphne project.asgi:application`
+# alone serves a styled admin, the portal and GraphiQL. Outside DEBUG they come from STATIC_ROOT as
+# `manage.py collectstatic --noinput` left them: content-hashed names (cached for ten years,
+# immutable) with gzip copies. With DEBUG on (`make run`) they are read from the apps' static/
+# folders on each request, under their plain names, so edits show up and nothing needs collecting.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # GraphQL requests carry JSON bodies of a few KiB; anything much larger is abuse.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -219,8 +263,6 @@ from project.origins import InvalidOrigins, allowed_origins_from_environment  # 
 try:
     GRAPHQL_ALLOWED_ORIGINS = allowed_origins_from_environment(os.environ)
 except InvalidOrigins as exc:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(str(exc)) from None
 CORS_ALLOW_ALL_ORIGINS = GRAPHQL_ALLOWED_ORIGINS.allow_all
 CORS_ALLOWED_ORIGINS = list(GRAPHQL_ALLOWED_ORIGINS.origins)
@@ -255,14 +297,19 @@ PAYMENT_RATE_LIMIT_PER_IP = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_IP", 30))
 PAYMENT_STATUS_CHECKS_PER_MINUTE = int(os.environ.get("PAYMENT_STATUS_CHECKS_PER_MINUTE", 20))
 PAYMENT_STATUS_CACHE_SECONDS = int(os.environ.get("PAYMENT_STATUS_CACHE_SECONDS", 5))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logs (project.logging_config): LOG_FORMAT=plain (default) or json, LOG_LEVEL (default INFO).
+from project import logging_config  # noqa: E402
+
+LOGGING_CONFIG = "project.logging_config.configure"
+LOGGING = logging_config.build(os.environ)
+
+# /metrics (project.metrics): with a token, `Authorization: Bearer <token>` is required; without one it
+# is served only with DEBUG on.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Personal data (phones, MACs, IPs, raw gateway bodies) of settled payments is erased after this many
+# days by a nightly job (billing.retention; Kenya's Data Protection Act 2019).
+DATA_RETENTION_DAYS = int(os.environ.get("DATA_RETENTION_DAYS", 365))
 
 # Sign-in throttling (tokenAuth and the admin login, project/signin.py); only failures count.
 # Per (username, client address): LOGIN_FREE_FAILURES, then a delay of 1, 2, 4 ... s after each

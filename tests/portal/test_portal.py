@@ -73,16 +73,17 @@ def test_portal_is_404_for_a_rotated_key(client, operator):
     assert client.get(f"/portal/{operator.public_key}/").status_code == 200
 
 
-def test_portal_assets_are_served_and_cacheable(client, operator):
-    script = client.get("/portal/assets/portal.js?v=1")
-    assert script.status_code == 200 and script["Content-Type"].startswith("text/javascript")
-    assert script["Cache-Control"] == "public, max-age=86400"
-    assert client.get("/portal/assets/portal.js", headers={"If-None-Match": script["ETag"]}).status_code == 304
-    assert client.get("/portal/assets/portal.css")["Content-Type"].startswith("text/css")
-    assert client.get("/portal/assets/settings.py").status_code == 404
+def test_portal_assets_are_static_files_with_hashed_names(client, operator):
     page = client.get(f"/portal/{operator.public_key}/").content.decode()
-    assert re.search(r'src="/portal/assets/portal\.js\?v=[0-9a-f]{8}"', page)
-    assert re.search(r'href="/portal/assets/portal\.css\?v=[0-9a-f]{8}"', page)
+    script = re.search(r'src="(/static/portal/portal\.[0-9a-f]{12}\.js)"', page)
+    style = re.search(r'href="(/static/portal/portal\.[0-9a-f]{12}\.css)"', page)
+    assert script and style, page
+    served = client.get(script[1])
+    assert served.status_code == 200 and served["Content-Type"].startswith("text/javascript")
+    assert served["Cache-Control"] == "max-age=315360000, public, immutable"
+    assert client.get(script[1], headers={"If-None-Match": served["ETag"]}).status_code == 304
+    assert client.get(style[1])["Content-Type"].startswith("text/css")
+    assert client.get("/static/portal/settings.py").status_code == 404
 
 
 def test_portal_loads_nothing_from_other_hosts(client, operator):

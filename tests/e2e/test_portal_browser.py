@@ -48,6 +48,7 @@ PHONE = "0712345678"
 ORIGINAL_URL = "http://example.com/news"
 
 pytestmark = [
+    pytest.mark.once,
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
     pytest.mark.skipif(

@@ -30,6 +30,7 @@ from billing.management.commands.seed_demo import DEMO_IP, DEMO_MAC
 from tests.live import REPO, free_port
 
 pytestmark = [
+    pytest.mark.once,
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
     pytest.mark.skipif(

@@ -262,6 +262,7 @@ def page_server() -> Iterator[str]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
+@pytest.mark.once
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 def test_chromium_on_an_allowed_origin_calls_the_api_and_another_origin_is_blocked(operator, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")

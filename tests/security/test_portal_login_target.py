@@ -140,6 +140,7 @@ def open_portal(chromium, live_server, operator, paid, link: str):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.once
 def test_portal_never_posts_the_code_to_a_foreign_link_login_only_host(chromium, live_server, operator, paid):
     attacker = LoginPage()
     try:

@@ -54,7 +54,7 @@ def normalise_ip(raw: str | None) -> str | None:
     if not value:
         return None
     try:
-        if not value.isascii():  # a scope id (`fe80::1%…`) takes any digits
+        if not value.isascii() or "%" in value:  # a zone (`fe80::1%eth0`) names our interfaces, not theirs
             raise ValueError(value)
         return str(ipaddress.ip_address(value))
     except ValueError:

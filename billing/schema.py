@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
 
 import strawberry
 import strawberry_django
 from django.conf import settings
+from graphql import GraphQLError
 from strawberry import auto
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, OffsetPaginationInput
 
@@ -18,12 +19,12 @@ from billing import models, selectors, services
 from billing.input_rules import mask_phone, normalise_phone
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
-from project.errors import ApplicationError
+from project.errors import ApplicationError, ErrorCode
 from project.graphql_support import (
     IsOperator,
     IsOperatorOrPortal,
-    NonNegativeOffset,
     UserError,
+    ValidPagination,
     client_ip_of,
     operator_principal,
     principal_of,
@@ -519,6 +520,19 @@ class DescribedOffsetPaginated(OffsetPaginated[NodeType], Generic[NodeType]):
 # --- Resolvers --------------------------------------------------------------------------------
 
 
+def _as_utc(instant: datetime, name: str) -> datetime:
+    """The database compares in UTC: `9999-12-31T23:59:59-23:59` has no UTC form (it overflowed
+    inside the query as an INTERNAL error)."""
+    if instant.tzinfo is None:
+        return instant.replace(tzinfo=UTC)  # no offset given: read as UTC
+    try:
+        return instant.astimezone(UTC)
+    except (OverflowError, ValueError):  # Python says either, by which end of the calendar
+        raise GraphQLError(
+            f"filters.{name} is out of range", extensions={"code": ErrorCode.INVALID_INPUT.value}
+        ) from None
+
+
 def _error_payload(payload_cls, error: ApplicationError, *, reveal_secret: bool = False):
     payment = _revealed(error.payment) if reveal_secret else error.payment
     return payload_cls(payment=payment, errors=UserError.list_of(error))
@@ -578,7 +592,7 @@ class BillingQuery:
     @strawberry_django.offset_paginated(
         DescribedOffsetPaginated[PaymentType],
         permission_classes=[IsOperator],
-        extensions=[NonNegativeOffset()],
+        extensions=[ValidPagination()],
         description="The operator's payments, newest first, optionally filtered; offset pagination. Operator JWT only",
     )
     def payments(
@@ -608,9 +622,9 @@ class BillingQuery:
             except ApplicationError:
                 queryset = queryset.none()
         if filters.created_after is not None:
-            queryset = queryset.filter(created_at__gte=filters.created_after)
+            queryset = queryset.filter(created_at__gte=_as_utc(filters.created_after, "createdAfter"))
         if filters.created_before is not None:
-            queryset = queryset.filter(created_at__lt=filters.created_before)
+            queryset = queryset.filter(created_at__lt=_as_utc(filters.created_before, "createdBefore"))
         return queryset  # type: ignore[return-value]
 
 

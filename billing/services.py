@@ -98,12 +98,13 @@ def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> Paym
     with checks:
         private_key = _credential_key(data.private_key, "privateKey", 1024)
     with checks:
+        challenge = _credential_key(data.webhook_challenge, "webhookChallenge", 255, required=False)
+    with checks:
         if data.provider != PaymentProvider.INTASEND:
             raise ApplicationError(
                 ErrorCode.INVALID_INPUT, "Only IntaSend credentials are supported for now", field="provider"
             )
     checks.raise_if_any()
-    challenge = (data.webhook_challenge or "").strip()
     return PaymentCredential.objects.create(
         owner=operator,
         provider=data.provider,
@@ -114,10 +115,12 @@ def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> Paym
     )
 
 
-def _credential_key(value: str, field: str, max_length: int) -> str:
+def _credential_key(value: str | None, field: str, max_length: int, *, required: bool = True) -> str:
     key = (value or "").strip()
-    if not key or len(key) > max_length:
+    if required and not key:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} is required", field=field)
+    if len(key) > max_length:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be at most {max_length} characters", field=field)
     return key
 
 

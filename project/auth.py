@@ -99,9 +99,7 @@ def issue_tokens(
         access_token=_encode(
             {**common, "typ": "access", "exp": now + settings.JWT_ACCESS_TOKEN_SECONDS, "jti": uuid.uuid4().hex}
         ),
-        refresh_token=_encode(
-            {**common, "typ": "refresh", "exp": refresh_expiry, "jti": refresh_jti}
-        ),
+        refresh_token=_encode({**common, "typ": "refresh", "exp": refresh_expiry, "jti": refresh_jti}),
         expires_in=settings.JWT_ACCESS_TOKEN_SECONDS,
     )
 

@@ -15,7 +15,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
-from project import metrics
+from project import metrics, safe_json
 from project.auth import (
     CREDENTIALS_REVOKED,
     credentials_group,
@@ -55,6 +55,11 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                 logger.warning("Channel layer read failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is
+        # a JSONDecodeError, so the protocol handler answers it as a frame that is not JSON.
+        return safe_json.loads(data)
 
     async def on_ws_connect(self, context: dict[str, Any]) -> Any:
         """Browsers cannot set headers on a WebSocket, so credentials come in the init payload;

@@ -151,12 +151,12 @@ class InvalidFields(ApplicationError):
 class FieldChecks:
     """Runs a mutation's field checks, collecting every failure before raising once.
 
-        checks = FieldChecks()
-        with checks:
-            name = _required_text(data.name, "name", 100)
-        with checks:
-            price = _price(data.price)
-        checks.raise_if_any()   # InvalidFields with both, or nothing
+    checks = FieldChecks()
+    with checks:
+        name = _required_text(data.name, "name", 100)
+    with checks:
+        price = _price(data.price)
+    checks.raise_if_any()   # InvalidFields with both, or nothing
     """
 
     def __init__(self) -> None:

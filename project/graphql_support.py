@@ -146,15 +146,18 @@ def _describe_offset_pagination() -> None:
 _describe_offset_pagination()
 
 
-class NonNegativeOffset(FieldExtension):
-    """strawberry-django slices querysets with the raw offset; Django refuses negative indexing."""
+class ValidPagination(FieldExtension):
+    """strawberry-django slices querysets with the raw offset (Django refuses negative indexing) and
+    reads a negative limit as "no limit" (capped): both are a client's mistake, said so."""
 
     def _check(self, kwargs: dict[str, Any]) -> None:
         pagination = kwargs.get("pagination")
-        if pagination and getattr(pagination, "offset", 0) < 0:
-            raise GraphQLError(
-                "pagination.offset must not be negative", extensions={"code": ErrorCode.INVALID_INPUT.value}
-            )
+        for name in ("offset", "limit"):
+            value = getattr(pagination, name, None) if pagination else None
+            if isinstance(value, int) and value < 0:
+                raise GraphQLError(
+                    f"pagination.{name} must not be negative", extensions={"code": ErrorCode.INVALID_INPUT.value}
+                )
 
     def resolve(self, next_: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> Any:
         self._check(kwargs)

@@ -3,7 +3,7 @@ document only when the server does not know it yet (slow, metered captive-portal
 
 Anyone may register a document (its hash is checked, so no one can bind a hash to another text);
 documents live in their own cache (settings.CACHES["persisted_queries"]), shared by every client.
-Registrations are counted per client address (PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE): portals
+Registrations are counted per client address (PERSISTED_QUERY_REGISTRATIONS_PER_HOUR): portals
 register the same few documents once, so only a flood of distinct documents meets the limit, and
 past it a document still runs but is not stored (Redis does not evict by default).
 """
@@ -62,8 +62,8 @@ def _may_register(registrant: str | None) -> bool:
         return throttling.hit(
             "persisted-query",
             registrant or "unknown",
-            limit=settings.PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE,
-            window_seconds=60,
+            limit=settings.PERSISTED_QUERY_REGISTRATIONS_PER_HOUR,
+            window_seconds=3600,
         )
     except ApplicationError:  # the throttle cannot count: store nothing, run the query anyway
         return False

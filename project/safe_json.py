@@ -1,20 +1,27 @@
 """Decoding JSON from strangers: only what can be stored and walked safely.
 
-Python's ``json`` accepts ``NaN``/``Infinity`` (PostgreSQL's jsonb refuses them on save) and
-recurses once per nesting level (a few thousand ``[`` raise ``RecursionError``). Both turned
-hostile bodies into 500s; here they are one ``UnsafeJSON`` (a ``ValueError``) for a 400.
+Python's ``json`` accepts ``NaN``/``Infinity`` (PostgreSQL's jsonb refuses them on save),
+recurses once per nesting level (a few thousand ``[`` raise ``RecursionError``), and decodes
+``"\u0000"`` and unpaired surrogates (``"\ud800"``), which no database column stores and UTF-8
+cannot encode. All of them turned hostile bodies into 500s; here they are one ``UnsafeJSON`` (a
+``ValueError``) for a 400.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "UnsafeJSON", "loads"]
+__all__ = ["MAX_DEPTH", "UNSTORABLE_TEXT", "UnsafeJSON", "loads"]
 
 # Deeper than any webhook or GraphQL variables we accept, far below the recursion limit.
 MAX_DEPTH = 64
+
+# NUL and lone UTF-16 surrogates: text no database stores (PostgreSQL refuses NUL, UTF-8 surrogates).
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "text must not contain NUL characters or unpaired surrogates"
 
 
 class UnsafeJSON(json.JSONDecodeError):
@@ -47,16 +54,22 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
         raise UnsafeJSON("JSON nested too deeply") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers
         raise UnsafeJSON(f"Invalid JSON: {exc}") from None
-    _check_depth(value, max_depth)
+    _check(value, max_depth)
     return value
 
 
-def _check_depth(value: Any, max_depth: int) -> None:
+def _check(value: Any, max_depth: int) -> None:
     # Iterative, so the check itself cannot overflow the stack.
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if UNSTORABLE_TEXT.search(item):
+                raise UnsafeJSON(UNSTORABLE_MESSAGE)
+            continue
         if isinstance(item, dict):
+            if any(UNSTORABLE_TEXT.search(key) for key in item):
+                raise UnsafeJSON(UNSTORABLE_MESSAGE)
             children = item.values()
         elif isinstance(item, list):
             children = item

@@ -7,11 +7,12 @@ import decimal
 import functools
 import uuid
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from graphql import GraphQLError
+from graphql import GraphQLError, StringValueNode, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -23,14 +24,18 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition, UUIDDefinition
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from billing.schema import BillingMutation, BillingQuery
 from billing.subscriptions import BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
+from project import safe_json
 from project.errors import ErrorCode
 
 
@@ -75,10 +80,30 @@ def _should_mask(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, _EXPECTED_ERRORS)
 
 
+def _is_unexpected(error: GraphQLError) -> bool:
+    return _should_mask(error) and not isinstance(error.original_error, InvalidOperationTypeError)
+
+
+# The legacy graphql-ws protocol runs subscriptions only (strawberry refuses a query or mutation
+# started on it deep inside, as an exception that read as an INTERNAL error).
+WRONG_TRANSPORT = (
+    "{operations} cannot be sent this way: the legacy graphql-ws protocol carries subscriptions only, and "
+    "HTTP carries queries and mutations. Use graphql-transport-ws for all three"
+)
+
+
 class _MaskUnexpectedErrors(MaskErrors):
     """Hides an unexpected exception's text, and gives it the code every top-level error carries."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if isinstance(error.original_error, InvalidOperationTypeError):
+            operations = error.original_error.as_http_error_reason("").split(" ", 1)[0].capitalize()
+            return GraphQLError(
+                message=WRONG_TRANSPORT.format(operations=operations),
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": ErrorCode.INVALID_INPUT.value},
+            )
         return GraphQLError(
             message=self.error_message,
             nodes=error.nodes,
@@ -90,11 +115,19 @@ class _MaskUnexpectedErrors(MaskErrors):
 
 
 class _Schema(strawberry.Schema):
+    async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """`execute` runs a document once (HTTP, and queries on a WebSocket); a subscription sent
+        that way ran its generator as a plain field and failed as an INTERNAL error. Refused instead
+        (strawberry answers it as a 400 saying which operations the transport takes)."""
+        allowed = kwargs.get("allowed_operation_types") or DEFAULT_ALLOWED_OPERATION_TYPES
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(query, *args, **kwargs)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """What a client caused (no credentials, bad input, unknown ids) is an INFO line without a
         traceback; ERROR with the traceback is kept for the unexpected (API.md "Operability")."""
         for error in errors:
-            if _should_mask(error):
+            if _is_unexpected(error):
                 StrawberryLogger.error(error, execution_context)
             else:
                 # Syntax and validation errors (a typo in the document) carry no code of ours.
@@ -108,6 +141,15 @@ class _Schema(strawberry.Schema):
 DOCUMENT_CACHE_SIZE = 256
 
 
+class StorableStrings(ValidationRule):
+    """String literals in the document obey what project.safe_json enforces for variables: a
+    `"\\u0000"` written into the query text otherwise reached the database as NUL (a 500)."""
+
+    def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
+        if safe_json.UNSTORABLE_TEXT.search(node.value):
+            self.report_error(GraphQLError(f"String values: {safe_json.UNSTORABLE_MESSAGE}", node))
+
+
 @functools.cache
 def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
     """The depth and alias rules as classes made once per limit: QueryDepthLimiter and
@@ -115,6 +157,7 @@ def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
     return (
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+        StorableStrings,
     )
 
 

@@ -247,7 +247,7 @@ STRAWBERRY_DJANGO = {"PAGINATION_DEFAULT_LIMIT": 20, "PAGINATION_MAX_LIMIT": 100
 # SHA-256 live this long in their own cache (see CACHES) and are never stored above this size.
 PERSISTED_QUERY_TTL_SECONDS = int(os.environ.get("PERSISTED_QUERY_TTL_SECONDS", 24 * 3600))
 PERSISTED_QUERY_MAX_BYTES = int(os.environ.get("PERSISTED_QUERY_MAX_BYTES", 16 * 1024))
-PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE = int(os.environ.get("PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE", 30))
+PERSISTED_QUERY_REGISTRATIONS_PER_HOUR = int(os.environ.get("PERSISTED_QUERY_REGISTRATIONS_PER_HOUR", 100))
 # A successful public-key GET (packages, portalInfo) may be cached by browsers and CDNs this long:
 # short, since the operator may change prices at any time.
 GRAPHQL_PUBLIC_GET_MAX_AGE_SECONDS = int(os.environ.get("GRAPHQL_PUBLIC_GET_MAX_AGE_SECONDS", 60))

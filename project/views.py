@@ -8,6 +8,7 @@ import json
 from asgiref.sync import sync_to_async
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
@@ -55,6 +56,14 @@ class GraphQLView(AsyncGraphQLView):
         except safe_json.UnsafeJSON as exc:
             raise _RefusedBody(str(exc)) from None
 
+    def parse_json(self, data: str | bytes) -> object:
+        # A body (or `variables`/`extensions` parameter) that is JSON but not an object or a batch
+        # list once crashed strawberry's reader (a 500): refuse it as the unreadable request it is.
+        value = super().parse_json(data)
+        if not isinstance(value, (dict, list)):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return value
+
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # Apollo's persisted-query GET has no `query`, only the hash in `extensions`, and accepts */*:
         # it asks for data, not for GraphiQL.
@@ -66,6 +75,8 @@ class GraphQLView(AsyncGraphQLView):
             response = await self.run(request=request)
         except HTTPException as exc:
             response = self._request_error(answer, exc.reason, exc.status_code)
+        except RequestDataTooBig:
+            response = self._errors(answer, "Request body too large", ErrorCode.INVALID_INPUT, status=413)
         except _RefusedBody as exc:
             response = self._errors(answer, f"Unusable request body: {exc}", ErrorCode.INVALID_INPUT, status=400)
         except PersistedQueryError as exc:
@@ -83,6 +94,8 @@ class GraphQLView(AsyncGraphQLView):
         request_data = await super().parse_http_body(request)
         if isinstance(request_data, list):
             return request_data  # batches are refused by the schema's config before this
+        if not isinstance(request_data.operation_name, (str, type(None))):
+            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
         query = document_for(request_data.query, request_data.extensions, registrant=client_address(request.request))
         if request.method == "GET":
             # After the persisted query is looked up: a hash cannot smuggle a mutation into a GET.

@@ -254,7 +254,7 @@ def test_a_persisted_packages_query_over_get_still_needs_the_public_key(client, 
     assert response.status_code == 405 and response["Cache-Control"] == "private, no-store"
 
 
-@override_settings(PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE=3)
+@override_settings(PERSISTED_QUERY_REGISTRATIONS_PER_HOUR=3)
 def test_a_flood_of_distinct_documents_from_one_address_stops_being_stored(client, packages_request):
     """Redis evicts nothing by default: one address registering endless distinct documents (aliases
     make infinitely many) must not fill it. Past the budget documents still run, unstored."""

@@ -98,7 +98,9 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["router", "package", "activation"]
     inlines = [ActivationInline, PaymentEventInline, WebhookDeliveryInline]
-    exclude = ["intasend_checkout_signature", "request_fingerprint"]
+    # What proves a payment is the customer's (its client secret, and the idempotency key that returns
+    # it): operators see neither (API.md), so the support desk cannot leak them either.
+    exclude = ["intasend_checkout_signature", "request_fingerprint", "client_secret", "idempotency_key"]
 
     def get_readonly_fields(self, request, obj=None):
         # State changes only through the state machine (services), never by hand in the admin.

@@ -808,6 +808,17 @@ def _record_change(
         raw_payload=raw,
         note=note,
     )
+    if new_status != old_status:
+        # One line per state change, so the log alone tells an on-call engineer why a payment ended.
+        logger.info(
+            "Payment %s %s -> %s (%s%s)",
+            payment.pk,
+            old_status,
+            new_status,
+            source,
+            f", IntaSend {gateway_state}" if gateway_state else "",
+            extra={"payment_id": str(payment.pk)},
+        )
     if completing:
         metrics.payment_completed(payment, source)
         activation_start(payment)

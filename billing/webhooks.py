@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from django.conf import settings
 from django.db import transaction
 
+from billing import throttling
 from billing.models import Payment, PaymentEvent, WebhookDelivery
 from billing.services import INTASEND_STATE_TO_STATUS, payment_apply_gateway_state
 from project import log_context, metrics, safe_json
@@ -79,6 +81,18 @@ def _redacted_raw(raw_body: bytes) -> str:
     return text
 
 
+def _keeps_unused_delivery(remote_addr: str | None) -> bool:
+    """Whether to store a delivery that changes nothing (invalid, ignored, rejected). The endpoint is
+    open to anyone: unbudgeted, such rows filled the database and a payment's admin page (2 MB from
+    30 padded posts). A sender's first ones are kept for the support desk, the rest only counted."""
+    try:
+        return throttling.hit(
+            "webhook-unused", remote_addr or "unknown", limit=settings.WEBHOOK_UNUSED_KEPT_PER_HOUR, window_seconds=3600
+        )
+    except ApplicationError:  # the cache is down: keep it, as before
+        return True
+
+
 @metrics.counts_webhook_outcomes
 @log_context.scoped
 def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswer:
@@ -91,12 +105,13 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
     api_ref = _text(body.get("api_ref"), 128) if isinstance(body, dict) else ""
     invoice_id = _text(body.get("invoice_id"), 64) if isinstance(body, dict) else ""
     if not isinstance(body, dict) or not (api_ref or invoice_id):
-        WebhookDelivery.objects.create(
-            remote_addr=remote_addr,
-            raw_body=_redacted_raw(raw_body),
-            outcome=Outcome.INVALID,
-            http_status=400,
-        )
+        if _keeps_unused_delivery(remote_addr):
+            WebhookDelivery.objects.create(
+                remote_addr=remote_addr,
+                raw_body=_redacted_raw(raw_body),
+                outcome=Outcome.INVALID,
+                http_status=400,
+            )
         return WebhookAnswer(400, {"status": "invalid", "detail": "Expected a JSON invoice with api_ref or invoice_id"})
 
     state = _text(body.get("state"), 20).upper()
@@ -110,7 +125,8 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
     payment = _find_payment(api_ref, invoice_id)
     if payment is None:
         delivery.outcome, delivery.http_status = Outcome.IGNORED, 200
-        delivery.save()
+        if _keeps_unused_delivery(remote_addr):
+            delivery.save()
         return WebhookAnswer(200, {"status": "ignored"})
 
     delivery.payment = payment
@@ -121,7 +137,8 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
             logger.warning("Webhook for payment %s rejected: challenge mismatch (from %s)", payment.pk, remote_addr)
             delivery.outcome, delivery.http_status = Outcome.REJECTED, 403
-            delivery.save()
+            if _keeps_unused_delivery(remote_addr):
+                delivery.save()
             return WebhookAnswer(403, {"status": "rejected"})
 
     delivery.outcome, delivery.http_status = Outcome.ACCEPTED, 200

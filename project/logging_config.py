@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,6 +105,16 @@ def configure(config: dict[str, Any]) -> None:
     _route_daphne_access_log()
 
 
+# Query parameters that prove ownership (a checkout return page's client_secret and its signature, a
+# signed link's token): whoever reads the access log must not be able to open those pages.
+_SECRET_QUERY_VALUE = re.compile(r"(?i)([?&](?:client_secret|signature|token)=)[^&\s\"]*")
+
+
+def redact_query(request_line: str) -> str:
+    """`GET /payment/success/<id>/?client_secret=abc HTTP/1.1` → `...?client_secret=[redacted] ...`."""
+    return _SECRET_QUERY_VALUE.sub(r"\1[redacted]", request_line)
+
+
 def _route_daphne_access_log() -> None:
     """daphne writes its access log (on by default) straight to stdout in its own format; through
     the ``daphne.access`` logger (INFO) it follows LOG_FORMAT like every other line. daphne builds
@@ -122,6 +133,6 @@ def _route_daphne_access_log() -> None:
         ident: str | None = None,
         user: str | None = None,
     ) -> None:
-        access_logger.info('%s "%s" %s %s', host, request, status or "-", length or "-")
+        access_logger.info('%s "%s" %s %s', host, redact_query(request), status or "-", length or "-")
 
     AccessLogGenerator.write_entry = write_entry  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import functools
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,27 @@ class _MaskUnexpectedErrors(MaskErrors):
         )
 
 
+# graphql-core quotes the caller's values in variable errors ("Variable '$input' got invalid value
+# {...}; ...", "Variable '$input' has invalid value: ... found: {...}", reasons quoting it again): a
+# password, a private key or a phone number sent with one misspelt field. The client gets them back;
+# the log keeps the variable and the names of what was wrong, never a value.
+_VARIABLE_ERROR = re.compile(r"^(Variable '\$\w+') (?:got|has) invalid value")
+_NAMES_IN_A_VARIABLE_ERROR = re.compile(
+    r"unknown field '\w+'|Field '\w+' (?:is not defined by type|of required type) '[\w!\[\]]+'"
+    r"|of type '[\w!\[\]]+'|at '[\w.\[\]$]+'"
+)
+LOGGED_MESSAGE_MAX = 300
+
+
+def loggable_message(message: str) -> str:
+    """A client error's message for the log: no value it quotes, and bounded."""
+    variable = _VARIABLE_ERROR.match(message)
+    if variable:
+        names = "; ".join(dict.fromkeys(m[0] for m in _NAMES_IN_A_VARIABLE_ERROR.finditer(message)))
+        message = f"{variable[1]} has an invalid value (not logged)" + (f": {names}" if names else "")
+    return message if len(message) <= LOGGED_MESSAGE_MAX else message[:LOGGED_MESSAGE_MAX] + "…"
+
+
 class _Schema(strawberry.Schema):
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
         """`execute` runs a document once (HTTP, and queries on a WebSocket); a subscription sent
@@ -132,7 +154,7 @@ class _Schema(strawberry.Schema):
             else:
                 # Syntax and validation errors (a typo in the document) carry no code of ours.
                 code = (error.extensions or {}).get("code") or "invalid document"
-                StrawberryLogger.logger.info("GraphQL client error (%s): %s", code, error.message)
+                StrawberryLogger.logger.info("GraphQL client error (%s): %s", code, loggable_message(error.message))
 
 
 # Parsed and validated documents are reused for the same query text (a portal sends the same few):

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     # Before anything asks request.is_secure(): X-Forwarded-Proto counts from TRUSTED_PROXIES only.
     "project.forwarded_proto.ForwardedProtoFromTrustedProxiesOnly",
+    "project.request_hygiene.RefuseNulInQueryStrings",
     "django.middleware.security.SecurityMiddleware",
     # Right after the redirect to HTTPS: static files skip sessions, CSRF and everything below.
     "project.static_files.StaticFilesMiddleware",
@@ -281,6 +282,17 @@ INTASEND_API_BASE_URL = os.environ.get("INTASEND_API_BASE_URL") or None
 INTASEND_CALLBACK_URL = os.environ.get("INTASEND_CALLBACK_URL") or None
 INTASEND_SUCCESS_URL_BASE = os.environ.get("INTASEND_SUCCESS_URL_BASE") or None
 INTASEND_FAIL_URL_BASE = os.environ.get("INTASEND_FAIL_URL_BASE") or None
+# Derived from the request when unset, i.e. from the Host header a caller chose (ALLOWED_HOSTS ignores
+# the port): a checkout created with `Host: our-name:9999` sent IntaSend's webhook, with the operator's
+# challenge, to whoever listens there. So a server on a real name must be told its public URLs.
+if any(host not in LOOPBACK_HOSTS for host in ALLOWED_HOSTS) and not (
+    INTASEND_CALLBACK_URL and INTASEND_SUCCESS_URL_BASE and INTASEND_FAIL_URL_BASE
+):
+    raise ImproperlyConfigured(
+        "INTASEND_CALLBACK_URL, INTASEND_SUCCESS_URL_BASE and INTASEND_FAIL_URL_BASE must be set when "
+        "ALLOWED_HOSTS names other hosts than loopback: derived from a request's Host header they would "
+        "send IntaSend's webhooks and returning customers wherever a caller says."
+    )
 INTASEND_CONNECT_TIMEOUT = float(os.environ.get("INTASEND_CONNECT_TIMEOUT", 5))
 INTASEND_READ_TIMEOUT = float(os.environ.get("INTASEND_READ_TIMEOUT", 15))
 
@@ -310,6 +322,10 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Personal data (phones, MACs, IPs, raw gateway bodies) of settled payments is erased after this many
 # days by a nightly job (billing.retention; Kenya's Data Protection Act 2019).
 DATA_RETENTION_DAYS = int(os.environ.get("DATA_RETENTION_DAYS", 365))
+
+# Webhook deliveries that change nothing (not JSON, unknown payment, wrong challenge) stored per sender
+# address per hour; further ones are answered and counted (/metrics) but not stored.
+WEBHOOK_UNUSED_KEPT_PER_HOUR = int(os.environ.get("WEBHOOK_UNUSED_KEPT_PER_HOUR", 100))
 
 # Sign-in throttling (tokenAuth and the admin login, project/signin.py); only failures count.
 # Per (username, client address): LOGIN_FREE_FAILURES, then a delay of 1, 2, 4 ... s after each

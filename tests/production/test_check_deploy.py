@@ -72,6 +72,19 @@ def test_the_development_secret_key_is_refused_on_a_real_host_name():
     assert manage("check", DEBUG="0").returncode == 0
 
 
+def test_checkout_urls_must_be_configured_on_a_real_host_name():
+    """Found from outside: with them derived from the Host header, a payment link created with
+    `Host: <our name>:9999` sent IntaSend's webhook (and the operator's challenge) to port 9999."""
+    env = documented_production_environment()
+    for name in ("INTASEND_CALLBACK_URL", "INTASEND_SUCCESS_URL_BASE", "INTASEND_FAIL_URL_BASE"):
+        missing = {key: value for key, value in env.items() if key != name}
+        result = manage("check", **missing)
+        assert result.returncode != 0
+        assert "INTASEND_CALLBACK_URL, INTASEND_SUCCESS_URL_BASE and INTASEND_FAIL_URL_BASE must be set" in (
+            result.stderr
+        )
+
+
 # --- Redirect to HTTPS, its exemptions, and whom X-Forwarded-Proto is believed from -----------------
 
 

@@ -16,6 +16,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -60,7 +61,10 @@ async def _wake_ups(
     try:
         while True:
             try:
-                async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups) as hints:
+                async with (
+                    consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups) as messages,
+                    aclosing(messages) as hints,
+                ):
                     _ensure_still_valid(principal)
                     started = True
                     yield
@@ -291,6 +295,9 @@ class BillingSubscription:
         principal = operator_principal(info)
         consumer = info.context["ws"]
         last_version = None
+        # Closed here, in this task, however the stream ends: a cancellation landing while the body
+        # awaits would leave it suspended for the garbage collector, whose finalizer closes it and
+        # the generators it holds concurrently, each `aclose()` finding the others still running.
         wake_ups = _wake_ups(
             consumer,
             principal,
@@ -300,24 +307,25 @@ class BillingSubscription:
         )
         hub, token = _ResyncHub.here(), next(_ResyncHub._tokens)
         try:
-            async for _ in wake_ups:
-                # Batched with the other subscriptions' reads, never on the thread HTTP requests wait for.
-                payment = await _PaymentLoads.here().load(principal, payment_id, client_secret)
-                if payment is None:
-                    if last_version is None:
-                        raise GraphQLError(
-                            "Payment not found or access denied",
-                            extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
-                        )
-                    return
-                version = _version(payment)
-                if version != last_version:
-                    last_version = version
-                    yield payment  # type: ignore[misc]
-                if _stream_is_over(payment):
-                    return
-                hub.watch(token, consumer, principal, str(payment_id), version)
-                del payment  # keep nothing of the row while idle
+            async with aclosing(wake_ups):
+                async for _ in wake_ups:
+                    # Batched with the other subscriptions' reads, never on the thread HTTP requests wait for.
+                    payment = await _PaymentLoads.here().load(principal, payment_id, client_secret)
+                    if payment is None:
+                        if last_version is None:
+                            raise GraphQLError(
+                                "Payment not found or access denied",
+                                extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
+                            )
+                        return
+                    version = _version(payment)
+                    if version != last_version:
+                        last_version = version
+                        yield payment  # type: ignore[misc]
+                    if _stream_is_over(payment):
+                        return
+                    hub.watch(token, consumer, principal, str(payment_id), version)
+                    del payment  # keep nothing of the row while idle
         finally:
             hub.unwatch(token)
 
@@ -341,12 +349,12 @@ class BillingSubscription:
         changed_since = ws_database_read(_changed_since)
         started = timezone.now()
         since, seen = started, set()
-        async for _ in _wake_ups(
-            info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True
-        ):
-            for payment in await changed_since(principal, router_pk, since, seen, started):
-                seen.add((payment.pk, _version(payment)))
-                since = max(since, payment.updated_at)
-                yield payment  # type: ignore[misc]
-            if len(seen) > 10_000:
-                seen = {entry for entry in seen if entry[1][0] >= since - timedelta(seconds=2)}
+        wake_ups = _wake_ups(info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True)
+        async with aclosing(wake_ups):  # closed in this task, as for paymentUpdates
+            async for _ in wake_ups:
+                for payment in await changed_since(principal, router_pk, since, seen, started):
+                    seen.add((payment.pk, _version(payment)))
+                    since = max(since, payment.updated_at)
+                    yield payment  # type: ignore[misc]
+                if len(seen) > 10_000:
+                    seen = {entry for entry in seen if entry[1][0] >= since - timedelta(seconds=2)}

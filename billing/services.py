@@ -20,7 +20,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import throttling
 from billing.gateways.base import (
     CheckoutResult,
     GatewayCredentials,
@@ -38,7 +37,7 @@ from billing.selectors import credential_newest_active, payment_get_for_caller
 from network.activation import activation_start
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
-from project import encryption, log_context, metrics
+from project import encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 

@@ -17,10 +17,9 @@ from urllib.parse import parse_qsl, urlencode
 from django.conf import settings
 from django.db import transaction
 
-from billing import throttling
 from billing.models import Payment, PaymentEvent, WebhookDelivery
 from billing.services import INTASEND_STATE_TO_STATUS, payment_apply_gateway_state
-from project import log_context, metrics, safe_json
+from project import log_context, metrics, safe_json, throttling
 from project.errors import ApplicationError
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from billing.throttling import hit
 from network import destinations
 from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Package, Router
 from network.routeros import (
@@ -34,6 +33,7 @@ from network.routeros import (
 from network.selectors import package_get_for, router_get_for
 from project.encryption import DecryptionFailed
 from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.throttling import hit
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from django.core.cache import caches
 from graphql import GraphQLError, parse
 from redis.exceptions import RedisError
 
-from billing import throttling
+from project import throttling
 from project.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)

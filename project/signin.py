@@ -19,7 +19,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
-from billing import throttling
+from project import throttling
 from project.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,6 @@ setting off in a running process (tests) also turns them into 404s.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -24,16 +22,7 @@ from billing.simulator import runtime
 from billing.simulator.api import API_PREFIX
 from billing.simulator.ledger import FINAL_STATES
 from project.errors import ApplicationError
-
-
-def simulators_on(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not settings.SIMULATORS_ENABLED:
-            raise Http404("Simulators are off")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from project.simulators import simulators_on
 
 
 @simulators_on

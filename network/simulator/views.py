@@ -16,10 +16,10 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from billing.simulator.views import simulators_on
 from network.models import Package
 from network.simulator import runtime
 from network.simulator.server import ACTIVE, COOKIE, PROFILE, USER, RouterOSSimulator
+from project.simulators import simulators_on
 
 # What the page shows of each table (RouterOS property names, as Winbox and `print` name them).
 TABLES: list[tuple[str, str, str, list[str]]] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from billing import throttling
+from project import throttling
 
 
 def hit(key: str = "0712345678", *, limit: int = 3, window: int = 2) -> bool:

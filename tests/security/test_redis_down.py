@@ -36,7 +36,7 @@ def test_token_auth_answers_service_unavailable_when_redis_is_down(gql, operator
     assert result["accessToken"] is None
     assert [error["code"] for error in result["errors"]] == ["SERVICE_UNAVAILABLE"]
     assert "try again in a moment" in result["errors"][0]["message"]
-    warnings = [record for record in caplog.records if record.name == "billing.throttling"]
+    warnings = [record for record in caplog.records if record.name == "project.throttling"]
     assert warnings and all(r.levelno == logging.WARNING and r.exc_info is None for r in warnings)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 

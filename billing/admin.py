@@ -2,7 +2,6 @@ from django.contrib import admin
 
 from billing.input_rules import normalise_phone
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
-from network.admin import ActivationInline
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
 
@@ -81,6 +80,7 @@ class PaymentAdmin(OwnedByOperatorAdmin):
         "router",
         "package",
         "activation_status",
+        "access_code",
         "paid_after_failure",
         "created_at",
         "completed_at",
@@ -97,14 +97,15 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     search_help_text = "Phone (any usual form: 0712 345 678, +254…), M-Pesa receipt, invoice, access code or id"
     date_hierarchy = "created_at"
     list_select_related = ["router", "package", "activation"]
-    inlines = [ActivationInline, PaymentEventInline, WebhookDeliveryInline]
+    inlines = [PaymentEventInline, WebhookDeliveryInline]
     # What proves a payment is the customer's (its client secret, and the idempotency key that returns
     # it): operators see neither (API.md), so the support desk cannot leak them either.
     exclude = ["intasend_checkout_signature", "request_fingerprint", "client_secret", "idempotency_key"]
 
     def get_readonly_fields(self, request, obj=None):
         # State changes only through the state machine (services), never by hand in the admin.
-        return [f.name for f in Payment._meta.fields if f.name not in self.exclude]
+        # `activation` links to its grant's page (access code, attempts, last router error).
+        return [f.name for f in Payment._meta.fields if f.name not in self.exclude] + ["access_code"]
 
     def get_search_results(self, request, queryset, search_term):
         """A phone number as the customer says it (0712…, +254 712…) finds the stored 2547… form."""
@@ -119,6 +120,11 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     def activation_status(self, obj: Payment) -> str:
         activation = getattr(obj, "activation", None)
         return activation.status if activation is not None else "—"
+
+    @admin.display(description="access code", ordering="activation__access_code")
+    def access_code(self, obj: Payment) -> str:
+        activation = getattr(obj, "activation", None)
+        return (activation.access_code or "—") if activation is not None else "—"
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -134,6 +134,11 @@ class Payment(models.Model):
     renews = models.ForeignKey(
         "network.Activation", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewal_payments"
     )
+    # The access grant this payment bought, made when it completed (network.services.grant_access).
+    # PROTECT: a paid grant's record stays while its payment does.
+    activation = models.OneToOneField(
+        "network.Activation", on_delete=models.PROTECT, null=True, blank=True, related_name="payment", editable=False
+    )
     mac_address = models.CharField(max_length=17, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Who called the API")

@@ -561,6 +561,25 @@ ClientSecret = Annotated[
 ]
 
 
+@strawberry.type(
+    description="retryActivation's result: the restarted activation and the payment that bought it, or `errors`"
+)
+class RetryActivationPayload:
+    activation: ActivationType | None = strawberry.field(
+        default=None, description="The activation, PENDING again (or already ACTIVE); null when refused"
+    )
+    payment: PaymentType | None = strawberry.field(
+        default=None,
+        description="The payment that bought the activation, its `activation` restarted; null when refused and "
+        "for grants of another source",
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="ACTIVATION_NOT_FOUND, PAYMENT_NOT_FOUND, ACTIVATION_NOT_RETRYABLE or INVALID_INPUT (neither "
+        "or both ids given); empty on success",
+    )
+
+
 @strawberry.type
 class BillingQuery:
     @strawberry_django.field(
@@ -814,3 +833,31 @@ class BillingMutation:
                 mpesa_reference=payment.mpesa_reference or (gateway.mpesa_reference if gateway else None),
             ),
         )
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Start a FAILED activation again, of any source (a fresh job with all its "
+        "retries); name it by `activationId`, or by the `paymentId` of the payment that bought it. Errors: "
+        "ACTIVATION_NOT_FOUND, PAYMENT_NOT_FOUND, ACTIVATION_NOT_RETRYABLE, INVALID_INPUT",
+    )
+    def retry_activation(
+        self,
+        info: strawberry.Info,
+        activation_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="The activation that failed (`Activation.id`); or give `paymentId`"),
+        ] = None,
+        payment_id: Annotated[
+            uuid.UUID | None,
+            strawberry.argument(
+                description="The payment whose activation failed (`Payment.id`); or give `activationId`"
+            ),
+        ] = None,
+    ) -> RetryActivationPayload:
+        try:
+            retried = services.activation_retry_for(
+                operator=operator_principal(info).operator, activation_id=activation_id, payment_id=payment_id
+            )
+        except ApplicationError as error:
+            return RetryActivationPayload(errors=UserError.list_of(error))
+        return RetryActivationPayload(activation=retried.activation, payment=retried.payment)  # type: ignore[arg-type]

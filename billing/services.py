@@ -33,8 +33,8 @@ from billing.gateways.intasend import IntaSendGateway
 from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
 from billing.notifications import publish_payment_changed
-from billing.selectors import credential_newest_active, payment_get_for_caller
-from network.activation import activation_start
+from billing.selectors import credential_newest_active, payment_get_for, payment_get_for_caller, payments_for
+from network.activation import activation_grant, activation_retry
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
 from project import encryption, log_context, metrics, throttling
@@ -773,6 +773,24 @@ def _record_paid_after_failure(
     return payment
 
 
+def _grant_for(payment: Payment) -> Activation:
+    """The access grant a completing payment buys: network's one entry point for it, given everything
+    the grant needs (network never reads the payment). The caller links it to the payment."""
+    return activation_grant(
+        source=Activation.Source.PAYMENT,
+        owner=payment.owner,
+        router=payment.router,
+        package=payment.package,
+        expires_at=payment.package_expiry_time,
+        granted_at=payment.completed_at,
+        phone_number=payment.phone_number,
+        mac_address=payment.mac_address,
+        ip_address=payment.ip_address,
+        renews=payment.renews,
+        reference=str(payment.pk),
+    )
+
+
 def _record_change(
     payment: Payment,
     *,
@@ -797,6 +815,8 @@ def _record_change(
     if completing:
         payment.completed_at = timezone.now()
         payment.package_expiry_time = payment.completed_at + timedelta(minutes=payment.package.duration_minutes)
+        if payment.activation_id is None:
+            payment.activation = _grant_for(payment)
     payment.save()
     event = PaymentEvent.objects.create(
         payment=payment,
@@ -820,7 +840,6 @@ def _record_change(
         )
     if completing:
         metrics.payment_completed(payment, source)
-        activation_start(payment)
     publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
     return event
 
@@ -925,3 +944,38 @@ def payments_due_for_reconciliation(*, now=None, limit: int = 200) -> list:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- retryActivation ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetriedActivation:
+    activation: Activation
+    payment: Payment | None  # the payment that bought it, if any
+
+
+def activation_retry_for(
+    *, operator: AbstractBaseUser, activation_id: object = None, payment_id: object = None
+) -> RetriedActivation:
+    """retryActivation: start a FAILED grant again, named by its own id (any source) or, as before, by
+    the id of the payment that bought it. Exactly one of the two."""
+    if (activation_id is None) == (payment_id is None):
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT, "Give either activationId or paymentId (one of them)", field="activationId"
+        )
+    if payment_id is not None:
+        payment = payment_get_for(operator=operator, payment_id=payment_id)
+        if payment.activation_id is None:
+            raise ApplicationError(
+                ErrorCode.ACTIVATION_NOT_RETRYABLE,
+                "This payment has no router activation (it is not completed)",
+                field="paymentId",
+            )
+        activation = activation_retry(operator=operator, activation_id=payment.activation_id, field="paymentId")
+    else:
+        activation = activation_retry(operator=operator, activation_id=activation_id)
+    payment = (
+        payments_for(operator).select_related("router", "package", "activation").filter(activation=activation).first()
+    )
+    return RetriedActivation(activation=activation, payment=payment)

@@ -1,11 +1,14 @@
 """Every operator has exactly one portal key, however the user was created; a password change, by
-whatever path (admin, `set_password` + save, `changepassword`), signs the operator out everywhere."""
+whatever path (admin, `set_password` + save, `changepassword`), signs the operator out everywhere;
+a change to a paid access grant reaches its payment's live subscribers."""
 
 from django.conf import settings
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from billing.models import OperatorProfile
+from billing.models import OperatorProfile, Payment
+from billing.notifications import publish_payment_changed
+from network.signals import activation_changed
 from project.auth import sign_out_everywhere
 
 
@@ -33,3 +36,12 @@ def sign_out_after_password_change(sender, instance, created: bool, raw: bool = 
     if getattr(instance, "_password_changed", False):
         instance._password_changed = False
         sign_out_everywhere(instance)
+
+
+@receiver(activation_changed, dispatch_uid="billing.activation_changed")
+def publish_activation_change(sender, activation_id: int, owner_id: int, **kwargs) -> None:
+    """The grant a payment bought changed (network sends this after commit): the payment's subscribers
+    re-read it, activation included. Grants of other sources have no payment and nobody to tell here."""
+    payment_id = Payment.objects.filter(activation_id=activation_id).values_list("pk", flat=True).first()
+    if payment_id is not None:
+        publish_payment_changed(payment_id=payment_id, operator_id=owner_id)

@@ -1,4 +1,4 @@
-"""Putting a paid customer online on the router, and taking them off again at expiry.
+"""Putting a customer online on the router for an access grant, and taking them off again at expiry.
 
 An activation's life::
 
@@ -8,8 +8,11 @@ An activation's life::
        |     router answering again (auto retry)--.
        '--last retry failed / credentials rejected--> FAILED
 
-- ``activation_start`` runs once, inside the transaction that completes the payment, and enqueues the
-  job after commit; however the completion arrived (webhook, poll, check), there is one job.
+- A grant is made by ``activation_grant``, once, inside the transaction that makes it (billing's, when
+  a payment completes: however the completion arrived, webhook, poll or check, there is one grant and
+  one job); the job is enqueued after commit. Everything the router work needs (router, package, the
+  customer's MAC and IP, the expiry, the renewal asked for) is the grant's own: network never looks
+  at what paid for it. Subscribers hear of changes through ``network.signals.activation_changed``.
 - Each attempt (``activation_perform``) has three steps, and never holds a transaction during router
   I/O: *claim* (row lock, attempts + 1, a lease so a second worker backs off), *router work* (profile,
   user, device login), *record* (ACTIVE, or the error; FAILED after the last try). A re-run after
@@ -18,10 +21,11 @@ An activation's life::
 - Access codes come from ``secrets``: 8 characters without 0/O/1/I, unique per router. The hotspot
   user's name and password are both the code.
 
-Renewal rule: only on request and proof. A payment made with ``PaymentInput.renewCode`` (an access
-code on that router, bought as the same package; checked when the payment is made and stored in
-``Payment.renews``) *extends* the grant that holds that code if it is still ACTIVE with at least
-``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` to run when the money arrives. Every other payment gets
+Renewal rule: only on request and proof. A grant made with a renewal target (a payment made with
+``PaymentInput.renewCode``: an access code on that router, bought as the same package, checked when
+the payment is made and passed on as ``Activation.renews``) *extends* the grant that holds that code
+if it is still ACTIVE with at least ``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` to run when the money
+arrives. Every other grant gets
 a fresh grant with its own code: no MAC address or phone number ever decides it, and a code is never
 handed to a different payer. A renewal keeps the code; its expiry is the old expiry plus the
 package's duration (time is stacked, nothing already paid for is lost) and the router user's
@@ -35,10 +39,10 @@ Automatic retry: a FAILED activation whose grant has not ended is started again 
 router answers a login again (``activations_auto_retry``, a periodic job probing such routers with a
 backoff; ``activations_retry_failed_for_router`` for any caller that already knows the router is back).
 
-Expiry: ``Activation.expires_at`` is the payment's ``packageExpiryTime``, except for renewals (stacked,
-above) and for activations that only reached the router more than ``ACTIVATION_LATE_GRACE_SECONDS``
-after the payment completed (e.g. after ``retryActivation``): those run for the package's full
-duration from the moment the customer got online.
+Expiry: ``Activation.expires_at`` is the one given with the grant (a payment's ``packageExpiryTime``),
+except for renewals (stacked, above) and for activations that only reached the router more than
+``ACTIVATION_LATE_GRACE_SECONDS`` after the grant was made (``granted_at``; e.g. after
+``retryActivation``): those run for the package's full duration from the moment the customer got online.
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -60,11 +63,9 @@ from django.utils import timezone
 
 from network.models import Activation, Package, Router
 from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
+from network.signals import activation_changed_after_commit
 from project import log_context, metrics
 from project.errors import ApplicationError, ErrorCode
-
-if TYPE_CHECKING:
-    from billing.models import Payment
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,8 @@ def new_access_code() -> str:
 
 
 def _publish(activation: Activation) -> None:
-    """Subscribers of the payment hear about every activation change (after commit)."""
-    from billing.notifications import publish_payment_changed
-
-    payment = activation.payment
-    publish_payment_changed(payment_id=payment.pk, operator_id=payment.owner_id)
+    """Whoever listens hears about every activation change (after commit)."""
+    activation_changed_after_commit(activation_id=activation.pk, owner_id=activation.owner_id)
 
 
 def _enqueue_after_commit(activation_id: int) -> None:
@@ -108,13 +106,43 @@ def _enqueue_after_commit(activation_id: int) -> None:
 # --- Start -------------------------------------------------------------------------------------
 
 
-def activation_start(payment: Payment) -> Activation:
-    """Called once, inside the transaction that completes the payment; the job runs after commit."""
-    activation, created = Activation.objects.get_or_create(
-        payment=payment, defaults={"expires_at": payment.package_expiry_time}
+def activation_grant(
+    *,
+    source: str,
+    owner: AbstractBaseUser,
+    router: Router,
+    package: Package,
+    expires_at: datetime | None = None,
+    granted_at: datetime | None = None,
+    phone_number: str = "",
+    mac_address: str = "",
+    ip_address: str | None = None,
+    renews: Activation | None = None,
+    reference: str = "",
+) -> Activation:
+    """Make an access grant (PENDING) and put the customer online in the background.
+
+    Call it once per grant, inside the transaction that makes it (the caller keeps that once: billing
+    links the grant to its payment in the same transaction); the job is enqueued after commit.
+    ``expires_at`` defaults to the package's duration from ``granted_at`` (now); ``renews`` is the
+    grant the customer proved and asked to extend (same router and package, see the module doc);
+    ``reference`` names what the grant came from (a payment's id), for people and the router's comment.
+    """
+    granted_at = granted_at or timezone.now()
+    activation = Activation.objects.create(
+        source=source,
+        owner=owner,
+        router=router,
+        package=package,
+        reference=reference,
+        phone_number=phone_number or "",
+        mac_address=mac_address or "",
+        ip_address=ip_address or None,
+        granted_at=granted_at,
+        expires_at=expires_at or granted_at + timedelta(minutes=package.duration_minutes),
+        renews=renews,
     )
-    if created:
-        _enqueue_after_commit(activation.pk)
+    _enqueue_after_commit(activation.pk)
     return activation
 
 
@@ -126,7 +154,8 @@ class _Plan:
     """Everything the router work needs, fixed while the activation row was locked."""
 
     activation_id: int
-    payment_id: object
+    source: str
+    reference: str
     router: Router
     package: Package
     code: str
@@ -143,8 +172,8 @@ class _RenewalBusy(Exception):
 
 
 def _locked(activation_id: int) -> Activation:
-    """The activation row, locked until the surrounding transaction ends (payment joined, not locked)."""
-    return Activation.objects.select_for_update(of=("self",)).select_related("payment").get(pk=activation_id)
+    """The activation row, locked until the surrounding transaction ends."""
+    return Activation.objects.select_for_update(of=("self",)).get(pk=activation_id)
 
 
 def _scrub(text: str, *secrets_: str) -> str:
@@ -156,32 +185,30 @@ def _scrub(text: str, *secrets_: str) -> str:
 
 
 def _renewable_predecessor(activation: Activation, now: datetime) -> Activation | None:
-    """The activation this purchase extends, if it asked for one (``Payment.renews``, see the module doc).
+    """The activation this grant extends, if it asked for one (``Activation.renews``, see the module doc).
 
     Whatever holds the renewed code now: a renewal paid meanwhile may have extended it already.
     """
-    payment = activation.payment
-    if payment.renews is None:
+    if activation.renews is None:
         return None
     margin = timedelta(seconds=settings.ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS)
     predecessor = (
         Activation.objects.filter(
-            payment__router_id=payment.router_id,
-            access_code=activation.access_code or payment.renews.access_code,
+            router_id=activation.router_id,
+            access_code=activation.access_code or activation.renews.access_code,
             status=Status.ACTIVE,
             expires_at__gt=now + margin,
         )
         .exclude(pk=activation.pk)
         .exclude(access_code="")
-        .select_related("payment")
         .order_by("-expires_at", "-pk")
         .first()
     )
-    if predecessor is None or predecessor.payment.package_id != payment.package_id:
+    if predecessor is None or predecessor.package_id != activation.package_id:
         return None  # ended (or about to): a fresh grant; another package is never stacked on
     in_flight = (
         Activation.objects.filter(
-            payment__router_id=activation.payment.router_id,
+            router_id=activation.router_id,
             access_code=predecessor.access_code,
             status=Status.PENDING,
         )
@@ -196,7 +223,7 @@ def _renewable_predecessor(activation: Activation, now: datetime) -> Activation 
 def _unique_code(router_id: int) -> str:
     while True:
         code = new_access_code()
-        if not Activation.objects.filter(payment__router_id=router_id, access_code=code).exists():
+        if not Activation.objects.filter(router_id=router_id, access_code=code).exists():
             return code
 
 
@@ -204,7 +231,7 @@ def _uptime_granted(activation: Activation) -> int:
     """The limit-uptime the activation put on the router (its package's duration if not recorded)."""
     if activation.limit_uptime_seconds:
         return activation.limit_uptime_seconds
-    return activation.payment.package.duration_minutes * 60
+    return activation.package.duration_minutes * 60
 
 
 def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan | Outcome:
@@ -212,17 +239,16 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
     with transaction.atomic():
         activation = (
             Activation.objects.select_for_update(of=("self",))
-            .select_related("payment__router", "payment__package", "payment__renews", "renewal_of__payment__package")
+            .select_related("router", "package", "renews", "renewal_of__package")
             .get(pk=activation_id)
         )
         if activation.status != Status.PENDING:
             return Outcome.SKIPPED  # already ACTIVE (a replayed job), FAILED or EXPIRED
         if activation.claimed_until is not None and activation.claimed_until > now:
             return Outcome.SKIPPED  # another worker is talking to the router for it right now
-        payment = activation.payment
-        package = payment.package
+        package = activation.package
         # Renewal decisions for one router are taken one at a time.
-        Router.objects.select_for_update().filter(pk=payment.router_id).first()
+        Router.objects.select_for_update().filter(pk=activation.router_id).first()
 
         activation.attempts += 1
         activation.claimed_until = now + timedelta(seconds=settings.ACTIVATION_LEASE_SECONDS)
@@ -242,7 +268,7 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
                 predecessor = None  # better a second code than no internet
             activation.renewal_of = predecessor
             if not activation.access_code:
-                activation.access_code = predecessor.access_code if predecessor else _unique_code(payment.router_id)
+                activation.access_code = predecessor.access_code if predecessor else _unique_code(activation.router_id)
         activation.save()
         _publish(activation)
 
@@ -258,25 +284,39 @@ def _claim(activation_id: int, *, final_attempt: bool, now: datetime) -> _Plan |
                 else predecessor.limit_bytes_total + extra_bytes
             )
         else:
-            expires_at = payment.package_expiry_time or now + timedelta(seconds=duration)
-            completed = payment.completed_at or now
-            if now - completed > timedelta(seconds=settings.ACTIVATION_LATE_GRACE_SECONDS):
+            # Until the router first confirms it, expires_at is still the one given with the grant.
+            expires_at = activation.expires_at or now + timedelta(seconds=duration)
+            granted = activation.granted_at or now
+            if now - granted > timedelta(seconds=settings.ACTIVATION_LATE_GRACE_SECONDS):
                 expires_at = max(expires_at, now + timedelta(seconds=duration))
             uptime = duration
             limit_bytes = package.data_limit_bytes
         return _Plan(
             activation_id=activation.pk,
-            payment_id=payment.pk,
-            router=payment.router,
+            source=activation.source,
+            reference=activation.reference,
+            router=activation.router,
             package=package,
             code=activation.access_code,
             renewal=predecessor is not None,
             expires_at=expires_at,
             limit_uptime_seconds=uptime,
             limit_bytes_total=limit_bytes,
-            mac_address=payment.mac_address,
-            ip_address=payment.ip_address,
+            mac_address=activation.mac_address,
+            ip_address=activation.ip_address,
         )
+
+
+_COMMENT_PREFIX = {
+    Activation.Source.PAYMENT: "pay",
+    Activation.Source.VOUCHER: "voucher",
+    Activation.Source.MANUAL: "grant",
+}
+
+
+def _comment_ref(plan: _Plan) -> str:
+    """What the router user's comment names: ``pay:<payment id>`` as before, else the grant's kind."""
+    return f"{_COMMENT_PREFIX.get(plan.source, 'grant')}:{plan.reference or plan.activation_id}"
 
 
 def _router_work(plan: _Plan) -> str | None:
@@ -298,7 +338,7 @@ def _router_work(plan: _Plan) -> str | None:
                 profile=plan.package.profile_name,
                 limit_uptime_seconds=plan.limit_uptime_seconds,
                 limit_bytes_total=plan.limit_bytes_total,
-                comment=f"cloudpilot pay:{plan.payment_id};exp:{int(plan.expires_at.timestamp())}",
+                comment=f"cloudpilot {_comment_ref(plan)};exp:{int(plan.expires_at.timestamp())}",
             )
         )
         if not (plan.mac_address and plan.ip_address):
@@ -384,7 +424,8 @@ def activation_perform(activation_id: int, *, final_attempt: bool) -> Outcome:
     claimed = _claim(activation_id, final_attempt=final_attempt, now=now)
     if isinstance(claimed, Outcome):
         return claimed
-    log_context.bind(payment_id=claimed.payment_id)
+    if claimed.source == Activation.Source.PAYMENT and claimed.reference:
+        log_context.bind(payment_id=claimed.reference)  # the log lines of a paid grant name its payment
     error: RouterError | None = None
     login_error: str | None = None
     try:
@@ -412,35 +453,43 @@ def _release_after_record_error(activation_id: int, *, final_attempt: bool) -> O
         changes["status"] = Status.FAILED
     with transaction.atomic():
         if Activation.objects.filter(pk=activation_id, status=Status.PENDING).update(**changes):
-            _publish(Activation.objects.select_related("payment").get(pk=activation_id))
+            _publish(Activation.objects.get(pk=activation_id))
     return Outcome.FAILED if final_attempt else Outcome.RETRY
 
 
 # --- Operator retry ----------------------------------------------------------------------------
 
 
-def activation_retry(*, operator: AbstractBaseUser, payment_id: object) -> Payment:
-    """Start a FAILED activation again (PENDING, a fresh job with all its retries)."""
-    from billing.selectors import payment_get_for
+def activation_retry(*, operator: AbstractBaseUser, activation_id: object, field: str = "activationId") -> Activation:
+    """Start one of the operator's FAILED activations again, of any source (PENDING, a fresh job with
+    all its retries). Unknown and other operators' ids: ACTIVATION_NOT_FOUND, the same either way.
 
-    payment = payment_get_for(operator=operator, payment_id=payment_id)
+    Returns the activation as it is once the transaction committed (the job may already have run);
+    ``field`` names the argument errors are about (billing's payment-id form passes ``paymentId``)."""
+    pk = _as_pk(activation_id)
     with transaction.atomic():
-        activation = Activation.objects.select_for_update().filter(payment_id=payment.pk).first()
+        activation = (
+            Activation.objects.select_for_update(of=("self",)).filter(owner=operator, pk=pk).first() if pk else None
+        )
         if activation is None:
-            raise ApplicationError(
-                ErrorCode.ACTIVATION_NOT_RETRYABLE,
-                "This payment has no router activation (it is not completed)",
-                field="paymentId",
-            )
+            raise ApplicationError(ErrorCode.ACTIVATION_NOT_FOUND, "Activation not found", field="activationId")
         if activation.status != Status.FAILED:
             raise ApplicationError(
                 ErrorCode.ACTIVATION_NOT_RETRYABLE,
                 f"Only a FAILED activation can be retried; this one is {activation.status}",
-                field="paymentId",
+                field=field,
             )
         _restart(activation)
-    payment.refresh_from_db()
-    return payment
+    activation.refresh_from_db()
+    return activation
+
+
+def _as_pk(raw: object) -> int | None:
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _restart(activation: Activation, *, note: str | None = None) -> None:
@@ -482,7 +531,7 @@ def activations_retry_failed_for_router(router_id: int, *, now: datetime | None 
     now = now or timezone.now()
     candidates = list(
         _auto_retryable(now)
-        .filter(payment__router_id=router_id)
+        .filter(router_id=router_id)
         .order_by("updated_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -498,7 +547,7 @@ def activations_retry_failed_for_router(router_id: int, *, now: datetime | None 
             activation_id,
             router_id,
             activation.attempts,
-            extra={"activation_id": str(activation_id), "payment_id": str(activation.payment_id)},
+            extra={"activation_id": str(activation_id)},
         )
         restarted.append(activation_id)
     return restarted
@@ -538,7 +587,7 @@ def activations_auto_retry(*, now: datetime | None = None, max_routers: int = 10
     """
     now = now or timezone.now()
     report = AutoRetryReport()
-    router_ids = list(_auto_retryable(now).order_by().values_list("payment__router_id", flat=True).distinct())
+    router_ids = list(_auto_retryable(now).order_by().values_list("router_id", flat=True).distinct())
     schedule = cache.get_many([_probe_key(router_id) for router_id in router_ids])
     due = [router_id for router_id in router_ids if schedule.get(_probe_key(router_id), (0.0, 0))[0] <= now.timestamp()]
     base = settings.ACTIVATION_AUTO_RETRY_PROBE_SECONDS
@@ -603,20 +652,20 @@ def activations_expire_due(*, now: datetime | None = None, limit: int = 500) -> 
     report = ExpiryReport()
     due = list(
         Activation.objects.filter(status=Status.ACTIVE, expires_at__lte=now)
-        .select_related("payment__router")
+        .select_related("router")
         .order_by("expires_at", "pk")[:limit]
     )
     by_router: dict[int, list[Activation]] = defaultdict(list)
     for activation in due:
-        by_router[activation.payment.router_id].append(activation)
+        by_router[activation.router_id].append(activation)
 
     for activations in by_router.values():
-        router = activations[0].payment.router
+        router = activations[0].router
         to_remove: list[Activation] = []
         for activation in activations:
-            sharing = Activation.objects.filter(
-                payment__router_id=router.pk, access_code=activation.access_code
-            ).exclude(pk=activation.pk)
+            sharing = Activation.objects.filter(router_id=router.pk, access_code=activation.access_code).exclude(
+                pk=activation.pk
+            )
             if sharing.filter(status=Status.PENDING).exists():
                 report.waiting += 1  # a renewal is being applied to this user: decide after it
             elif sharing.filter(status=Status.ACTIVE, expires_at__gt=now).exists():

@@ -82,47 +82,53 @@ class PackageAdmin(OwnedByOperatorAdmin):
             transaction.on_commit(lambda: enqueue_profile_sync(obj.pk), robust=True)
 
 
-# What support sees of an activation, on its own page and inline on its payment.
+# What support sees of an access grant (read-only: state changes go through the jobs and
+# retryActivation, which also talk to the router).
 ACTIVATION_FIELDS = [
+    "source",
     "status",
+    "owner",
+    "router",
+    "package",
+    "reference",
     "access_code",
+    "phone_number",
+    "mac_address",
+    "ip_address",
     "attempts",
     "last_error",
+    "granted_at",
     "activated_at",
     "expires_at",
+    "renews",
     "renewal_of",
     "limit_uptime_seconds",
     "limit_bytes_total",
+    "claimed_until",
+    "personal_data_erased_at",
 ]
-
-
-class ActivationInline(admin.StackedInline):
-    """The payment's router activation (access code, attempts, last router error), read-only."""
-
-    model = Activation
-    extra = 0
-    max_num = 1
-    can_delete = False
-    fields = ACTIVATION_FIELDS
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Activation)
 class ActivationAdmin(OwnedByOperatorAdmin):
-    owner_path = "payment__owner"
-    list_display = ["payment", "status", "access_code", "attempts", "activated_at", "expires_at"]
-    list_filter = ["status", ("payment__router", admin.RelatedOnlyFieldListFilter)]
-    # A customer on the phone reads out their access code, phone number or M-Pesa receipt.
-    search_fields = ["access_code", "payment__phone_number", "payment__mpesa_reference"]
-    list_select_related = ["payment"]
-    # Read-only: state changes go through the jobs and retryActivation, which also talk to the router.
-    readonly_fields = ["payment", *ACTIVATION_FIELDS, "claimed_until"]
+    list_display = [
+        "id",
+        "source",
+        "status",
+        "access_code",
+        "router",
+        "package",
+        "attempts",
+        "activated_at",
+        "expires_at",
+    ]
+    list_filter = ["status", "source", ("router", admin.RelatedOnlyFieldListFilter)]
+    # A customer on the phone reads out their access code or phone number (an M-Pesa receipt finds the
+    # payment, whose page links its grant).
+    search_fields = ["access_code", "phone_number", "reference"]
+    list_select_related = ["router", "package"]
+    fields = ACTIVATION_FIELDS
+    readonly_fields = ACTIVATION_FIELDS
 
     def has_add_permission(self, request) -> bool:
-        return False  # activations start when payments complete
+        return False  # grants are made by payments (and later vouchers and manual grants), not here

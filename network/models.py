@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from project import encryption
 
@@ -89,21 +90,53 @@ class Package(models.Model):
 
 
 class Activation(models.Model):
-    """Putting one paid customer online on the router, and taking them off at expiry."""
+    """An access grant: one customer's time on one router, however it was obtained (a paid payment, a
+    redeemed voucher, an operator's manual grant), put on the router, expired, retried and revoked here.
+
+    It stands on its own: what the router work needs (router, package, the customer's device) is copied
+    in when the grant is made, and the network side never looks at what paid for it. Billing keeps the
+    link from its side (``billing.Payment.activation``).
+    """
 
     class Status(models.TextChoices):
         PENDING = "PENDING"
         ACTIVE = "ACTIVE"
         FAILED = "FAILED"
         EXPIRED = "EXPIRED"
+        REVOKED = "REVOKED"
 
-    payment = models.OneToOneField("billing.Payment", on_delete=models.CASCADE, related_name="activation")
+    class Source(models.TextChoices):
+        PAYMENT = "PAYMENT"
+        VOUCHER = "VOUCHER"
+        MANUAL = "MANUAL"
+
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PAYMENT, db_index=True)
+    # The operator the grant belongs to, the router it is on and the package it gives.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activations")
+    router = models.ForeignKey(Router, on_delete=models.PROTECT, related_name="activations")
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="activations")
+    # What the grant came from, for people and the router user's comment (a payment's id, a voucher's
+    # code id); never looked up by network.
+    reference = models.CharField(max_length=64, blank=True)
+    # The customer's device as the hotspot reported it (automatic login); network.retention erases them.
+    phone_number = models.CharField(max_length=12, blank=True)
+    mac_address = models.CharField(max_length=17, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # When the grant was made (the payment completed, the voucher was redeemed): the late-grace rule
+    # and the activation latency count from here.
+    granted_at = models.DateTimeField(default=timezone.now)
+    # The grant this one asked to extend (``PaymentInput.renewCode``, proven when the grant was made);
+    # ``renewal_of`` is what it really extended, decided when it reached the router.
+    renews = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewal_requests", editable=False
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     access_code = models.CharField(max_length=16, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
-    # When the customer goes offline (wall clock). Normally the payment's package_expiry_time; later
+    # When the customer goes offline (wall clock). Set when the grant is made (a payment's
+    # package_expiry_time); later
     # when the router was only reached late, and extended when the activation renews an earlier one.
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # A renewal: this purchase extended the earlier, still ACTIVE activation (same hotspot user/code).
@@ -117,13 +150,20 @@ class Activation(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Router error texts can quote the device's IP or MAC: network.retention blanks them once old.
+    # The customer's phone, MAC and IP, and router error texts that can quote them: network.retention
+    # blanks them once the grant is long over.
     personal_data_erased_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the router's error text was erased (data retention)"
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the phone, MAC, IP and the router's error text were erased (data retention)",
     )
 
     class Meta:
-        indexes = [models.Index(fields=["access_code"], name="network_act_access_code")]
+        indexes = [
+            models.Index(fields=["access_code"], name="network_act_access_code"),
+            models.Index(fields=["router", "access_code"], name="network_act_router_code"),
+        ]
 
     def __str__(self) -> str:
-        return f"Activation of {self.payment_id}: {self.status}"
+        return f"Activation {self.pk} ({self.source}): {self.status}"

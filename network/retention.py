@@ -1,10 +1,10 @@
 """Personal data network holds, kept no longer than needed (Kenya's Data Protection Act 2019).
 
-An activation has no phone, MAC or IP column of its own (those are on its billing payment), but
-``last_error`` keeps the router's words, and a refused device login can quote the device's IP or MAC.
-Once the activation is over (FAILED or EXPIRED) and nothing has touched it for the retention period,
-that text is blanked; status, access code, attempts and times stay. billing.retention runs this next
-to its own erasure; network never needs billing for it.
+An access grant keeps the customer's phone number, the device's MAC and IP (for the automatic
+login), and ``last_error`` keeps the router's words (a refused device login can quote the device's
+IP or MAC). Once the grant is over (FAILED, EXPIRED or REVOKED) and nothing has touched it for the
+retention period, those are blanked; source, status, access code, attempts and times stay.
+billing.retention runs this next to its own erasure; network never needs billing for it.
 """
 
 from __future__ import annotations
@@ -40,20 +40,29 @@ def update_in_batches(candidates: QuerySet, **values: object) -> int:
 
 
 def activations_with_expired_personal_data(*, before: datetime) -> QuerySet[Activation]:
-    """Finished activations untouched since ``before`` whose router text has not been erased yet."""
+    """Finished activations untouched since ``before`` whose personal data has not been erased yet."""
     return Activation.objects.filter(
-        status__in=[Activation.Status.FAILED, Activation.Status.EXPIRED],
+        status__in=[Activation.Status.FAILED, Activation.Status.EXPIRED, Activation.Status.REVOKED],
         personal_data_erased_at__isnull=True,
         updated_at__lt=before,
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__lt=before))
 
 
 def activations_erase_personal_data(*, before: datetime, now: datetime, dry_run: bool = False) -> int:
-    """Blank the router error text of activations finished before ``before``; returns how many.
+    """Blank the phone, MAC, IP and router error text of activations finished before ``before``;
+    returns how many.
 
     ``dry_run`` only counts them.
     """
     candidates = activations_with_expired_personal_data(before=before)
     if dry_run:
         return candidates.count()
-    return update_in_batches(candidates, last_error="", personal_data_erased_at=now, updated_at=now)
+    return update_in_batches(
+        candidates,
+        last_error="",
+        phone_number="",
+        mac_address="",
+        ip_address=None,
+        personal_data_erased_at=now,
+        updated_at=now,
+    )

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 import strawberry_django
 from strawberry import auto
 
-from network import activation, models, selectors, services
+from network import models, selectors, services
 from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
@@ -22,10 +21,6 @@ from project.graphql_support import (
     principal_of,
     without_database,
 )
-
-if TYPE_CHECKING:
-    # billing.schema imports this module: the Payment type is resolved lazily, when the schema is built.
-    from billing.schema import PaymentType
 
 
 @strawberry_django.type(
@@ -225,16 +220,6 @@ class RouterConnectionCheck:
     )
 
 
-@strawberry.type(description="retryActivation's result: the payment with its restarted activation, or `errors`")
-class RetryActivationPayload:
-    payment: Annotated[PaymentType, strawberry.lazy("billing.schema")] | None = strawberry.field(
-        default=None, description="The payment, its `activation` PENDING again; null when refused"
-    )
-    errors: list[UserError] = strawberry.field(
-        default_factory=list, description="PAYMENT_NOT_FOUND or ACTIVATION_NOT_RETRYABLE; empty on success"
-    )
-
-
 _ROUTER_ID = "One of the caller's routers (`Router.id`)"
 
 
@@ -363,26 +348,8 @@ class NetworkMutation:
             return RouterConnectionCheck(ok=False, error=error.message, errors=UserError.list_of(error))
         return RouterConnectionCheck(ok=check.ok, identity=check.identity, version=check.version, error=check.error)
 
-    @strawberry_django.mutation(
-        permission_classes=[IsOperator],
-        description="Operator JWT only. Start a FAILED router activation again (a fresh job with all its "
-        "retries). Errors: PAYMENT_NOT_FOUND, ACTIVATION_NOT_RETRYABLE",
-    )
-    def retry_activation(
-        self,
-        info: strawberry.Info,
-        payment_id: Annotated[
-            uuid.UUID, strawberry.argument(description="The payment whose activation failed (`Payment.id`)")
-        ],
-    ) -> RetryActivationPayload:
-        try:
-            payment = activation.activation_retry(operator=operator_principal(info).operator, payment_id=payment_id)
-        except ApplicationError as error:
-            return RetryActivationPayload(errors=UserError.list_of(error))
-        return RetryActivationPayload(payment=payment)  # type: ignore[arg-type]
 
-
-@strawberry.enum(description="Where a paid customer stands on the router")
+@strawberry.enum(description="Where a customer's access grant stands on the router")
 class ActivationStatus(enum.Enum):
     PENDING = strawberry.enum_value(
         "PENDING", description="Not on the router yet: the server is putting the customer online (retrying if needed)"
@@ -394,6 +361,16 @@ class ActivationStatus(enum.Enum):
         "router answers again; operators can retryActivation",
     )
     EXPIRED = strawberry.enum_value("EXPIRED", description="The time is over and the router has taken the user off")
+    REVOKED = strawberry.enum_value(
+        "REVOKED", description="Ended early by the operator: the access code no longer logs anyone in"
+    )
+
+
+@strawberry.enum(description="How an access grant was obtained")
+class AccessSource(enum.Enum):
+    PAYMENT = strawberry.enum_value("PAYMENT", description="A completed payment (M-Pesa through IntaSend)")
+    VOUCHER = strawberry.enum_value("VOUCHER", description="A redeemed voucher code")
+    MANUAL = strawberry.enum_value("MANUAL", description="Given by the operator by hand (a cash sale, goodwill)")
 
 
 PORTAL_ACTIVATION_ERROR = "The hotspot has not confirmed your access yet; it is being retried."
@@ -402,8 +379,9 @@ PORTAL_ACTIVATION_ERROR = "The hotspot has not confirmed your access yet; it is 
 @strawberry_django.type(
     models.Activation,
     name="Activation",
-    description="Putting a paying customer online on the router, and taking them off at expiry. Seen inside "
-    "its Payment, by the operator and by the X-Public-Key caller holding the payment's clientSecret",
+    description="An access grant: one customer's time on one router, whatever it came from (`source`), put on "
+    "the router, taken off at expiry, retried when the router fails. Seen inside its Payment, by the operator "
+    "and by the X-Public-Key caller holding the payment's clientSecret",
 )
 class ActivationType:
     id: auto = strawberry_django.field(description="Stable id of this activation")
@@ -415,6 +393,7 @@ class ActivationType:
         description="When the customer goes offline (later than the payment's packageExpiryTime when the router "
         "was reached late or a renewal extended it); null until known"
     )
+    package: PackageType = strawberry_django.field(description="The package the grant gives (time, speed, data cap)")
 
     @strawberry_django.field(
         only=["access_code"],
@@ -441,3 +420,8 @@ class ActivationType:
     @without_database
     def status(self) -> ActivationStatus:
         return ActivationStatus(self.status)
+
+    @strawberry_django.field(only=["source"], description="How the grant was obtained")
+    @without_database
+    def source(self) -> AccessSource:
+        return AccessSource(self.source)

@@ -73,15 +73,14 @@ def activation_for_renewal(*, router: Router, code: str, package: Package) -> Ac
     if 0 < len(wanted) <= Activation._meta.get_field("access_code").max_length:
         head = (
             Activation.objects.filter(
-                payment__router=router,
+                router=router,
                 access_code=wanted,
                 status=Activation.Status.ACTIVE,
                 expires_at__gt=timezone.now(),
             )
-            .select_related("payment")
             .order_by("-expires_at", "-pk")
             .first()
         )
-    if head is None or head.payment.package_id != package.pk:
+    if head is None or head.package_id != package.pk:
         raise ApplicationError(ErrorCode.CODE_INVALID, RENEW_CODE_INVALID_MESSAGE, field="renewCode")
     return head

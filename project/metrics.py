@@ -168,7 +168,7 @@ def payment_completed(payment: Any, source: str) -> None:
 def activation_recorded(activation: Any, outcome: Any) -> None:
     """After an attempt's outcome is committed (network.activation._record)."""
     ACTIVATION_ATTEMPTS.labels(outcome=outcome.value).inc()
-    completed_at = activation.payment.completed_at
+    completed_at = activation.granted_at
     if outcome.value == "ACTIVE" and completed_at is not None:
         ACTIVATION_SECONDS.observe(max((activation.activated_at - completed_at).total_seconds(), 0.0))
 

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
+from billing import notifications
 from billing.models import OperatorProfile, Payment
-from billing.notifications import publish_payment_changed
 from network.signals import activation_changed
 from project.auth import sign_out_everywhere
 
@@ -44,4 +44,4 @@ def publish_activation_change(sender, activation_id: int, owner_id: int, **kwarg
     re-read it, activation included. Grants of other sources have no payment and nobody to tell here."""
     payment_id = Payment.objects.filter(activation_id=activation_id).values_list("pk", flat=True).first()
     if payment_id is not None:
-        publish_payment_changed(payment_id=payment_id, operator_id=owner_id)
+        notifications.publish_payment_changed(payment_id=payment_id, operator_id=owner_id)

@@ -547,10 +547,18 @@ def activations_retry_failed_for_router(router_id: int, *, now: datetime | None 
             activation_id,
             router_id,
             activation.attempts,
-            extra={"activation_id": str(activation_id)},
+            extra=_log_fields(activation),
         )
         restarted.append(activation_id)
     return restarted
+
+
+def _log_fields(activation: Activation) -> dict[str, str]:
+    """The ids a log line about this activation carries (a paid grant's payment id is its reference)."""
+    fields = {"activation_id": str(activation.pk)}
+    if activation.source == Activation.Source.PAYMENT and activation.reference:
+        fields["payment_id"] = activation.reference
+    return fields
 
 
 @dataclass

@@ -22,6 +22,7 @@ from billing.services import operator_rotate_public_key
 from network.models import Activation, Package, Router
 from project.schema import schema
 from tests.conftest import OTHER_PUBLIC_KEY, OTHER_SECRET_KEY
+from tests.grants import grant_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,7 +117,7 @@ def world(shop, other_operator, gql):
         status=Payment.Status.COMPLETED,
         intasend_invoice_id="ALICEINV",
     )
-    Activation.objects.create(payment=payment, status="FAILED", access_code="ALICECODE", attempts=7)
+    grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
     other_operator.add_credential(api_key=OTHER_PUBLIC_KEY, private_key=OTHER_SECRET_KEY)
     old_key = alice.public_key
     now = int(time.time())

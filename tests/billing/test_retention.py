@@ -18,6 +18,7 @@ from billing.models import Payment, PaymentEvent, WebhookDelivery
 from billing.retention import REDACTED_BODY, ErasureCounts, personal_data_erase_expired
 from network import retention as network_retention
 from network.models import Activation
+from tests.grants import grant_for
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +161,7 @@ def test_a_payment_still_open_is_untouched_however_old(settled, now):
 @pytest.mark.parametrize("status", [Activation.Status.ACTIVE, Activation.Status.PENDING])
 def test_a_payment_whose_activation_still_runs_is_untouched(settled, now, status):
     paid = settled(DAYS + 1)
-    Activation.objects.create(payment=paid, status=status, access_code="K7P2MX9Q")
+    grant_for(paid, status=status, access_code="K7P2MX9Q")
     untouched = snapshot()
 
     assert erase(now) == NOTHING
@@ -177,8 +178,7 @@ def test_a_recently_touched_payment_waits_for_its_last_change(settled, now):
 
 def test_a_finished_activation_loses_the_routers_words_and_keeps_its_state(settled, now):
     paid = settled(DAYS + 1)
-    expired = Activation.objects.create(
-        payment=paid, status=Activation.Status.EXPIRED, access_code="K7P2MX9Q", attempts=2,
+    expired = grant_for(paid, status=Activation.Status.EXPIRED, access_code="K7P2MX9Q", attempts=2,
         last_error="Automatic login of the device failed (no such host 10.5.50.23)",
     )  # fmt: skip
     Activation.objects.filter(pk=expired.pk).update(updated_at=paid.completed_at, expires_at=paid.completed_at)
@@ -194,7 +194,7 @@ def test_running_twice_changes_nothing_the_second_time(settled, now):
     paid = settled(DAYS + 1)
     settled(DAYS + 2, status=Payment.Status.FAILED)
     settled(DAYS - 5)
-    Activation.objects.create(payment=paid, status=Activation.Status.FAILED, last_error="no such host 10.5.50.23")
+    grant_for(paid, status=Activation.Status.FAILED, last_error="no such host 10.5.50.23")
     Activation.objects.filter(payment=paid).update(updated_at=paid.completed_at)
     WebhookDelivery.objects.create(
         remote_addr="203.0.113.9", raw_body="not json 0712345678", outcome="INVALID", http_status=400
@@ -213,7 +213,7 @@ def test_a_dry_run_counts_what_a_real_run_erases_and_changes_nothing(settled, no
     paid = settled(DAYS + 1)
     settled(DAYS + 3, status=Payment.Status.FAILED)
     settled(10)
-    Activation.objects.create(payment=paid, status=Activation.Status.FAILED, last_error="refused")
+    grant_for(paid, status=Activation.Status.FAILED, last_error="refused")
     Activation.objects.filter(payment=paid).update(updated_at=paid.completed_at)
     untouched = snapshot()
 
@@ -283,7 +283,7 @@ def test_the_admin_still_shows_erased_payments(settled, now, client, operator):
     operator.user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["billing", "network"]))
     client.force_login(operator.user)
     erased = settled(DAYS + 1)
-    Activation.objects.create(payment=erased, status=Activation.Status.EXPIRED, access_code="K7P2MX9Q")
+    grant_for(erased, status=Activation.Status.EXPIRED, access_code="K7P2MX9Q")
     Activation.objects.filter(payment=erased).update(updated_at=erased.completed_at)
     kept = settled(1)
     erase(now)
@@ -317,8 +317,7 @@ PAYMENTS = """{ payments { totalCount results {
 
 def test_graphql_lists_erased_payments_for_operators_and_portals(gql, settled, now, operator):
     erased = settled(DAYS + 1)
-    Activation.objects.create(
-        payment=erased, status=Activation.Status.FAILED, access_code="K7P2MX9Q", last_error="no such host 10.5.50.23"
+    grant_for(erased, status=Activation.Status.FAILED, access_code="K7P2MX9Q", last_error="no such host 10.5.50.23"
     )
     Activation.objects.filter(payment=erased).update(updated_at=erased.completed_at)
     erase(now)

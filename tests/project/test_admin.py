@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.models import Payment, PaymentEvent, WebhookDelivery
 from network.models import Activation, Package
+from tests.grants import grant_for
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def desk(operator, other_operator, client):
     failed = payment(operator, annex, annex_pkg, phone="254722000111", status=Payment.Status.FAILED, days_ago=40)
     waiting = payment(operator, main, main_pkg, phone="254733000222")
     bobs = payment(other_operator, bobs_router, bobs_pkg, phone="254712345678", status=Payment.Status.COMPLETED)
-    Activation.objects.create(payment=done, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q", attempts=1)
+    grant_for(done, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q", attempts=1)
     PaymentEvent.objects.create(payment=done, source="WEBHOOK", old_status="PROCESSING", new_status="COMPLETED",
                                 gateway_state="COMPLETE", note="confirmed by the status API")  # fmt: skip
     WebhookDelivery.objects.create(payment=done, invoice_id=done.intasend_invoice_id, state="COMPLETE",

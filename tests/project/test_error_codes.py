@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from network.models import Activation
 from project.errors import ErrorCode
 from project.schema import schema
+from tests.grants import grant_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # The apps that answer clients. Their simulators speak IntaSend's and RouterOS's own shapes (a
@@ -246,7 +246,7 @@ def test_an_unexpected_exception_in_a_resolver_is_internal_and_masked(gql, opera
     logs the exception at ERROR."""
     router = operator.add_router()
     payment = operator.add_paid_payment(router, operator.add_package(router))
-    Activation.objects.create(payment=payment, status="GARBLED")
+    grant_for(payment, status="GARBLED")
 
     with caplog.at_level(logging.INFO):
         body = gql(PAYMENT_ACTIVATION, {"id": str(payment.pk)}, **operator.auth)

@@ -15,6 +15,7 @@ import pytest
 from billing.models import Payment
 from network.models import Activation
 from tests.documents import CHECK_STATUS, CREATE_LINK, INITIATE, PAYMENT, PAYMENTS
+from tests.grants import grant_for
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,7 @@ def victim_pays(gql, shop) -> dict:
     payment = push(gql, shop, shop.operator.portal, phoneNumber=VICTIM_PHONE, idempotencyKey=key())["payment"]
     stored = Payment.objects.get(pk=payment["id"])
     Payment.objects.filter(pk=stored.pk).update(status=Payment.Status.COMPLETED)
-    Activation.objects.create(payment=stored, status="ACTIVE", access_code="VICTIMCODE")
+    grant_for(stored, status="ACTIVE", access_code="VICTIMCODE")
     return payment
 
 
@@ -179,7 +180,7 @@ def test_result_page_without_the_secret_shows_no_failure_text_or_code(client, gq
     assert b"Insufficient" not in page.content and b"254712345678" not in page.content
 
     Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.COMPLETED)
-    Activation.objects.create(payment=payment, status="ACTIVE", access_code="LINKCODE42")
+    grant_for(payment, status="ACTIVE", access_code="LINKCODE42")
     bare = client.get(f"/payment/success/{payment.pk}/")
     assert b"Payment received" in bare.content and b"LINKCODE42" not in bare.content
     wrong = client.get(f"/payment/success/{payment.pk}/?client_secret=guess")
@@ -190,7 +191,7 @@ def test_result_page_shows_the_code_to_the_return_url_given_to_intasend(client, 
     link = gql(CREATE_LINK, {"input": shop.payment_input()}, **shop.operator.portal)["data"]["createPaymentLink"]
     payment = Payment.objects.get(pk=link["payment"]["id"])
     Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.COMPLETED)
-    Activation.objects.create(payment=payment, status="ACTIVE", access_code="LINKCODE42")
+    grant_for(payment, status="ACTIVE", access_code="LINKCODE42")
 
     return_url = shop.intasend.requests_to("/checkout/")[0].json["redirect_url"]
     assert f"client_secret={payment.client_secret}" in return_url

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from network.models import Activation, Router
+from tests.grants import grant_for
 
 PORTAL_JS = Path(__file__).resolve().parents[2] / "portal" / "static" / "portal" / "portal.js"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -120,8 +121,7 @@ def paid(operator):
     Router.objects.filter(pk=router.pk).update(hotspot_address=hotspot.address)
     package = operator.add_package(router)
     payment = operator.add_paid_payment(router, package, client_secret="s" * 43)
-    Activation.objects.create(
-        payment=payment, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q",
+    grant_for(payment, status=Activation.Status.ACTIVE, access_code="K7P2MX9Q",
         activated_at=payment.completed_at, expires_at=payment.package_expiry_time,
     )  # fmt: skip
     yield type("Paid", (), {"router": router, "payment": payment, "hotspot": hotspot})

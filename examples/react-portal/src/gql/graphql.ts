@@ -4,7 +4,7 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
-/** Where a paid customer stands on the router */
+/** Where a customer's access grant stands on the router */
 export type ActivationStatus =
   /** Online: the access code works until `expiresAt` */
   | 'ACTIVE'
@@ -13,7 +13,9 @@ export type ActivationStatus =
   /** Every attempt to reach the router failed (`lastError` says why). Retried by itself once the router answers again; operators can retryActivation */
   | 'FAILED'
   /** Not on the router yet: the server is putting the customer online (retrying if needed) */
-  | 'PENDING';
+  | 'PENDING'
+  /** Ended early by the operator: the access code no longer logs anyone in */
+  | 'REVOKED';
 
 /** Every error code the server emits, in a payload's `errors[].code` or a top-level error's `extensions.code`. Stable: branch on the code, show the message. */
 export type ErrorCode =

@@ -80,7 +80,7 @@ PAYMENT_CONFIRMATION_SECONDS = Histogram(
 )
 ACTIVATION_SECONDS = Histogram(
     "cloudpilot_activation_latency_seconds",
-    "Payment COMPLETED to its activation ACTIVE on the router (retries included)",
+    "Grant made (payment COMPLETED) to its activation ACTIVE on the router (retries included)",
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
     registry=None,
 )

@@ -86,7 +86,7 @@ def test_check_status_completes_payment_and_starts_activation_once(gql, shop):
     again = check(gql, shop, payment["id"])
     assert again["message"] == "Payment completed successfully!"
     assert len(shop.intasend.requests) == calls_before  # final: answered from the database
-    assert Activation.objects.filter(payment_id=payment["id"]).count() == 1
+    assert Activation.objects.filter(payment=payment["id"]).count() == 1
     completed = PaymentEvent.objects.filter(payment_id=payment["id"], new_status="COMPLETED")
     assert completed.count() == 1 and completed.get().source == "CHECK"
 

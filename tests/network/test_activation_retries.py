@@ -236,3 +236,66 @@ def test_an_unexpected_error_is_recorded_and_retried_like_a_router_failure(gql, 
     run_due_retries()
     activation.refresh_from_db()
     assert activation.status == "ACTIVE"
+
+
+RETRY_BY_ACTIVATION = """
+mutation($id: ID) { retryActivation(activationId: $id) {
+  activation { id status source accessCode attempts }
+  payment { id activation { id status } }
+  errors { field code message }
+} }
+"""
+
+
+def test_retry_activation_by_its_own_id_brings_the_customer_online(gql, client, hotspot):
+    hotspot.fake.set_down()
+    payment = pay(gql, client, hotspot)
+    activation = Activation.objects.get(payment=payment)
+    Activation.objects.filter(pk=activation.pk).update(status="FAILED")
+    drop_scheduled_retries()
+
+    hotspot.fake.set_down(False)
+    result = gql(RETRY_BY_ACTIVATION, {"id": str(activation.pk)}, **hotspot.operator.auth)["data"]["retryActivation"]
+    assert result["errors"] == []
+    assert result["activation"]["id"] == str(activation.pk)
+    assert result["activation"]["status"] == "ACTIVE" and result["activation"]["source"] == "PAYMENT"
+    # The payment that bought it comes along, for clients that show payments.
+    assert result["payment"] == {"id": str(payment.pk), "activation": {"id": str(activation.pk), "status": "ACTIVE"}}
+
+
+def test_retry_activation_by_payment_id_still_works_and_names_the_activation(gql, client, hotspot):
+    hotspot.fake.set_down()
+    payment = pay(gql, client, hotspot)
+    activation = Activation.objects.get(payment=payment)
+    Activation.objects.filter(pk=activation.pk).update(status="FAILED")
+    drop_scheduled_retries()
+
+    hotspot.fake.set_down(False)
+    document = "mutation($id: UUID!) { retryActivation(paymentId: $id) { activation { id status } errors { code } } }"
+    result = gql(document, {"id": str(payment.pk)}, **hotspot.operator.auth)["data"]["retryActivation"]
+    assert result == {"activation": {"id": str(activation.pk), "status": "ACTIVE"}, "errors": []}
+
+
+def test_retry_activation_of_an_unknown_or_foreign_activation_id_looks_missing(gql, client, hotspot, other_operator):
+    hotspot.fake.set_down()
+    payment = pay(gql, client, hotspot)
+    activation = Activation.objects.get(payment=payment)
+    Activation.objects.filter(pk=activation.pk).update(status="FAILED")
+    for activation_id in (str(activation.pk), "999999", "not-a-number"):
+        result = gql(RETRY_BY_ACTIVATION, {"id": activation_id}, **other_operator.auth)["data"]["retryActivation"]
+        assert result == {
+            "activation": None,
+            "payment": None,
+            "errors": [{"field": "activationId", "code": "ACTIVATION_NOT_FOUND", "message": "Activation not found"}],
+        }
+    assert Activation.objects.get(pk=activation.pk).status == "FAILED"
+
+
+def test_retry_activation_needs_exactly_one_id(gql, client, hotspot):
+    both = (
+        'mutation { retryActivation(activationId: "1", paymentId: "7e3f1c52-0000-4000-8000-000000000000")'
+        " { errors { code } } }"
+    )
+    for document in (both, "mutation { retryActivation { errors { code } } }"):
+        result = gql(document, **hotspot.operator.auth)["data"]["retryActivation"]
+        assert result == {"errors": [{"code": "INVALID_INPUT"}]}

@@ -11,7 +11,7 @@ import logging
 import pytest
 from django.db import connection, transaction
 
-from network.activation import RECORD_FAILED_TEXT, activation_perform, activation_start
+from network.activation import RECORD_FAILED_TEXT, activation_grant, activation_perform
 from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Activation, Package
 from tests.fakes.routeros_server import FakeRouterOS
 from tests.network.conftest import drop_scheduled_retries
@@ -79,7 +79,15 @@ def test_unexpected_error_while_recording_releases_the_lease(operator, settings,
         caplog.set_level(logging.INFO)
         try:
             with transaction.atomic():
-                activation = activation_start(payment)  # the job runs on commit (immediate mode)
+                activation = activation_grant(  # the job runs on commit (immediate mode)
+                    source=Activation.Source.PAYMENT,
+                    owner=payment.owner,
+                    router=payment.router,
+                    package=payment.package,
+                    expires_at=payment.package_expiry_time,
+                    granted_at=payment.completed_at,
+                    reference=str(payment.pk),
+                )
 
             activation.refresh_from_db()
             assert activation.status == Activation.Status.PENDING  # retried later, like a router error

@@ -261,7 +261,7 @@ def test_router_error_text_reaches_only_the_operator(gql, shop):
     # Found from outside: a payer read the router's own error text (its address, and "[redacted]"
     # wherever the router password occurred in it) through its payment.
     payment = victim_pays(gql, shop)
-    Activation.objects.filter(payment_id=payment["id"]).update(
+    Activation.objects.filter(payment=payment["id"]).update(
         status="PENDING", last_error="Could not connect to router 10.0.0.7:8728 ([redacted])"
     )
 

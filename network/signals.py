@@ -6,9 +6,12 @@ from __future__ import annotations
 from django.db import transaction
 from django.dispatch import Signal
 
-# Sent after the transaction that changed an activation commits (at once outside one), with
-# ``activation_id`` and ``owner_id`` (the operator). A hint, like the live updates it feeds: receivers
-# re-read what they need. A receiver that raises is logged and never undoes the change.
+from network.models import Activation
+
+# Sent (sender: the Activation model) after the transaction that changed an activation commits (at
+# once outside one), with ``activation_id`` and ``owner_id`` (the operator). A hint, like the live
+# updates it feeds: receivers re-read what they need. A receiver that raises is logged (by Django's
+# send_robust) and neither undoes the change nor keeps the other receivers from hearing it.
 activation_changed = Signal()
 
 
@@ -16,6 +19,6 @@ def activation_changed_after_commit(*, activation_id: int, owner_id: int) -> Non
     """Queue ``activation_changed`` for after the current transaction commits."""
 
     def send() -> None:
-        activation_changed.send_robust(sender=None, activation_id=activation_id, owner_id=owner_id)
+        activation_changed.send_robust(sender=Activation, activation_id=activation_id, owner_id=owner_id)
 
     transaction.on_commit(send, robust=True)

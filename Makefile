@@ -29,7 +29,7 @@ run: migrate
 	DEBUG=$(DEBUG) PORT=$(PORT) $(BIN)/python manage.py seed_demo --if-simulators
 	@# With DEBUG off static files are served hashed, from what collectstatic gathered.
 	if [ "$(DEBUG)" != "1" ]; then DEBUG=0 $(BIN)/python manage.py collectstatic --noinput -v0; fi
-	@echo "Starting on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
+	@echo "Starting on http://$(HOST):$(PORT)/ (start there: links to everything; Ctrl-C stops)"
 	DEBUG=$(DEBUG) PORT=$(PORT) $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 
 test: install

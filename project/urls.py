@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from billing.views import intasend_webhook, payment_result
 from project.admin_login import ThrottledAdminLoginForm
 from project.health import healthz
+from project.landing import favicon, landing
 from project.metrics import metrics_view
 from project.views import graphql_view
 
@@ -14,6 +15,8 @@ admin.site.login_form = ThrottledAdminLoginForm
 
 # /static/ is answered before routing, by project.static_files (in MIDDLEWARE).
 urlpatterns = [
+    path("", landing, name="landing"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     # Bearer tokens and public keys, not cookies, authenticate API calls: no CSRF surface.
     path("graphql/", csrf_exempt(graphql_view())),

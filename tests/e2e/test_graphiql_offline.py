@@ -69,7 +69,8 @@ async def test_graphiql_page_refers_only_to_its_own_assets_under_a_strict_policy
     assert page.inline == []
     assert not re.search(r"(?i)\b(https?:)?//[a-z0-9]", html), "an absolute URL: the page would reach another host"
     assets = [url for url in page.urls if not url.startswith("data:")]
-    assert assets and all(url.startswith("/static/graphiql/") for url in assets), assets
+    # GraphiQL's own assets, and the site's icon.
+    assert assets and all(url.startswith(("/static/graphiql/", "/static/favicon.")) for url in assets), assets
 
     policy = dict((directive.split(" ", 1) + [""])[:2] for directive in response["Content-Security-Policy"].split("; "))
     assert policy["default-src"] == "'none'"
@@ -86,7 +87,7 @@ async def test_graphiql_page_refers_only_to_its_own_assets_under_a_strict_policy
         served = await client.get(url)
         body = b"".join([part async for part in served.streaming_content])
         assert served.status_code == 200 and body, url
-        expected_type = "text/css" if url.endswith(".css") else "text/javascript"
+        expected_type = {"css": "text/css", "svg": "image/svg+xml"}.get(url.rsplit(".", 1)[-1], "text/javascript")
         assert served["Content-Type"].startswith(expected_type), (url, served["Content-Type"])
 
 

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from billing.models import PaymentCredential
+from billing.models import OperatorProfile, PaymentCredential
 from billing.services import CredentialInput, credential_add, operator_profile
 from network.models import Package, Router
 from network.services import PackageInput, RouterInput, package_create, router_create
@@ -42,6 +42,21 @@ PACKAGES = [
     PackageInput(router_id=None, name="1 day (1 GB)", price=Decimal("50"), duration_minutes=24 * 60,
                  upload_kbps=2048, download_kbps=5120, data_limit_mb=1000),
 ]  # fmt: skip
+
+
+def portal_path(public_key: str, router: Router) -> str:
+    """The demo portal as the simulated hotspot opens it (this server's path, query included)."""
+    # The parameters MikroTik's login.html passes; link-login-only is the simulator's hotspot login.
+    hotspot_login = f"{settings.SERVER_URL}/simulator/router/login?{urlencode({'mac': DEMO_MAC, 'ip': DEMO_IP})}"
+    query = urlencode({"routerId": router.pk, "mac": DEMO_MAC, "ip": DEMO_IP, "link-login-only": hotspot_login})
+    return f"/portal/{public_key}/?{query}"
+
+
+def seeded_portal_path() -> str | None:
+    """The demo portal's path once this command has run, else None (read only: the landing page)."""
+    profile = OperatorProfile.objects.filter(user__username=USERNAME).first()
+    router = profile and Router.objects.filter(owner_id=profile.user_id, name=ROUTER_NAME).first()
+    return portal_path(profile.public_key, router) if router else None
 
 
 class Command(BaseCommand):
@@ -122,10 +137,7 @@ class Command(BaseCommand):
         public_key = operator_profile(operator=user).public_key
         base = settings.SERVER_URL
         password = PASSWORD if user.check_password(PASSWORD) else "(changed since it was seeded)"
-        # The parameters MikroTik's login.html passes; link-login-only is the simulator's hotspot login.
-        hotspot_login = f"{base}/simulator/router/login?{urlencode({'mac': DEMO_MAC, 'ip': DEMO_IP})}"
-        query = urlencode({"routerId": router.pk, "mac": DEMO_MAC, "ip": DEMO_IP, "link-login-only": hotspot_login})
-        portal = f"{base}/portal/{public_key}/?{query}"
+        portal = base + portal_path(public_key, router)
         lines = [
             "Created: " + ", ".join(created) if created else "Demo data already there: nothing created.",
             "",
@@ -134,6 +146,7 @@ class Command(BaseCommand):
             f"  public key  {public_key}",
             f"  router id   {router.pk} ({router.host}:{router.api_port})",
             "",
+            f"  start here  {base}/",
             f"  GraphiQL    {base}/graphql/",
             f"  portal      {portal}",
             f"  phone       {base}/simulator/phone/",

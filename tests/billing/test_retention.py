@@ -188,6 +188,29 @@ def test_a_finished_activation_loses_the_routers_words_and_keeps_its_state(settl
     expired.refresh_from_db()
     assert (expired.last_error, expired.status, expired.access_code, expired.attempts) == ("", "EXPIRED", "K7P2MX9Q", 2)
     assert expired.personal_data_erased_at == now
+    # The grant's own copy of the customer's phone and device goes too.
+    assert (expired.phone_number, expired.mac_address, expired.ip_address) == ("", "", None)
+
+
+@pytest.mark.parametrize("status", [Activation.Status.REVOKED, Activation.Status.FAILED])
+def test_a_grant_without_a_payment_loses_the_customers_phone_and_device(shop_parts, now, status):
+    operator, router, package = shop_parts
+    long_ago = now - timedelta(days=DAYS + 1)
+    grant = Activation.objects.create(
+        source=Activation.Source.MANUAL, owner=operator.user, router=router, package=package, status=status,
+        phone_number=PHONE, mac_address="AA:BB:CC:DD:EE:0F", ip_address="10.5.50.23", access_code="K7P2MX9Q",
+        expires_at=long_ago,
+    )  # fmt: skip
+    recent = Activation.objects.create(
+        source=Activation.Source.MANUAL, owner=operator.user, router=router, package=package, status=status,
+        phone_number=PHONE, mac_address="AA:BB:CC:DD:EE:0F", ip_address="10.5.50.23",
+    )  # fmt: skip
+    Activation.objects.filter(pk=grant.pk).update(updated_at=long_ago)
+
+    assert erase(now).activations == 1
+    grant.refresh_from_db()
+    assert (grant.phone_number, grant.mac_address, grant.ip_address, grant.access_code) == ("", "", None, "K7P2MX9Q")
+    assert Activation.objects.get(pk=recent.pk).phone_number == PHONE
 
 
 def test_running_twice_changes_nothing_the_second_time(settled, now):

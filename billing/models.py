@@ -15,6 +15,14 @@ def new_public_key() -> str:
     return secrets.token_hex(16)
 
 
+DEFAULT_TIME_ZONE = "Africa/Nairobi"
+
+
+class Language(models.TextChoices):
+    EN = "EN", "English"
+    SW = "SW", "Kiswahili"
+
+
 class OperatorProfile(models.Model):
     """What an operator (a Django user) needs beyond the user: the captive portal's public key."""
 
@@ -24,6 +32,14 @@ class OperatorProfile(models.Model):
     # Bumped by revokeTokens and password changes: access tokens carry the generation they were
     # issued under and stop working once it moves on.
     token_generation = models.PositiveIntegerField(default=0)
+
+    # What the captive portal shows customers (updateOperatorProfile, portalInfo). Checked by
+    # billing.services.operator_profile_update, which the admin's form uses too.
+    business_name = models.CharField(max_length=80, blank=True)
+    support_phone = models.CharField(max_length=12, blank=True, help_text="A Kenyan mobile number, or blank")
+    portal_message = models.CharField(max_length=280, blank=True)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    time_zone = models.CharField(max_length=64, default=DEFAULT_TIME_ZONE, help_text="IANA name, e.g. Africa/Nairobi")
 
     def __str__(self) -> str:
         return f"Operator {self.user}"

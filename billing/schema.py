@@ -75,6 +75,15 @@ class CredentialEnvironment(enum.Enum):
     LIVE = strawberry.enum_value("LIVE", description="IntaSend's production environment: real M-Pesa payments")
 
 
+@strawberry.enum(description="A language the captive portal speaks to customers")
+class Language(enum.Enum):
+    EN = strawberry.enum_value("EN", description="English")
+    SW = strawberry.enum_value("SW", description="Kiswahili")
+
+
+_TIME_ZONE = "An IANA time zone name (e.g. `Africa/Nairobi`, the default)"
+
+
 @strawberry.type(name="Operator", description="The signed-in operator (a hotspot business). Operators only")
 class OperatorType:
     id: strawberry.ID = strawberry.field(description="The operator's stable id")
@@ -83,10 +92,103 @@ class OperatorType:
         description="The captive portal's `X-Public-Key` (32 lowercase hex characters). Not a secret: it sits in "
         "every router's login page. rotatePublicKey replaces it"
     )
+    business_name: str = strawberry.field(
+        description="The business name the portal shows customers in its header; empty when not set"
+    )
+    support_phone: str = strawberry.field(
+        description="The number customers are told to call for help, normalised to `2547XXXXXXXX`/`2541XXXXXXXX`; "
+        "empty when not set"
+    )
+    portal_message: str = strawberry.field(
+        description="A short message (at most 280 characters, line breaks kept) the portal shows customers; empty "
+        "when not set"
+    )
+    language: Language = strawberry.field(description="The portal's default language for customers")
+    time_zone: str = strawberry.field(description=f"{_TIME_ZONE}: the one reports and times shown to customers are in")
 
     @classmethod
-    def of(cls, user, public_key: str) -> OperatorType:
-        return cls(id=strawberry.ID(str(user.pk)), username=user.get_username(), public_key=public_key)
+    def of(cls, user, profile: models.OperatorProfile) -> OperatorType:
+        return cls(
+            id=strawberry.ID(str(user.pk)),
+            username=user.get_username(),
+            public_key=profile.public_key,
+            business_name=profile.business_name,
+            support_phone=profile.support_phone,
+            portal_message=profile.portal_message,
+            language=Language(profile.language),
+            time_zone=profile.time_zone,
+        )
+
+
+_KEEP_OR_CLEAR = "Left out: unchanged; empty or null: cleared"
+_KEEP = "Left out: unchanged; null is refused (INVALID_INPUT)"
+
+
+@strawberry.input(
+    description="Changes to what the portal shows customers (updateOperatorProfile): only the fields sent change"
+)
+class UpdateOperatorProfileInput:
+    business_name: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=f"The business name, at most 80 characters, no control characters. {_KEEP_OR_CLEAR}",
+    )
+    support_phone: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=f"The support line: {PHONE_FORMATS} (else INVALID_PHONE). {_KEEP_OR_CLEAR}",
+    )
+    portal_message: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A short message for customers, at most 280 characters; line breaks allowed, other control "
+        f"characters refused. {_KEEP_OR_CLEAR}",
+    )
+    language: Language | None = strawberry.field(
+        default=strawberry.UNSET, description=f"The portal's default language. {_KEEP}"
+    )
+    time_zone: str | None = strawberry.field(
+        default=strawberry.UNSET, description=f"{_TIME_ZONE}; an unknown name is INVALID_INPUT. {_KEEP}"
+    )
+
+
+@strawberry.type(description="updateOperatorProfile's result: the operator as now stored, or `errors` saying why not")
+class UpdateOperatorProfilePayload:
+    operator: OperatorType | None = strawberry.field(
+        default=None, description="The operator after the change; null when refused (nothing changed)"
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list, description=ERRORS_DESCRIPTION)
+
+
+@strawberry.type(name="PortalRouter", description="The router a portal serves, as its customers may see it")
+class PortalRouterType:
+    id: strawberry.ID = strawberry.field(description="The router's id (`Router.id`)")
+    name: str = strawberry.field(description="The operator's name for the router")
+
+
+@strawberry.type(description="What a captive portal shows in its header and help line: the calling operator's identity")
+class PortalInfo:
+    business_name: str = strawberry.field(description="The operator's business name; empty when not set")
+    support_phone: str = strawberry.field(
+        description="The support line customers may call, `2547XXXXXXXX`/`2541XXXXXXXX`; empty when not set"
+    )
+    portal_message: str = strawberry.field(
+        description="The operator's short message for customers (may hold line breaks); empty when not set"
+    )
+    language: Language = strawberry.field(description="The portal's default language (the customer may switch)")
+    time_zone: str = strawberry.field(description=f"{_TIME_ZONE}: show customers' times in it")
+    router: PortalRouterType | None = strawberry.field(
+        description="The router asked about; null when `routerId` was not given, is unknown or is not the caller's"
+    )
+
+    @classmethod
+    def of(cls, info: services.PortalInfo) -> PortalInfo:
+        profile, router = info.profile, info.router
+        return cls(
+            business_name=profile.business_name,
+            support_phone=profile.support_phone,
+            portal_message=profile.portal_message,
+            language=Language(profile.language),
+            time_zone=profile.time_zone,
+            router=PortalRouterType(id=strawberry.ID(str(router.pk)), name=router.name) if router else None,
+        )
 
 
 @strawberry_django.type(
@@ -121,6 +223,11 @@ class PaymentCredentialType:
     @without_database
     def has_webhook_challenge(self) -> bool:
         return self.has_webhook_challenge
+
+
+def _given(value: object) -> object:
+    """Strawberry's UNSET (field not sent) → the services' UNSET; everything else as is."""
+    return services.UNSET if value is strawberry.UNSET else value
 
 
 def _blank_to_none(value: str) -> str | None:
@@ -584,11 +691,28 @@ class RetryActivationPayload:
 class BillingQuery:
     @strawberry_django.field(
         permission_classes=[IsOperator],
-        description="The signed-in operator, with the portal's public key. Operator JWT only (else UNAUTHENTICATED)",
+        description="The signed-in operator, with the portal's public key and what the portal shows customers. "
+        "Operator JWT only (else UNAUTHENTICATED)",
     )
     def me(self, info: strawberry.Info) -> OperatorType:
         operator = operator_principal(info).operator
-        return OperatorType.of(operator, services.operator_profile(operator=operator).public_key)
+        return OperatorType.of(operator, services.operator_profile(operator=operator))
+
+    @strawberry_django.field(
+        permission_classes=[IsOperatorOrPortal],
+        description="X-Public-Key (or an operator JWT, to preview): the operator's business name, support line, "
+        "message and language for the portal's header and help line. Never an error for the router: `router` is "
+        "null when it is absent, unknown or not the caller's. Allowed over GET with X-Public-Key, and cacheable",
+    )
+    def portal_info(
+        self,
+        info: strawberry.Info,
+        router_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="The router the portal serves (`Router.id`); optional"),
+        ] = None,
+    ) -> PortalInfo:
+        return PortalInfo.of(services.portal_info(operator=operator_principal(info).operator, router_id=router_id))
 
     @strawberry_django.field(
         permission_classes=[IsOperator],
@@ -707,7 +831,36 @@ class BillingMutation:
     def rotate_public_key(self, info: strawberry.Info) -> OperatorType:
         operator = operator_principal(info).operator
         profile = services.operator_rotate_public_key(operator=operator)
-        return OperatorType.of(operator, profile.public_key)
+        return OperatorType.of(operator, profile)
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Change what the captive portal shows customers (business name, support line, message, "
+        "default language, time zone); only the fields sent change. Operator JWT only. Errors, every invalid "
+        "field at once: INVALID_INPUT (too long, control characters, unknown time zone, null language or time "
+        "zone), INVALID_PHONE (supportPhone)",
+    )
+    def update_operator_profile(
+        self,
+        info: strawberry.Info,
+        input: Annotated[UpdateOperatorProfileInput, strawberry.argument(description="The fields to change")],
+    ) -> UpdateOperatorProfilePayload:
+        operator = operator_principal(info).operator
+        language = input.language
+        try:
+            profile = services.operator_profile_update(
+                operator=operator,
+                data=services.OperatorProfileUpdate(
+                    business_name=_given(input.business_name),
+                    support_phone=_given(input.support_phone),
+                    portal_message=_given(input.portal_message),
+                    language=_given(language.value if isinstance(language, Language) else language),
+                    time_zone=_given(input.time_zone),
+                ),
+            )
+        except ApplicationError as error:
+            return UpdateOperatorProfilePayload(errors=UserError.list_of(error))
+        return UpdateOperatorProfilePayload(operator=OperatorType.of(operator, profile))
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import secrets
+import unicodedata
 import uuid
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -31,12 +36,13 @@ from billing.gateways.base import (
 )
 from billing.gateways.intasend import IntaSendGateway
 from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
-from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
+from billing.models import Language, OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
 from billing.notifications import publish_payment_changed
 from billing.selectors import credential_newest_active, payment_get_for, payment_get_for_caller, payments_for
 from network.activation import activation_grant, activation_retry
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
+from network.services import UNSET
 from project import encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
@@ -78,6 +84,113 @@ def operator_rotate_public_key(*, operator: AbstractBaseUser) -> OperatorProfile
     profile.save(update_fields=["public_key", "public_key_rotated_at"])
     publish_credentials_revoked(operator_id=operator.pk, via="public_key")
     return profile
+
+
+# --- What the portal shows customers (updateOperatorProfile, portalInfo) --------------------------
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _text(value: str | None, field: str, max_length: int, *, newlines: bool = False) -> str:
+    """Trimmed text, blank allowed; no control characters (a message may keep its line breaks)."""
+    text = (value or "").replace("\r\n", "\n").strip()
+    allowed = {"\n"} if newlines else set()
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must not contain control characters", field=field)
+    if len(text) > max_length:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be at most {max_length} characters", field=field)
+    return text
+
+
+def _support_phone(value: str | None) -> str:
+    text = (value or "").strip()
+    if not text:
+        return ""
+    try:
+        return normalise_phone(text)
+    except ApplicationError:
+        raise ApplicationError(ErrorCode.INVALID_PHONE, "Invalid phone number format", field="supportPhone") from None
+
+
+def _language(value: str | None) -> str:
+    if value not in Language.values:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "language must be EN or SW", field="language")
+    return value
+
+
+def _time_zone(value: str | None) -> str:
+    text = (value or "").strip()
+    if text not in _time_zones():
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT, "timeZone must be an IANA time zone name, e.g. Africa/Nairobi", field="timeZone"
+        )
+    return text
+
+
+# One set of rules for updateOperatorProfile and the admin's form: model field -> check and
+# normalisation (raising ApplicationError named after the API field).
+OPERATOR_PROFILE_RULES: dict[str, Callable[[Any], Any]] = {
+    "business_name": lambda value: _text(value, "businessName", 80),
+    "support_phone": _support_phone,
+    "portal_message": lambda value: _text(value, "portalMessage", 280, newlines=True),
+    "language": _language,
+    "time_zone": _time_zone,
+}
+
+
+@dataclass(frozen=True)
+class OperatorProfileUpdate:
+    """Fields left as UNSET are not changed; blank (or None) clears the text fields."""
+
+    business_name: str | None = UNSET
+    support_phone: str | None = UNSET
+    portal_message: str | None = UNSET
+    language: str = UNSET
+    time_zone: str = UNSET
+
+
+def operator_profile_update(*, operator: AbstractBaseUser, data: OperatorProfileUpdate) -> OperatorProfile:
+    """Change what the portal shows customers; only the fields given change, every invalid one is reported."""
+    checks = FieldChecks()
+    changes: dict[str, Any] = {}
+    for field, rule in OPERATOR_PROFILE_RULES.items():
+        value = getattr(data, field)
+        if value is not UNSET:
+            with checks:
+                changes[field] = rule(value)
+    checks.raise_if_any()
+    with transaction.atomic():
+        operator_profile(operator=operator)  # made on first use
+        profile = OperatorProfile.objects.select_for_update().get(user=operator)
+        changed = sorted(field for field, value in changes.items() if getattr(profile, field) != value)
+        for field in changed:
+            setattr(profile, field, changes[field])
+        if changed:
+            profile.save(update_fields=changed)
+    return profile
+
+
+@dataclass(frozen=True)
+class PortalInfo:
+    """What a portal's header and help line show: the operator's identity, and the router if it is theirs."""
+
+    profile: OperatorProfile
+    router: Router | None
+
+
+def portal_info(*, operator: AbstractBaseUser, router_id: object | None) -> PortalInfo:
+    """The caller's own operator identity; `router` only when `router_id` is one of theirs (else None,
+    exactly as for an unknown id: no existence leak)."""
+    router = None
+    if router_id is not None:
+        try:
+            router = router_get_for(operator=operator, router_id=router_id)
+        except ApplicationError:
+            router = None
+    return PortalInfo(profile=operator_profile(operator=operator), router=router)
 
 
 @dataclass(frozen=True)

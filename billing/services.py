@@ -96,10 +96,11 @@ def _time_zones() -> frozenset[str]:
 
 def _text(value: str | None, field: str, max_length: int, *, newlines: bool = False) -> str:
     """Trimmed text, blank allowed; no control characters (a message may keep its line breaks)."""
-    text = (value or "").replace("\r\n", "\n").strip()
+    raw = (value or "").replace("\r\n", "\n")  # what a browser's textarea sends for a line break
     allowed = {"\n"} if newlines else set()
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in raw):
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must not contain control characters", field=field)
+    text = raw.strip()
     if len(text) > max_length:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be at most {max_length} characters", field=field)
     return text

@@ -75,6 +75,11 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     ),
     "retryActivation": ("J", 'mutation { retryActivation(paymentId: "%(payment)s") { errors { code } } }'),
     "checkRouterConnection": ("J", 'mutation { checkRouterConnection(routerId: "%(router)s") { ok identity } }'),
+    "portalInfo": ("JP", 'query { portalInfo(routerId: "%(router)s") { businessName router { id name } } }'),
+    "updateOperatorProfile": (
+        "J",
+        'mutation { updateOperatorProfile(input: {businessName: "Renamed"}) { operator { id } errors { code } } }',
+    ),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
@@ -173,6 +178,9 @@ def snapshot(alice) -> dict:
         ),
         "credentials": sorted(PaymentCredential.objects.filter(**mine).values_list("id", "is_active")),
         "key": OperatorProfile.objects.get(user=alice).public_key,
+        "profile": OperatorProfile.objects.filter(user=alice)
+        .values_list("business_name", "support_phone", "portal_message", "language", "time_zone")
+        .get(),
         "token_generation": OperatorProfile.objects.get(user=alice).token_generation,
         "revoked_refresh_tokens": RefreshToken.objects.filter(user=alice, revoked_at__isnull=False).count(),
         "activations": sorted(Activation.objects.filter(payment__owner=alice).values_list("id", "status", "attempts")),

@@ -257,3 +257,62 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.received_at:%Y-%m-%d %H:%M:%S} {self.state or '?'} {self.outcome}"
+
+
+class VoucherBatch(models.Model):
+    """Codes printed together for cash sale: one package, its price at the time, an optional end date."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="voucher_batches")
+    router = models.ForeignKey("network.Router", on_delete=models.PROTECT, related_name="voucher_batches")
+    package = models.ForeignKey("network.Package", on_delete=models.PROTECT, related_name="voucher_batches")
+    # The package's price when the batch was made: what the cash sale was worth, whatever the
+    # package costs later (revenue counts a voucher at this price, at redemption).
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    count = models.PositiveIntegerField()
+    note = models.CharField(max_length=200, blank=True)
+    # After this moment unused vouchers of the batch no longer redeem (CODE_EXPIRED).
+    valid_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "voucher batches"
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.package.name} ({self.created_at:%Y-%m-%d})"
+
+
+class Voucher(models.Model):
+    """One printed code. Redeemed once: its code becomes the access code of the grant it makes."""
+
+    class Status(models.TextChoices):
+        UNUSED = "UNUSED"
+        REDEEMED = "REDEEMED"
+        REVOKED = "REVOKED"
+        # Never stored: an UNUSED voucher whose batch's valid_until has passed reads as EXPIRED.
+        EXPIRED = "EXPIRED"
+
+    batch = models.ForeignKey(VoucherBatch, on_delete=models.PROTECT, related_name="vouchers")
+    # The batch's router, repeated so the database itself keeps codes unique per router.
+    router = models.ForeignKey("network.Router", on_delete=models.PROTECT, related_name="vouchers")
+    code = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNUSED, db_index=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    activation = models.OneToOneField(
+        "network.Activation", on_delete=models.PROTECT, null=True, blank=True, related_name="voucher", editable=False
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["router", "code"], name="voucher_unique_code_per_router")]
+
+    def __str__(self) -> str:
+        return f"Voucher {self.pk} ({self.status})"
+
+    def status_at(self, now) -> str:
+        """The status a person sees: UNUSED turns EXPIRED once the batch's ``valid_until`` has passed."""
+        valid_until = self.batch.valid_until
+        if self.status == self.Status.UNUSED and valid_until is not None and valid_until <= now:
+            return self.Status.EXPIRED
+        return self.status

@@ -119,6 +119,7 @@ def activation_grant(
     ip_address: str | None = None,
     renews: Activation | None = None,
     reference: str = "",
+    access_code: str = "",
 ) -> Activation:
     """Make an access grant (PENDING) and put the customer online in the background.
 
@@ -127,6 +128,8 @@ def activation_grant(
     ``expires_at`` defaults to the package's duration from ``granted_at`` (now); ``renews`` is the
     grant the customer proved and asked to extend (same router and package, see the module doc);
     ``reference`` names what the grant came from (a payment's id), for people and the router's comment.
+    ``access_code`` is given when the grant's code already exists (a redeemed voucher's code becomes
+    its grant's); otherwise the first attempt draws one.
     """
     granted_at = granted_at or timezone.now()
     activation = Activation.objects.create(
@@ -141,6 +144,7 @@ def activation_grant(
         granted_at=granted_at,
         expires_at=expires_at or granted_at + timedelta(minutes=package.duration_minutes),
         renews=renews,
+        access_code=access_code,
     )
     _enqueue_after_commit(activation.pk)
     return activation

@@ -1,16 +1,15 @@
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 
 from billing import services
 from billing.input_rules import normalise_phone
 from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
+from project.admin_forms import ServiceRulesForm
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
 
 
-class OperatorProfileAdminForm(forms.ModelForm):
+class OperatorProfileAdminForm(ServiceRulesForm):
     """The API's rules for what the portal shows (updateOperatorProfile): one validation for both."""
 
     class Meta:
@@ -18,15 +17,7 @@ class OperatorProfileAdminForm(forms.ModelForm):
         fields = ["business_name", "support_phone", "portal_message", "language", "time_zone"]
         widgets = {"portal_message": forms.Textarea(attrs={"rows": 3, "maxlength": 280})}
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        for field, rule in services.OPERATOR_PROFILE_RULES.items():
-            if field in cleaned:
-                try:
-                    cleaned[field] = rule(cleaned[field])
-                except ApplicationError as error:
-                    self.add_error(field, error.message)
-        return cleaned
+    service_rules = services.OPERATOR_PROFILE_RULES
 
 
 @admin.register(OperatorProfile)

@@ -32,6 +32,7 @@ from project.graphql_support import (
     without_database,
 )
 from project.signin import sign_in
+from project.unset import given
 
 PHONE_FORMATS = (
     "a Kenyan mobile number in any usual form: `0712345678`, `712345678`, `+254712345678`, `254712345678` "
@@ -223,11 +224,6 @@ class PaymentCredentialType:
     @without_database
     def has_webhook_challenge(self) -> bool:
         return self.has_webhook_challenge
-
-
-def _given(value: object) -> object:
-    """Strawberry's UNSET (field not sent) → the services' UNSET; everything else as is."""
-    return services.UNSET if value is strawberry.UNSET else value
 
 
 def _blank_to_none(value: str) -> str | None:
@@ -851,11 +847,11 @@ class BillingMutation:
             profile = services.operator_profile_update(
                 operator=operator,
                 data=services.OperatorProfileUpdate(
-                    business_name=_given(input.business_name),
-                    support_phone=_given(input.support_phone),
-                    portal_message=_given(input.portal_message),
-                    language=_given(language.value if isinstance(language, Language) else language),
-                    time_zone=_given(input.time_zone),
+                    business_name=given(input.business_name),
+                    support_phone=given(input.support_phone),
+                    portal_message=given(input.portal_message),
+                    language=given(language.value if isinstance(language, Language) else language),
+                    time_zone=given(input.time_zone),
                 ),
             )
         except ApplicationError as error:

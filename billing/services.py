@@ -42,10 +42,10 @@ from billing.selectors import credential_newest_active, payment_get_for, payment
 from network.activation import activation_grant, activation_retry
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
-from network.services import UNSET
 from project import encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.unset import UNSET
 
 logger = logging.getLogger(__name__)
 

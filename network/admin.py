@@ -8,6 +8,7 @@ from django.db import transaction
 from network import services
 from network.models import Activation, Package, Router
 from network.services import PROFILE_FIELDS
+from project.admin_forms import ServiceRulesForm
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
 
@@ -33,18 +34,10 @@ class RouterAdminForm(forms.ModelForm):
         return cleaned
 
 
-class PackageAdminForm(forms.ModelForm):
+class PackageAdminForm(ServiceRulesForm):
     """The API's rules for a package (price, duration, shared users, caps): one validation for both."""
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        for field, rule in services.PACKAGE_RULES.items():
-            if field in cleaned:
-                try:
-                    cleaned[field] = rule(cleaned[field])
-                except ApplicationError as error:
-                    self.add_error(field, error.message)
-        return cleaned
+    service_rules = services.PACKAGE_RULES
 
 
 @admin.register(Router)

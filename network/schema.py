@@ -21,6 +21,7 @@ from project.graphql_support import (
     principal_of,
     without_database,
 )
+from project.unset import given
 
 
 @strawberry_django.type(
@@ -153,11 +154,6 @@ class CreatePackagePayload:
     errors: list[UserError] = strawberry.field(
         default_factory=list, description="Every invalid field, or why it was refused; empty on success"
     )
-
-
-def _given(value: object) -> object:
-    """Strawberry's UNSET (field not sent) → the services' UNSET; everything else as is."""
-    return services.UNSET if value is strawberry.UNSET else value
 
 
 _KEEP = "Left out: unchanged. Null is refused (INVALID_INPUT)."
@@ -319,14 +315,14 @@ class NetworkMutation:
                 operator=operator_principal(info).operator,
                 data=services.PackageUpdate(
                     package_id=input.package_id,
-                    name=_given(input.name),
-                    price=_given(input.price),
-                    duration_minutes=_given(input.duration_minutes),
-                    upload_kbps=_given(input.upload_kbps),
-                    download_kbps=_given(input.download_kbps),
-                    data_limit_mb=_given(input.data_limit_mb),
-                    shared_users=_given(input.shared_users),
-                    is_active=_given(input.is_active),
+                    name=given(input.name),
+                    price=given(input.price),
+                    duration_minutes=given(input.duration_minutes),
+                    upload_kbps=given(input.upload_kbps),
+                    download_kbps=given(input.download_kbps),
+                    data_limit_mb=given(input.data_limit_mb),
+                    shared_users=given(input.shared_users),
+                    is_active=given(input.is_active),
                 ),
             )
         except ApplicationError as error:

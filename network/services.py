@@ -34,6 +34,7 @@ from network.selectors import package_get_for, router_get_for
 from project.encryption import DecryptionFailed
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.throttling import hit
+from project.unset import UNSET
 
 logger = logging.getLogger(__name__)
 
@@ -226,19 +227,6 @@ def _optional_positive(value: int | None, field: str) -> int | None:
     if value is not None and value <= 0:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be positive", field=field)
     return value
-
-
-class _Unset:
-    """Marks an update field the caller did not send (as opposed to an explicit null)."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Any = _Unset()
 
 
 def _duration(minutes: int) -> int:

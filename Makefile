@@ -7,7 +7,7 @@ PORT ?= 8000
 # `make run` is for development: DEBUG on (simulators, GraphiQL) unless DEBUG=0 is given.
 DEBUG ?= 1
 
-.PHONY: run test install migrate lint schema clean bench graphiql-assets react-portal
+.PHONY: run test install migrate lint schema messages clean bench graphiql-assets react-portal
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ lint: install
 
 schema: install
 	$(BIN)/python manage.py export_schema project.schema:schema --path schema.graphql
+
+# Swahili catalogues of the apps that have a locale/ folder: extract the marked strings into their
+# .po files, translate what is new there, then run it again to compile the .mo files (committed:
+# machines without gettext's tools still serve Swahili). Needs GNU gettext (apt install gettext).
+LOCALE_APPS := $(patsubst %/locale,%,$(wildcard */locale))
+messages: install
+	for app in $(LOCALE_APPS); do \
+		(cd $$app && ../$(BIN)/python ../manage.py makemessages -l sw --add-location file --no-obsolete \
+			&& ../$(BIN)/python ../manage.py compilemessages -l sw) || exit 1; \
+	done
 
 # Refresh the vendored GraphiQL build (project/static/graphiql/) from the npm registry; needs npm.
 graphiql-assets:

@@ -154,7 +154,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# Customer pages (portal, checkout return page, voucher sheet) are in English or Swahili, chosen per
+# request by project.i18n; there is no LocaleMiddleware, so the admin and the API stay English.
+# Catalogues live in each app's locale/ (`make messages` regenerates them).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("sw", "Kiswahili")]
 TIME_ZONE = "Africa/Nairobi"
 USE_I18N = True
 USE_TZ = True

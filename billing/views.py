@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import segno
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from billing.models import Payment
+from billing import vouchers
+from billing.models import OperatorProfile, Payment, VoucherBatch
 from billing.selectors import payment_secret_matches
 from billing.webhooks import webhook_receive
 from project.client_address import client_address
+from project.i18n import render_for_customer
 
 
 @csrf_exempt  # IntaSend posts server-to-server; the challenge and the status check authenticate it
@@ -53,3 +61,82 @@ def payment_result(request: HttpRequest, payment_id, outcome: str) -> HttpRespon
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+# No script, no other host: the sheet is inline SVG and one stylesheet. Nothing on it posts anywhere.
+VOUCHER_SHEET_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+@require_safe
+def voucher_sheet(request: HttpRequest, token: str) -> HttpResponse:
+    """A batch's printable vouchers, behind a signed link valid 10 minutes (``VoucherBatch.printUrl``).
+
+    An expired, tampered or unknown link gets the same short 404 page, whatever was wrong with it."""
+    batch_id = vouchers.sheet_batch_id(token)
+    batch = VoucherBatch.objects.select_related("package", "router").filter(pk=batch_id).first() if batch_id else None
+    if batch is None:
+        response = render_for_customer(request, "billing/voucher_sheet_gone.html", {})
+        response.status_code = 404
+    else:
+        profile = OperatorProfile.objects.filter(user_id=batch.owner_id).first()
+        response = render_for_customer(
+            request,
+            "billing/voucher_sheet.html",
+            _sheet_context(request, batch, profile),
+            operator_language=profile.language if profile else None,
+        )
+    # The link is the authority to print sellable codes: keep it out of caches and other sites' Referer.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Content-Security-Policy"] = VOUCHER_SHEET_POLICY
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _sheet_context(request: HttpRequest, batch: VoucherBatch, profile: OperatorProfile | None) -> dict[str, Any]:
+    paper = request.GET.get("paper", "")
+    paper = paper if paper in vouchers.PAPERS else vouchers.PAPERS[0]
+    include_all = request.GET.get("all") == "1"
+    package, hotspot = batch.package, batch.router.hotspot_address
+    days, rest = divmod(package.duration_minutes, 24 * 60)
+    now = timezone.now()
+    cards = [
+        {
+            "code": vouchers.grouped(voucher.code),
+            "status": voucher.status_at(now),
+            # segno writes only path data and attributes (no inline style the policy would refuse).
+            "qr": mark_safe(  # noqa: S308
+                segno.make(vouchers.hotspot_login_url(hotspot, voucher.code), error="m").svg_inline(
+                    border=2, omitsize=True
+                )
+            )
+            if hotspot
+            else "",
+        }
+        # The batch's own related manager: each voucher knows its batch without a query.
+        for voucher in vouchers.sheet_vouchers(batch, include_all=include_all, now=now)
+    ]
+    price = batch.price
+    return {
+        "paper": paper,
+        "include_all": include_all,
+        "cards": cards,
+        "business_name": (profile.business_name if profile else "") or batch.router.name,
+        "time_zone": profile.time_zone if profile else settings.TIME_ZONE,
+        "package_name": package.name,
+        "duration": {"days": days, "hours": rest // 60, "minutes": rest % 60},
+        "devices": package.shared_users,
+        "price": f"{price:.0f}" if price == price.to_integral_value() else f"{price:.2f}",
+        "valid_until": batch.valid_until,
+        "has_hotspot": bool(hotspot),
+        "stylesheets": [static("billing/voucher_sheet.css"), static(f"billing/voucher_sheet_{paper}.css")],
+    }

@@ -150,11 +150,14 @@ def _codes_taken(router_id: int, codes: set[str]) -> set[str]:
 
 
 def _fresh_codes(router_id: int, count: int) -> list[str]:
-    codes: set[str] = set()
+    """`count` distinct codes the router does not know yet, in the order drawn (never sorted: neighbours on a
+    sheet must say nothing about each other)."""
+    codes: dict[str, None] = {}
     while len(codes) < count:
-        drawn = {_draw_code() for _ in range(count - len(codes))} - codes
-        codes |= drawn - _codes_taken(router_id, drawn)
-    return sorted(codes)
+        drawn = [code for code in dict.fromkeys(_draw_code() for _ in range(count - len(codes))) if code not in codes]
+        taken = _codes_taken(router_id, set(drawn))
+        codes.update((code, None) for code in drawn if code not in taken)
+    return list(codes)
 
 
 def _issue_codes(batch: VoucherBatch, count: int) -> None:

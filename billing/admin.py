@@ -1,9 +1,21 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from billing import services
+from billing import services, vouchers
 from billing.input_rules import normalise_phone
-from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, WebhookDelivery
+from billing.models import (
+    OperatorProfile,
+    Payment,
+    PaymentCredential,
+    PaymentEvent,
+    Voucher,
+    VoucherBatch,
+    WebhookDelivery,
+)
 from project.admin_forms import ServiceRulesForm
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
@@ -160,3 +172,210 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         # Money records: operators cannot delete them (superusers can, e.g. test data).
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
+# --- Vouchers -------------------------------------------------------------------------------------
+
+# The API's field names in ApplicationError.field → the form's.
+_VOUCHER_FORM_FIELD = {"packageId": "package", "count": "count", "note": "note", "validUntil": "valid_until"}
+
+
+class VoucherBatchAddForm(forms.ModelForm):
+    """Adding a batch in the admin applies createVoucherBatch's rules (the service makes the codes)."""
+
+    count = forms.IntegerField(min_value=1, max_value=vouchers.MAX_BATCH_SIZE)
+
+    class Meta:
+        model = VoucherBatch
+        fields = ["package", "count", "note", "valid_until"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        package = cleaned.get("package")
+        if self.errors or package is None:
+            return cleaned
+        try:
+            vouchers.voucher_batch_validate(operator=package.router.owner, data=self.batch_input())
+        except ApplicationError as error:
+            for failure in error.errors:
+                self.add_error(_VOUCHER_FORM_FIELD.get(failure.field or ""), failure.message)
+        return cleaned
+
+    def batch_input(self) -> vouchers.VoucherBatchInput:
+        cleaned = self.cleaned_data
+        return vouchers.VoucherBatchInput(
+            package_id=cleaned["package"].pk,
+            count=cleaned["count"],
+            note=cleaned.get("note"),
+            valid_until=cleaned.get("valid_until"),
+        )
+
+
+class VoucherInline(admin.TabularInline):
+    model = Voucher
+    extra = 0
+    can_delete = False
+    fields = ["code", "status", "redeemed_at", "revoked_at", "activation"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(VoucherBatch)
+class VoucherBatchAdmin(OwnedByOperatorAdmin):
+    """Stock per batch (unused / redeemed / revoked / expired, counted in the list's one query) and its sheet."""
+
+    owned_choices = {"package": "router__owner"}
+    list_display = [
+        "created_at",
+        "package",
+        "price",
+        "count",
+        "unused",
+        "redeemed",
+        "revoked",
+        "expired",
+        "note",
+        "print_link",
+    ]
+    list_filter = [("router", admin.RelatedOnlyFieldListFilter), ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["note", "package__name"]
+    list_select_related = ["package"]
+    inlines = [VoucherInline]
+    readonly_fields = [
+        "owner",
+        "router",
+        "package",
+        "price",
+        "count",
+        "note",
+        "valid_until",
+        "created_at",
+        "print_link",
+    ]
+
+    def get_queryset(self, request):
+        return vouchers.with_stock(super().get_queryset(request))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = VoucherBatchAddForm
+            kwargs["fields"] = VoucherBatchAddForm.Meta.fields
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": VoucherBatchAddForm.Meta.fields})]
+        return super().get_fieldsets(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Through the service: the package's owner and router, its price now, fresh codes.
+        batch = vouchers.voucher_batch_create(operator=obj.package.router.owner, data=form.batch_input())
+        for field in VoucherBatch._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(batch, field.attname))
+        obj._state.adding = False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a batch is made, printed and revoked voucher by voucher, never edited
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # sold codes are money: revoke unused vouchers instead
+
+    @admin.display(description="unused", ordering="unused_count")
+    def unused(self, batch: VoucherBatch) -> int:
+        return batch.unused_count
+
+    @admin.display(description="redeemed", ordering="redeemed_count")
+    def redeemed(self, batch: VoucherBatch) -> int:
+        return batch.redeemed_count
+
+    @admin.display(description="revoked", ordering="revoked_count")
+    def revoked(self, batch: VoucherBatch) -> int:
+        return batch.revoked_count
+
+    @admin.display(description="expired", ordering="expired_count")
+    def expired(self, batch: VoucherBatch) -> int:
+        return batch.expired_count
+
+    @admin.display(description="sheet")
+    def print_link(self, batch: VoucherBatch) -> str:
+        # A link to our own view, which signs a fresh 10-minute sheet URL when clicked.
+        url = reverse("admin:billing_voucherbatch_print", args=[batch.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Print</a>', url)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:batch_id>/print/", self.admin_site.admin_view(self.print_view), name="billing_voucherbatch_print"
+            )
+        ]
+        return own + super().get_urls()
+
+    def print_view(self, request: HttpRequest, batch_id: int) -> HttpResponse:
+        batch = self.get_queryset(request).filter(pk=batch_id).first()
+        if batch is None or not self.has_view_permission(request, batch):
+            raise Http404("No such voucher batch")
+        # admin_view marks it never_cache (no-store): the signed link is kept by no cache.
+        return HttpResponseRedirect(vouchers.sheet_path(batch))
+
+
+@admin.register(Voucher)
+class VoucherAdmin(OwnedByOperatorAdmin):
+    """Every code, read-only; unused ones can be revoked (the same rule as revokeVoucher)."""
+
+    owner_path = "batch__owner"
+    list_display = ["code", "shown_status", "batch", "redeemed_at", "revoked_at", "activation"]
+    list_filter = ["status", ("router", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["code"]
+    search_help_text = "The code, as printed (ABCD-EFGH-JKLM) or typed"
+    list_select_related = ["batch__package", "activation"]
+    readonly_fields = ["batch", "router", "code", "status", "redeemed_at", "revoked_at", "activation"]
+    actions = ["revoke"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Codes are stored without the dashes and spaces they are printed and typed with."""
+        code = search_term.replace("-", "").replace(" ", "").upper()
+        return super().get_search_results(request, queryset, code)
+
+    @admin.display(description="status", ordering="status")
+    def shown_status(self, voucher: Voucher) -> str:
+        return voucher.status_at(timezone.now())
+
+    @admin.action(description="Revoke the selected unused vouchers", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked, refused = 0, 0
+        for voucher_id in queryset.values_list("pk", flat=True):
+            try:
+                vouchers.voucher_revoke(operator=self._owner_of(request, voucher_id), voucher_id=voucher_id)
+                revoked += 1
+            except ApplicationError:
+                refused += 1
+        self.message_user(request, f"Revoked {revoked} voucher(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} redeemed voucher(s) left as they are.", messages.WARNING)
+
+    def _owner_of(self, request: HttpRequest, voucher_id: int):
+        # A superuser acts for the voucher's owner; an operator only ever reaches their own (get_queryset).
+        if request.user.is_superuser:
+            return Voucher.objects.select_related("batch__owner").get(pk=voucher_id).batch.owner
+        return request.user
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made in batches (VoucherBatch)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields  # the change permission is for the revoke action only

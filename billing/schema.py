@@ -17,6 +17,7 @@ from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, 
 
 from billing import models, selectors, services
 from billing.input_rules import mask_phone, normalise_phone
+from billing.voucher_schema import VoucherMutation, VoucherQuery
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
 from project.errors import ApplicationError, ErrorCode
@@ -684,7 +685,7 @@ class RetryActivationPayload:
 
 
 @strawberry.type
-class BillingQuery:
+class BillingQuery(VoucherQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator],
         description="The signed-in operator, with the portal's public key and what the portal shows customers. "
@@ -768,7 +769,7 @@ class BillingQuery:
 
 
 @strawberry.type
-class BillingMutation:
+class BillingMutation(VoucherMutation):
     @strawberry_django.mutation(
         description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
         "needed. Failed attempts are throttled per username and client address with a growing delay "

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import segno
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from billing.models import DEFAULT_TIME_ZONE, OperatorProfile, Payment
+from billing import vouchers
+from billing.models import DEFAULT_TIME_ZONE, OperatorProfile, Payment, VoucherBatch
 from billing.selectors import payment_secret_matches
 from billing.webhooks import webhook_receive
 from network.models import Activation
 from project.client_address import client_address
 from project.i18n import render_for_customer
 
-# The page runs no script and loads only its own stylesheet and icon.
-RESULT_PAGE_POLICY = "; ".join(
+# The customer pages (return page, voucher sheet) run no script and load only their own stylesheet and icon.
+CUSTOMER_PAGE_POLICY = "; ".join(
     [
         "default-src 'none'",
         "style-src 'self'",
@@ -120,5 +129,91 @@ def _private(response: HttpResponse) -> HttpResponse:
     # The URL may carry the client secret: keep it out of caches and other sites' Referer.
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
-    response["Content-Security-Policy"] = RESULT_PAGE_POLICY
+    response["Content-Security-Policy"] = CUSTOMER_PAGE_POLICY
     return response
+
+
+
+@require_safe
+async def voucher_sheet(request: HttpRequest, token: str) -> HttpResponse:
+    """A batch's printable vouchers, behind a signed link valid 10 minutes (``VoucherBatch.printUrl``).
+
+    An expired, tampered or unknown link gets the same short 404 page, whatever was wrong with it."""
+    sheet = await sync_to_async(_sheet_of)(request, token)
+    # A thousand QR codes are seconds of CPU: drawn and rendered off the one thread that every sync view
+    # and ORM call shares (DESIGN.md "Async without starving the server"). Nothing there reads the database.
+    response = await sync_to_async(_render_sheet, thread_sensitive=False)(request, sheet)
+    # The link is the authority to print sellable codes: keep it out of caches and other sites' Referer.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Content-Security-Policy"] = CUSTOMER_PAGE_POLICY
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    context: dict[str, Any]
+    language: str | None
+    hotspot: str
+    vouchers: list[tuple[str, str]]  # (code, status) in print order
+
+
+def _sheet_of(request: HttpRequest, token: str) -> _Sheet | None:
+    """Everything the sheet shows, read from the database; None for a link that names no batch."""
+    batch_id = vouchers.sheet_batch_id(token)
+    batch = VoucherBatch.objects.select_related("package", "router").filter(pk=batch_id).first() if batch_id else None
+    if batch is None:
+        return None
+    profile = OperatorProfile.objects.filter(user_id=batch.owner_id).first()
+    paper = request.GET.get("paper", "")
+    paper = paper if paper in vouchers.PAPERS else vouchers.PAPERS[0]
+    include_all = request.GET.get("all") == "1"
+    package, price, now = batch.package, batch.price, timezone.now()
+    days, rest = divmod(package.duration_minutes, 24 * 60)
+    context = {
+        "paper": paper,
+        "include_all": include_all,
+        "business_name": (profile.business_name if profile else "") or batch.router.name,
+        "time_zone": profile.time_zone if profile else settings.TIME_ZONE,
+        "package_name": package.name,
+        "duration": {"days": days, "hours": rest // 60, "minutes": rest % 60},
+        "devices": package.shared_users,
+        "price": f"{price:.0f}" if price == price.to_integral_value() else f"{price:.2f}",
+        "valid_until": batch.valid_until,
+        "has_hotspot": bool(batch.router.hotspot_address),
+        "stylesheets": [static("billing/voucher_sheet.css"), static(f"billing/voucher_sheet_{paper}.css")],
+    }
+    # The batch's own related manager: each voucher knows its batch (for status_at) without a query.
+    printed = [(v.code, v.status_at(now)) for v in vouchers.sheet_vouchers(batch, include_all=include_all, now=now)]
+    return _Sheet(
+        context=context,
+        language=profile.language if profile else None,
+        hotspot=batch.router.hotspot_address,
+        vouchers=printed,
+    )
+
+
+def _render_sheet(request: HttpRequest, sheet: _Sheet | None) -> HttpResponse:
+    if sheet is None:
+        response = render_for_customer(request, "billing/voucher_sheet_gone.html", {})
+        response.status_code = 404
+        return response
+    cards = [
+        {
+            "code": vouchers.grouped(code),
+            "status": status,
+            # segno writes only path data and attributes (no inline style the policy would refuse).
+            "qr": mark_safe(  # noqa: S308
+                segno.make(vouchers.hotspot_login_url(sheet.hotspot, code), error="m").svg_inline(
+                    border=2, omitsize=True
+                )
+            )
+            if sheet.hotspot
+            else "",
+        }
+        for code, status in sheet.vouchers
+    ]
+    return render_for_customer(
+        request, "billing/voucher_sheet.html", {**sheet.context, "cards": cards}, operator_language=sheet.language
+    )

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from billing.views import intasend_webhook, payment_result
+from billing.views import intasend_webhook, payment_result, voucher_sheet
 from project.admin_login import ThrottledAdminLoginForm
 from project.health import healthz
 from project.landing import favicon, landing
@@ -27,6 +27,8 @@ urlpatterns = [
     path("payment/success/<uuid:payment_id>/", payment_result, {"outcome": "success"}, name="payment-success"),
     path("payment/failed/<uuid:payment_id>/", payment_result, {"outcome": "failed"}, name="payment-failed"),
     path("portal/", include("portal.urls")),
+    # A batch's printable vouchers behind a signed link valid 10 minutes (VoucherBatch.printUrl).
+    path("vouchers/sheet/<str:token>/", voucher_sheet, name="voucher-sheet"),
 ]
 
 if settings.SIMULATORS_ENABLED:

@@ -17,8 +17,17 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from billing.models import OperatorProfile, Payment, PaymentCredential, PaymentEvent, RefreshToken
+from billing.models import (
+    OperatorProfile,
+    Payment,
+    PaymentCredential,
+    PaymentEvent,
+    RefreshToken,
+    Voucher,
+    VoucherBatch,
+)
 from billing.services import operator_rotate_public_key
+from billing.vouchers import VoucherBatchInput, voucher_batch_create
 from network.models import Activation, Package, Router
 from project.schema import schema
 from tests.conftest import OTHER_PUBLIC_KEY, OTHER_SECRET_KEY
@@ -80,6 +89,14 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "J",
         'mutation { updateOperatorProfile(input: {businessName: "Renamed"}) { operator { id } errors { code } } }',
     ),
+    "createVoucherBatch": (
+        "J",
+        'mutation { createVoucherBatch(input: {packageId: "%(package)s", count: 2})'
+        " { batch { id printUrl vouchers { code } } errors { code } } }",
+    ),
+    "voucherBatches": ("J", "{ voucherBatches { id note printUrl vouchers { code } } }"),
+    "voucherBatch": ("J", 'query { voucherBatch(id: "%(batch)s") { id note printUrl vouchers { code } } }'),
+    "revokeVoucher": ("J", 'mutation { revokeVoucher(id: "%(voucher)s") { voucher { id code } errors { code } } }'),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
@@ -123,6 +140,10 @@ def world(shop, other_operator, gql):
         intasend_invoice_id="ALICEINV",
     )
     grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
+    batch = voucher_batch_create(
+        operator=alice.user, data=VoucherBatchInput(package_id=shop.package.pk, count=2, note="Alice's kiosk stock")
+    )
+    voucher = batch.vouchers.first()
     other_operator.add_credential(api_key=OTHER_PUBLIC_KEY, private_key=OTHER_SECRET_KEY)
     old_key = alice.public_key
     now = int(time.time())
@@ -149,7 +170,13 @@ def world(shop, other_operator, gql):
         "refresh_as_access": {"token": alice.tokens.refresh_token},
         "alice_key": {"public_key": alice.public_key},
     }
-    ids = {"router": shop.router.pk, "package": shop.package.pk, "payment": payment.pk}
+    ids = {
+        "router": shop.router.pk,
+        "package": shop.package.pk,
+        "payment": payment.pk,
+        "batch": batch.pk,
+        "voucher": voucher.pk,
+    }
     secrets = [
         ALICE_ROUTER_NAME,
         "254799111222",
@@ -162,6 +189,9 @@ def world(shop, other_operator, gql):
         "alice",
         str(payment.pk),
         shop.package.name,
+        "Alice's kiosk stock",
+        "/vouchers/sheet/",
+        *batch.vouchers.values_list("code", flat=True),
     ]
     return {"credentials": credentials, "ids": ids, "secrets": secrets, "alice": alice}
 
@@ -184,6 +214,8 @@ def snapshot(alice) -> dict:
         "token_generation": OperatorProfile.objects.get(user=alice).token_generation,
         "revoked_refresh_tokens": RefreshToken.objects.filter(user=alice, revoked_at__isnull=False).count(),
         "activations": sorted(Activation.objects.filter(payment__owner=alice).values_list("id", "status", "attempts")),
+        "voucher_batches": VoucherBatch.objects.filter(owner=alice).count(),
+        "vouchers": sorted(Voucher.objects.filter(batch__owner=alice).values_list("id", "status", "revoked_at")),
     }
 
 

@@ -94,7 +94,7 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def _text(value: str | None, field: str, max_length: int, *, newlines: bool = False) -> str:
+def checked_text(value: str | None, field: str, max_length: int, *, newlines: bool = False) -> str:
     """Trimmed text, blank allowed; no control characters (a message may keep its line breaks)."""
     raw = (value or "").replace("\r\n", "\n")  # what a browser's textarea sends for a line break
     allowed = {"\n"} if newlines else set()
@@ -134,9 +134,9 @@ def _time_zone(value: str | None) -> str:
 # One set of rules for updateOperatorProfile and the admin's form: model field -> check and
 # normalisation (raising ApplicationError named after the API field).
 OPERATOR_PROFILE_RULES: dict[str, Callable[[Any], Any]] = {
-    "business_name": lambda value: _text(value, "businessName", 80),
+    "business_name": lambda value: checked_text(value, "businessName", 80),
     "support_phone": _support_phone,
-    "portal_message": lambda value: _text(value, "portalMessage", 280, newlines=True),
+    "portal_message": lambda value: checked_text(value, "portalMessage", 280, newlines=True),
     "language": _language,
     "time_zone": _time_zone,
 }

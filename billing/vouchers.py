@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Voucher, VoucherBatch
-from billing.services import _text as checked_text
+from billing.services import checked_text
 from network.models import Activation, Package
 from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.ids import as_pk
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _validated(*, operator: AbstractBaseUser, data: VoucherBatchInput, lock: boo
 
 
 def _active_package(operator: AbstractBaseUser, package_id: object, *, lock: bool) -> Package:
-    pk = _as_pk(package_id)
+    pk = as_pk(package_id)
     packages = Package.objects.filter(router__owner=operator, pk=pk, is_active=True).select_related("router")
     if lock:
         # The price read here is the batch's: no concurrent price change slips in between.
@@ -123,14 +124,6 @@ def _valid_until(value: datetime | None) -> datetime | None:
     if instant is None or instant <= timezone.now():
         raise ApplicationError(ErrorCode.INVALID_INPUT, "validUntil must be in the future", field="validUntil")
     return instant
-
-
-def _as_pk(raw: object) -> int | None:
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        return None
-    return value if 0 < value < 2**63 else None
 
 
 def _draw_code() -> str:
@@ -181,7 +174,7 @@ def voucher_revoke(*, operator: AbstractBaseUser, voucher_id: object) -> Voucher
 
     A redeemed voucher is refused: its code is a customer's running grant now, which is ended as a
     grant (revokeAccess), not by pretending the voucher was never sold."""
-    pk = _as_pk(voucher_id)
+    pk = as_pk(voucher_id)
     with transaction.atomic():
         # Locked: a redemption of the same voucher waits for us, or we for it.
         voucher = (
@@ -236,7 +229,7 @@ def voucher_batches_for(operator: AbstractBaseUser) -> QuerySet[VoucherBatch]:
 def voucher_batch_find_for(*, operator: AbstractBaseUser, batch_id: object) -> QuerySet[VoucherBatch]:
     """The operator's batch with that id (with its stock), as a queryset: empty for unknown, foreign or
     malformed ids alike."""
-    pk = _as_pk(batch_id)
+    pk = as_pk(batch_id)
     return voucher_batches_for(operator).filter(pk=pk) if pk else VoucherBatch.objects.none()
 
 

@@ -66,6 +66,7 @@ from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, Rou
 from network.signals import activation_changed_after_commit
 from project import log_context, metrics
 from project.errors import ApplicationError, ErrorCode
+from project.ids import as_pk
 
 logger = logging.getLogger(__name__)
 
@@ -470,7 +471,7 @@ def activation_retry(*, operator: AbstractBaseUser, activation_id: object, field
 
     Returns the activation as it is once the transaction committed (the job may already have run);
     ``field`` names the argument errors are about (billing's payment-id form passes ``paymentId``)."""
-    pk = _as_pk(activation_id)
+    pk = as_pk(activation_id)
     with transaction.atomic():
         activation = (
             Activation.objects.select_for_update(of=("self",)).filter(owner=operator, pk=pk).first() if pk else None
@@ -486,14 +487,6 @@ def activation_retry(*, operator: AbstractBaseUser, activation_id: object, field
         _restart(activation)
     activation.refresh_from_db()
     return activation
-
-
-def _as_pk(raw: object) -> int | None:
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
 
 
 def _restart(activation: Activation, *, note: str | None = None) -> None:

@@ -8,14 +8,7 @@ from django.utils import timezone
 
 from network.models import Activation, Package, Router
 from project.errors import ApplicationError, ErrorCode
-
-
-def _as_pk(raw: object) -> int | None:
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+from project.ids import as_pk
 
 
 def routers_for(operator: AbstractBaseUser) -> QuerySet[Router]:
@@ -23,7 +16,7 @@ def routers_for(operator: AbstractBaseUser) -> QuerySet[Router]:
 
 
 def router_get_for(*, operator: AbstractBaseUser, router_id: object) -> Router:
-    pk = _as_pk(router_id)
+    pk = as_pk(router_id)
     router = routers_for(operator).filter(pk=pk).first() if pk else None
     if router is None:
         raise ApplicationError(ErrorCode.ROUTER_NOT_FOUND, "Router not found", field="routerId")
@@ -37,7 +30,7 @@ def packages_for(*, operator: AbstractBaseUser, router_id: object, active_only: 
 
 
 def package_get_active(*, router: Router, package_id: object) -> Package:
-    pk = _as_pk(package_id)
+    pk = as_pk(package_id)
     package = Package.objects.filter(router=router, pk=pk, is_active=True).first() if pk else None
     if package is None:
         raise ApplicationError(
@@ -48,7 +41,7 @@ def package_get_active(*, router: Router, package_id: object) -> Package:
 
 def package_get_for(*, operator: AbstractBaseUser, package_id: object, for_update: bool = False) -> Package:
     """One of the operator's packages, active or not; `for_update` locks the row (inside a transaction)."""
-    pk = _as_pk(package_id)
+    pk = as_pk(package_id)
     packages = Package.objects.filter(router__owner=operator, pk=pk)
     if for_update:
         packages = packages.select_for_update(of=("self",))

@@ -1,0 +1,15 @@
+"""Object ids as clients send them (GraphQL ``ID`` is a string): a positive 64-bit integer, or nothing."""
+
+from __future__ import annotations
+
+# A larger number cannot be a row id, and some databases fail on it instead of finding nothing.
+_MAX_PK = 2**63
+
+
+def as_pk(raw: object) -> int | None:
+    """The id as an integer primary key, or None for anything that cannot be one (which reads as missing)."""
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value < _MAX_PK else None

@@ -49,7 +49,8 @@ def test_portal_renders_for_a_valid_key(client, operator):
         assert f'id="{element_id}"' in html, element_id
     assert f'data-public-key="{operator.public_key}"' in html
     assert f'data-router-id="{router.pk}"' in html  # the only router is the default
-    assert '<label for="phone" data-i18n="phone_label">' in html and 'role="alert"' in html and 'aria-live="polite"' in html
+    assert '<label for="phone" data-i18n="phone_label">' in html
+    assert 'role="alert"' in html and 'aria-live="polite"' in html
     assert response["Cache-Control"] == "no-store"
     assert "script-src 'self'" in response["Content-Security-Policy"]
 
@@ -126,7 +127,7 @@ def catalogue() -> dict[str, dict[str, str]]:
     languages = {}
     for name, body in re.findall(r"\n  (EN|SW): \{\n(.*?)\n  \},", text, re.S):
         languages[name] = dict(re.findall(r'^    (\w+): "((?:[^"\\]|\\.)*)",$', body, re.M))
-        assert len(languages[name]) == body.count("\n") + 1, f"{name}: a line that is not `key: \"text\",`"
+        assert len(languages[name]) == body.count("\n") + 1, f'{name}: a line that is not `key: "text",`'
     return languages
 
 
@@ -184,7 +185,15 @@ def test_portal_graphql_documents_are_valid_against_the_schema():
     constants = script_constants()
     documents = {name: text for name, text in constants.items() if name.startswith(("Q_", "M_", "S_"))}
     assert set(documents) >= {
-        "Q_INFO", "Q_PACKAGES", "Q_PAYMENT", "M_CHECK", "S_UPDATES", "M_INITIATE", "M_LINK", "M_REDEEM", "Q_ACCESS"
+        "Q_INFO",
+        "Q_PACKAGES",
+        "Q_PAYMENT",
+        "M_CHECK",
+        "S_UPDATES",
+        "M_INITIATE",
+        "M_LINK",
+        "M_REDEEM",
+        "Q_ACCESS",
     }
     for name, document in documents.items():
         errors = validate(schema._schema, parse(document))

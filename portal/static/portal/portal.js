@@ -167,7 +167,7 @@
       box.textContent = "";
       box.appendChild(document.createTextNode(code && t(code, vars) ? t(code, vars) : fallback || t("INTERNAL")));
       if (!info.supportPhone) return;
-      var parts = t("call", { business: info.businessName || t("the_hotspot") }).split("{phone}");
+      var parts = t("call", { business: info.businessName || t("the_hotspot"), phone: "{phone}" }).split("{phone}");
       var link = document.createElement("a");
       link.href = "tel:+" + info.supportPhone;
       link.textContent = localPhone(info.supportPhone);

@@ -226,3 +226,16 @@ def test_an_english_operators_portal_switches_to_swahili(demo: Demo, browser: Br
     expect(page.locator("#pay")).to_have_text("Lipa kwa M-Pesa")
     browser.screenshot(page, "switched-to-swahili")
     no_js_errors(browser)
+
+
+def test_the_hotspots_error_is_shown_beside_the_code_box(demo: Demo, browser: Browser) -> None:
+    """login.html passes the hotspot's $(error) on: next to where a code is typed, not over a spinner."""
+    page = browser.new_page()
+    page.goto(demo.portal_url() + "&error=" + "invalid+password+%3Cb%3Ex%3C%2Fb%3E")
+    page.wait_for_selector("#packages input[type=radio]")
+    expect(page.locator("#code-error")).to_have_text("The hotspot said: invalid password <b>x</b>")
+    expect(page.locator("#step-order")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    assert page.locator("#code-error b").count() == 0
+    browser.screenshot(page, "hotspot-error")
+    no_js_errors(browser)

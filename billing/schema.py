@@ -16,6 +16,7 @@ from strawberry import auto
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, OffsetPaginationInput
 
 from billing import models, selectors, services
+from billing.access_schema import AccessMutation, AccessQuery
 from billing.input_rules import mask_phone, normalise_phone
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
@@ -688,7 +689,7 @@ class RetryActivationPayload:
 
 
 @strawberry.type
-class BillingQuery:
+class BillingQuery(AccessQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator],
         description="The signed-in operator, with the portal's public key and what the portal shows customers. "
@@ -772,7 +773,7 @@ class BillingQuery:
 
 
 @strawberry.type
-class BillingMutation:
+class BillingMutation(AccessMutation):
     @strawberry_django.mutation(
         description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
         "needed. Failed attempts are throttled per username and client address with a growing delay "

@@ -27,7 +27,7 @@
   var NUDGE_MS = 15000; // ask IntaSend directly this often while waiting (a lost webhook)
   var LOGIN_DELAY_MS = 3000; // show the code for a moment before the router's login page takes over
   var SLOW_MS = 8000; // a grant still PENDING after this long: say so and show the code
-  var GRANT_POLL_MS = 3000;
+  var GRANT_POLL_MS = 1500; // a voucher's grant is usually on the router within a second or two
   var GRANT_POLL_FOR_MS = 10 * 60 * 1000;
   var PAYMENT_KEPT_MS = 30 * 60 * 1000;
   // localStorage outlives the tab (a second tab, a reload); captive browsers may lose it when closed,
@@ -323,6 +323,8 @@
         $("code-submit").disabled = false;
         var result = data.redeemCode;
         var error = result.errors[0];
+        // ROUTER_UNREACHABLE comes with the grant: the code is good, keep it for later.
+        if (error && result.activation) store(CODE_STORE, result.activation.accessCode || code);
         if (error) return codeRefused(code, error);
         $("code-input").value = "";
         followGrant(result.activation, code);

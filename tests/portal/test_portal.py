@@ -148,7 +148,9 @@ def test_portal_assets_are_static_files_with_hashed_names(client, operator):
     page = client.get(f"/portal/{operator.public_key}/").content.decode()
     script = re.search(r'src="(/static/portal/portal\.[0-9a-f]{12}\.js)"', page)
     style = re.search(r'href="(/static/portal/portal\.[0-9a-f]{12}\.css)"', page)
-    assert script and style, page
+    catalogue = re.search(r'src="(/static/portal/i18n\.[0-9a-f]{12}\.js)"', page)
+    assert script and style and catalogue, page
+    assert client.get(catalogue[1])["Content-Type"].startswith("text/javascript")
     served = client.get(script[1])
     assert served.status_code == 200 and served["Content-Type"].startswith("text/javascript")
     assert served["Cache-Control"] == "max-age=315360000, public, immutable"

@@ -164,17 +164,21 @@
     box.dataset.code = code || "";
     box.hidden = false;
     say(box, function () {
-      box.textContent = "";
-      box.appendChild(document.createTextNode(code && t(code, vars) ? t(code, vars) : fallback || t("INTERNAL")));
-      if (!info.supportPhone) return;
-      var parts = t("call", { business: info.businessName || t("the_hotspot"), phone: "{phone}" }).split("{phone}");
-      var link = document.createElement("a");
-      link.href = "tel:+" + info.supportPhone;
-      link.textContent = localPhone(info.supportPhone);
-      box.appendChild(document.createTextNode(" " + parts[0]));
-      box.appendChild(link);
-      box.appendChild(document.createTextNode(parts[1] || ""));
+      box.textContent = code && t(code, vars) ? t(code, vars) : fallback || t("INTERNAL");
+      addHelp(box);
     });
+  }
+
+  // "Call <business> on <phone>." after a message, the phone a tel: link.
+  function addHelp(el) {
+    if (!info.supportPhone) return;
+    var parts = t("call", { business: info.businessName || t("the_hotspot"), phone: "{phone}" }).split("{phone}");
+    var link = document.createElement("a");
+    link.href = "tel:+" + info.supportPhone;
+    link.textContent = localPhone(info.supportPhone);
+    el.appendChild(document.createTextNode(" " + parts[0]));
+    el.appendChild(link);
+    el.appendChild(document.createTextNode(parts[1] || ""));
   }
 
   function showError(code, fallback, vars) { fillError($("error"), code, vars, fallback); }
@@ -530,9 +534,8 @@
   }
 
   function reason(el, text) {
-    if (!text) return tr(el, "not_through");
-    if (/cancel/i.test(text)) return tr(el, "cancelled");
-    tr(el, "not_through_because", { reason: text });
+    var key = !text ? "not_through" : /cancel/i.test(text) ? "cancelled" : "not_through_because";
+    say(el, function () { el.textContent = t(key, { reason: text }); addHelp(el); });
   }
 
   function logIn(code) {
@@ -698,7 +701,9 @@
       }, function () { showOrder(); });
     }
     var held = stored(CODE_STORE);
-    if (held) return checkHeldCode(held);
+    // The hotspot refused a login: the box (with the code this device holds), not "Connected until".
+    if (held && !routerError) return checkHeldCode(held);
+    if (held) $("code-input").value = held;
     showOrder();
   }
 

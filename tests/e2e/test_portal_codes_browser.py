@@ -144,6 +144,7 @@ def test_one_code_logs_in_devices_up_to_shared_users_then_says_it_is_in_use(demo
     type_code(third, "23456789ABCD")
     error = third.locator("#code-error")
     expect(error).to_have_text("This code is already in use on 2 devices, as many as its package allows.")
+    expect(error).to_have_attribute("data-code", "DEVICE_LIMIT_REACHED")
     expect(third.locator("#step-order")).to_be_visible()  # buying is right there
     browser.screenshot(third, "device-limit")
     assert len(sessions(demo, "23456789ABCD")) == 2
@@ -220,4 +221,46 @@ def test_a_wrong_code_in_swahili(demo: Demo, browser: Browser) -> None:
     expect(page.locator("#code-error")).to_have_attribute("data-code", "CODE_INVALID")
     browser.screenshot(page, "wrong-code-swahili")
     assert demo.router_state()["active"] == []
+    no_js_errors(browser)
+
+
+def router_goes_down(demo: Demo) -> None:
+    """The router stops answering: its API port now leads nowhere."""
+    orm(lambda: Router.objects.filter(pk=demo.router_id).update(api_port=harness.free_port()))
+
+
+def test_a_good_code_while_the_router_is_down_is_shown_to_type_on_the_hotspot(demo: Demo, browser: Browser) -> None:
+    make_voucher(demo, "QRSTUVWXYZ23", shared_users=2)
+    first = new_device(browser)
+    first.goto(device_url(demo, 0))
+    type_code(first, "QRSTUVWXYZ23")
+    logged_in_on_hotspot(first, "QRSTUVWXYZ23")
+
+    router_goes_down(demo)
+    second = new_device(browser)
+    second.goto(device_url(demo, 1))
+    type_code(second, "qrst-uvwx-yz23")
+    expect(second.locator("#code-error")).to_have_text(
+        "The hotspot is not answering right now. Type your code QRSTUVWXYZ23 on the hotspot's login page, "
+        "or try again shortly."
+    )
+    expect(second.locator("#code-error")).to_have_attribute("data-code", "ROUTER_UNREACHABLE")
+    browser.screenshot(second, "router-down")
+    key = f"cloudpilot.code.{demo.public_key}.{demo.router_id}"
+    assert second.evaluate(f"localStorage.getItem('{key}')") == "QRSTUVWXYZ23"  # a good code, kept
+    no_js_errors(browser)
+
+
+def test_a_voucher_while_the_router_is_down_shows_its_code_at_once(demo: Demo, browser: Browser) -> None:
+    make_voucher(demo, "RSTUVWXYZ234")
+    router_goes_down(demo)
+    page = browser.new_page()
+    page.goto(device_url(demo, 0) + "#code=RSTU-VWXY-Z234")
+    expect(page.locator("#done-detail")).to_have_text(
+        "The hotspot is slow to answer; you will be connected automatically, or enter this code later.",
+        timeout=15_000,
+    )
+    expect(page.locator("#access-code")).to_have_text("RSTUVWXYZ234")
+    expect(page.locator("#step-done")).to_be_visible()
+    browser.screenshot(page, "voucher-router-down")
     no_js_errors(browser)

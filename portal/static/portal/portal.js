@@ -347,15 +347,16 @@
     if (error.code === "CODE_INVALID" || error.code === "CODE_EXPIRED") {
       if (stored(CODE_STORE) === code) store(CODE_STORE, null);
     }
-    if (error.code === "ROUTER_UNREACHABLE") return fillError(box, "unreachable_code", { code: code });
-    if (error.code !== "DEVICE_LIMIT_REACHED") return fillError(box, error.code, null, error.message);
+    // Said our way, tagged with the server's code.
+    var tell = function (key, vars) { fillError(box, key, vars, error.message); box.dataset.code = error.code; };
+    if (error.code === "ROUTER_UNREACHABLE") return tell("unreachable_code", { code: code });
+    if (error.code !== "DEVICE_LIMIT_REACHED") return tell(error.code);
     // "in use on N devices": N is the package's device slots, which a holder of the code may read.
     gql(Q_ACCESS, { r: ROUTER_ID, c: code }).then(function (data) {
       var n = data.accessStatus.devicesAllowed;
-      if (n > 1) fillError(box, "device_limit", { n: n });
-      else if (n === 1) fillError(box, "device_limit_one");
-      else fillError(box, error.code);
-    }, function () { fillError(box, error.code); });
+      if (n > 1) tell("device_limit", { n: n });
+      else tell(n === 1 ? "device_limit_one" : error.code);
+    }, function () { tell(error.code); });
   }
 
   // A grant from a code: online now, or PENDING while the router is slow (followed until it answers).

@@ -60,6 +60,9 @@ CODE_INVALID_MESSAGE = "This code is not valid here. Check it and try again."
 CODE_EXPIRED_MESSAGE = "The time on this code is over. Buy a package to get back online."
 MAC_REQUIRED_MESSAGE = "The device's MAC address is required"
 DEVICE_RATE_LIMITED_MESSAGE = "Too many wrong codes from this device. Please wait a few minutes and try again."
+RENEWAL_RATE_LIMITED_MESSAGE = (
+    "Too many wrong codes on this hotspot just now. Buy without renewing (you get a new code), or try later."
+)
 ROUTER_BUSY_MESSAGE = "Many codes are being tried on this hotspot right now. Please try again in a moment."
 ROUTER_UNREACHABLE_MESSAGE = (
     "The hotspot is slow to answer: your code is good, but this device is not logged in yet. Enter the code "
@@ -125,6 +128,20 @@ def code_failure_record(*, router: Router, mac_address: str = "") -> None:
     throttling.record("code-router", str(router.pk), window_seconds=window)
     if mac_address:
         throttling.record("code-device", _device_key(router, mac_address), window_seconds=window)
+
+
+def renewal_code_check(*, router: Router, mac_address: str = "") -> None:
+    """A portal's ``PaymentInput.renewCode`` is a code guess like any other, but its path cannot wait for a
+    turn (payments run on the shared request thread): it is refused (RATE_LIMITED) while the router is
+    slowed or the device spent its budget. The customer can still pay without it, for a new code."""
+    device_spent = mac_address and not throttling.within(
+        "code-device",
+        _device_key(router, mac_address),
+        limit=settings.CODE_FAILURES_PER_DEVICE,
+        window_seconds=settings.CODE_FAILURE_WINDOW_SECONDS,
+    )
+    if device_spent or _router_slowed(router):
+        raise ApplicationError(ErrorCode.RATE_LIMITED, RENEWAL_RATE_LIMITED_MESSAGE, field="renewCode")
 
 
 def _turn(router: Router, client_ip: str | None) -> float:

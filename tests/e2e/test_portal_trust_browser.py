@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -23,7 +24,7 @@ from django.utils import timezone
 from billing.models import OperatorProfile, Payment
 from network.models import Activation, Package, Router
 from tests.e2e import test_portal_browser as harness
-from tests.e2e.test_portal_browser import CONNECTED_UNTIL, Browser, Demo, sync_api
+from tests.e2e.test_portal_browser import Browser, Demo, sync_api
 
 # The live server, the seeded demo and Chromium, exactly as the payment walk-through has them.
 pytestmark = harness.pytestmark
@@ -141,6 +142,7 @@ def test_paid_while_the_router_is_slow_shows_the_code_at_once(demo: Demo, browse
         return grant, payment
 
     grant, payment = orm(paid_with_a_pending_grant)
+    set_profile(demo, time_zone="Asia/Tokyo")
     page = browser.new_page()
     page.goto(demo.portal_url(login=False))
     saved = {
@@ -160,16 +162,16 @@ def test_paid_while_the_router_is_slow_shows_the_code_at_once(demo: Demo, browse
     )
     browser.screenshot(page, "paid-router-slow")
 
-    # The router answers: the page, still following the payment, says so.
+    # The router answers: the page, still following the payment, says so, in the operator's time zone.
+    ends = timezone.now().replace(second=0, microsecond=0) + timedelta(hours=1)
     orm(
         lambda: Activation.objects.filter(pk=grant.pk).update(
-            status=Activation.Status.ACTIVE,
-            activated_at=timezone.now(),
-            expires_at=timezone.now() + timedelta(hours=1),
-            last_error="",
+            status=Activation.Status.ACTIVE, activated_at=timezone.now(), expires_at=ends, last_error=""
         )
     )
-    expect(page.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=40_000)
+    local = ends.astimezone(ZoneInfo("Asia/Tokyo"))
+    until = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    expect(page.locator("#status")).to_have_text(f"Connected until {until}", timeout=40_000)
     assert page.evaluate(f"localStorage.getItem('cloudpilot.code.{demo.public_key}.{demo.router_id}')") == "SLOW2345"
     no_js_errors(browser)
 

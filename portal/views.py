@@ -4,7 +4,9 @@ The page is static apart from the key and a default router; everything else happ
 against the public GraphQL API (portal.js). Its script and stylesheet are static files served by the
 app itself (project.static_files) under content-hashed names, so ``daphne project.asgi:application``
 alone serves a working portal with nothing from another host (captive clients reach only the walled
-garden).
+garden). The page is rendered in the customer's language (project.i18n: their switch, else the
+operator's default), which portal.js then keeps speaking from its own catalogue (i18n.js); an unknown
+or rotated key gets a page a customer can read, saying nothing about which keys exist.
 """
 
 from __future__ import annotations

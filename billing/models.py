@@ -189,7 +189,11 @@ class Payment(models.Model):
                 name="payment_unique_intasend_invoice",
             ),
         ]
-        indexes = [models.Index(fields=["router", "phone_number", "status", "-created_at"])]
+        indexes = [
+            models.Index(fields=["router", "phone_number", "status", "-created_at"]),
+            # redeemCode: a customer's M-Pesa receipt finds the payment on that router.
+            models.Index(fields=["router", "mpesa_reference"], name="billing_pay_router_receipt"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} {self.status} ({self.id})"

@@ -16,6 +16,7 @@ from strawberry import auto
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, OffsetPaginationInput
 
 from billing import models, selectors, services
+from billing.access_schema import AccessMutation, AccessQuery
 from billing.input_rules import mask_phone, normalise_phone
 from billing.voucher_schema import VoucherMutation, VoucherQuery
 from network.schema import ActivationType, PackageType, RouterType
@@ -685,7 +686,7 @@ class RetryActivationPayload:
 
 
 @strawberry.type
-class BillingQuery(VoucherQuery):
+class BillingQuery(AccessQuery, VoucherQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator],
         description="The signed-in operator, with the portal's public key and what the portal shows customers. "
@@ -769,7 +770,7 @@ class BillingQuery(VoucherQuery):
 
 
 @strawberry.type
-class BillingMutation(VoucherMutation):
+class BillingMutation(AccessMutation, VoucherMutation):
     @strawberry_django.mutation(
         description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
         "needed. Failed attempts are throttled per username and client address with a growing delay "

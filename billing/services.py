@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing import access
 from billing.gateways.base import (
     CheckoutResult,
     GatewayCredentials,
@@ -331,10 +332,23 @@ def _validate(principal: Principal, request: PaymentRequest, kind: str) -> _Vali
     renew_code = (request.renew_code or "").strip()
     # Renewal only on proof (the code itself) and only of the same package; never by MAC or phone.
     # Looked up for a well-formed request only, so no malformed one learns whether a code exists.
-    renews = activation_for_renewal(router=router, code=renew_code, package=package) if renew_code else None
+    renews = _renewal_target(principal, router, package, renew_code, mac) if renew_code else None
     credential = credential_newest_active(operator=operator)
     gateway = gateway_for(credential)
     return _ValidatedRequest(router, package, phone, amount, method, mac, ip, credential, gateway, renews=renews)
+
+
+def _renewal_target(principal: Principal, router: Router, package: Package, code: str, mac: str) -> Activation:
+    """The grant a renewCode extends. From portals it is a code guess: it counts in the code box's
+    budget (billing.access), so guessing renewal codes slows redeemCode on that router like wrong codes do."""
+    if principal.is_operator:
+        return activation_for_renewal(router=router, code=code, package=package)
+    access.renewal_code_check(router=router, mac_address=mac)
+    try:
+        return activation_for_renewal(router=router, code=code, package=package)
+    except ApplicationError:
+        access.code_failure_record(router=router, mac_address=mac)
+        raise
 
 
 def _payer_phone(raw: str | None, kind: str) -> str:

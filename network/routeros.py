@@ -44,6 +44,7 @@ from routeros_api.api import RouterOsApi
 
 __all__ = [
     "HotspotProfileSpec",
+    "HotspotSession",
     "HotspotUserSpec",
     "RouterAddress",
     "RouterAuthFailed",
@@ -147,6 +148,15 @@ class HotspotUserSpec:
             raise ValueError("limit_uptime_seconds must be positive")
         if self.limit_bytes_total is not None and self.limit_bytes_total <= 0:
             raise ValueError("limit_bytes_total must be positive or None")
+
+
+@dataclass(frozen=True)
+class HotspotSession:
+    """One device online on the hotspot (a row of ``/ip/hotspot/active``)."""
+
+    user: str
+    mac_address: str
+    address: str
 
 
 def format_limit_uptime(seconds: int) -> str:
@@ -421,6 +431,16 @@ class RouterOSDriver:
             "login",
             {"user": user, "password": password, "mac-address": mac_address, "ip": ip_address},
         )
+
+    def active_sessions(self, user: str) -> list[HotspotSession]:
+        """The devices online as hotspot user ``user`` (what its profile's ``shared-users`` counts)."""
+        rows = self._call(ACTIVE_PATH, "print", queries={"user": user}, proplist="user,mac-address,address")
+        return [
+            HotspotSession(
+                user=row.get("user", ""), mac_address=row.get("mac-address", ""), address=row.get("address", "")
+            )
+            for row in rows
+        ]
 
     def remove_user(self, name: str) -> None:
         """Take ``name`` off the router: the user, its active sessions and its MAC cookies.

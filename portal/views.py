@@ -4,7 +4,9 @@ The page is static apart from the key and a default router; everything else happ
 against the public GraphQL API (portal.js). Its script and stylesheet are static files served by the
 app itself (project.static_files) under content-hashed names, so ``daphne project.asgi:application``
 alone serves a working portal with nothing from another host (captive clients reach only the walled
-garden).
+garden). The page is rendered in the customer's language (project.i18n: their switch, else the
+operator's default), which portal.js then keeps speaking from its own catalogue (i18n.js); an unknown
+or rotated key gets a page a customer can read, saying nothing about which keys exist.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse
 from django.templatetags.static import static
 from django.views.decorators.http import require_safe
 
+from billing.services import operator_profile
 from network.models import Router
 from project.auth import principal_from_public_key
+from project.i18n import customer_language, render_for_customer
 
 # Anything a browser reads differently from urlsplit (backslashes, spaces, controls) is not trusted.
 _UNSAFE_IN_URL = re.compile(r"[\\\s\x00-\x1f\x7f]")
@@ -84,19 +87,35 @@ def _content_security_policy(request: HttpRequest) -> str:
     )
 
 
+def _secured(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    response["Content-Security-Policy"] = _content_security_policy(request)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _unknown_portal(request: HttpRequest) -> HttpResponse:
+    # A rotated or mistyped key: a page a customer can read, saying nothing about which keys exist.
+    response = render_for_customer(request, "portal/not_found.html", {"style_url": static("portal/portal.css")})
+    response.status_code = 404
+    return _secured(response, request)
+
+
 @require_safe
 def page(request: HttpRequest, public_key: str) -> HttpResponse:
-    """The portal for the operator whose public key is in the URL; unknown keys are 404s."""
+    """The portal for the operator whose public key is in the URL; unknown keys get a friendly 404."""
     principal = principal_from_public_key(public_key)
     if principal is None or public_key != public_key.lower():
-        raise Http404("Unknown portal")
+        return _unknown_portal(request)
+    profile = operator_profile(operator=principal.operator)
     # Without ?routerId=…, an operator with a single router needs no configuration.
     routers = list(Router.objects.filter(owner=principal.operator).values_list("pk", flat=True)[:2])
     default_router_id = str(routers[0]) if len(routers) == 1 else ""
     # The same router portal.js sells for (?routerId=, else the only one).
     router_id = request.GET.get("routerId") or request.GET.get("router") or default_router_id
     hotspot = _hotspot_address(principal.operator, router_id)
-    response = render(
+    language = customer_language(request, profile.language)
+    response = render_for_customer(
         request,
         "portal/portal.html",
         {
@@ -104,11 +123,13 @@ def page(request: HttpRequest, public_key: str) -> HttpResponse:
             "default_router_id": default_router_id,
             "login_url": login_url(request.GET.get("link-login-only", "").strip(), hotspot),
             "graphql_url": "/graphql/",
+            # portal.js speaks the same language the page was rendered in, until the customer switches.
+            "language": language.upper(),
+            "html_lang": language,
+            "i18n_url": static("portal/i18n.js"),
             "script_url": static("portal/portal.js"),
             "style_url": static("portal/portal.css"),
         },
+        operator_language=profile.language,
     )
-    response["Cache-Control"] = "no-store"
-    response["Content-Security-Policy"] = _content_security_policy(request)
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return _secured(response, request)

@@ -18,7 +18,7 @@ from typing import ParamSpec, TypeVar
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +46,30 @@ def _with_fresh_connection_on_failure(fn: Callable[P, R]) -> Callable[P, R]:
 def ws_database_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (a read) as a coroutine run on the WebSocket pool, not on the shared request thread."""
     return sync_to_async(_with_fresh_connection_on_failure(fn), thread_sensitive=False, executor=_pool())
+
+
+@functools.cache
+def _router_io_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.ROUTER_IO_THREADS, thread_name_prefix="router-io")
+
+
+def _in_its_own_request(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # As Django does around each request: no connection the database dropped meanwhile is reused.
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return run
+
+
+def router_io(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` (a service that may talk to a router: seconds when it is slow) as a coroutine on a pool of
+    its own (`ROUTER_IO_THREADS`), never on the thread every HTTP request shares."""
+    return sync_to_async(_in_its_own_request(fn), thread_sensitive=False, executor=_router_io_pool())
 
 
 class NoConnectionCleanupPerMessage:

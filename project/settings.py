@@ -313,6 +313,20 @@ PAYMENT_RATE_LIMIT_PER_IP = int(os.environ.get("PAYMENT_RATE_LIMIT_PER_IP", 30))
 PAYMENT_STATUS_CHECKS_PER_MINUTE = int(os.environ.get("PAYMENT_STATUS_CHECKS_PER_MINUTE", 20))
 PAYMENT_STATUS_CACHE_SECONDS = int(os.environ.get("PAYMENT_STATUS_CACHE_SECONDS", 5))
 
+# Codes customers type in the portal (redeemCode, accessStatus, renewCode; billing.access). Only failures
+# count (CODE_INVALID, CODE_EXPIRED), within CODE_FAILURE_WINDOW_SECONDS. Per (router, device MAC):
+# CODE_FAILURES_PER_DEVICE, then RATE_LIMITED. Per router, never a lock (behind a hotspot's NAT every
+# customer shares one address, and the router id and public key are public): past CODE_FAILURES_PER_ROUTER
+# the router is slowed, every code on it waits for a turn first, CODE_ROUTER_SLOWED_PER_SECOND turns a
+# second shared by all processes (through Redis), a turn at most CODE_ROUTER_MAX_WAIT_SECONDS ahead and at
+# most CODE_ROUTER_TURNS_PER_ADDRESS of those held by one client address (else RATE_LIMITED: try again).
+CODE_FAILURE_WINDOW_SECONDS = int(os.environ.get("CODE_FAILURE_WINDOW_SECONDS", 900))
+CODE_FAILURES_PER_DEVICE = int(os.environ.get("CODE_FAILURES_PER_DEVICE", 5))
+CODE_FAILURES_PER_ROUTER = int(os.environ.get("CODE_FAILURES_PER_ROUTER", 60))
+CODE_ROUTER_SLOWED_PER_SECOND = float(os.environ.get("CODE_ROUTER_SLOWED_PER_SECOND", 1))
+CODE_ROUTER_MAX_WAIT_SECONDS = int(os.environ.get("CODE_ROUTER_MAX_WAIT_SECONDS", 20))
+CODE_ROUTER_TURNS_PER_ADDRESS = int(os.environ.get("CODE_ROUTER_TURNS_PER_ADDRESS", 5))
+
 # Logs (project.logging_config): LOG_FORMAT=plain (default) or json, LOG_LEVEL (default INFO).
 from project import logging_config  # noqa: E402
 
@@ -395,6 +409,9 @@ GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS = float(os.environ.get("GRAPHQL_WS_
 # Threads (each with its own database connection) that load subscription data, apart from the one
 # thread HTTP requests share (project.db_threads).
 WS_DB_THREADS = int(os.environ.get("WS_DB_THREADS", 4))
+# Threads for GraphQL work that waits on a router (redeemCode logging a device in), apart from that
+# shared thread: a router that times out must not hold every other request up.
+ROUTER_IO_THREADS = int(os.environ.get("ROUTER_IO_THREADS", 8))
 
 # --- Router activation (network) ---------------------------------------------------------------
 # Seconds for connecting to a router's API and for each reply.

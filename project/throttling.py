@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +120,21 @@ def backoff_clear(scope: str, key: str) -> None:
     prefix = f"backoff:{scope}:{_digest(key)}"
     with _cache_or_unavailable():
         cache.delete_many([f"{prefix}:failures", f"{prefix}:wait"])
+
+
+# --- Turns: a bounded rate, shared by every process ------------------------------------------------
+# One turn every 1/per_second seconds; an attempt claims the first free one (the cache's atomic `add`)
+# at most `max_wait_seconds` ahead and waits until then. However many attempts run in parallel, no
+# more than `per_second` a second get through, and none waits longer than the horizon.
+
+
+def reserve_turn(scope: str, key: str, *, per_second: float, max_wait_seconds: float) -> float | None:
+    """Seconds until the turn just claimed for `key`; None when every turn within the horizon is taken."""
+    prefix = f"turn:{scope}:{_digest(key)}"
+    now = time.time()
+    first = math.ceil(now * per_second)
+    with _cache_or_unavailable():
+        for tick in range(first, first + int(max_wait_seconds * per_second) + 1):
+            if cache.add(f"{prefix}:{tick}", 1, timeout=int(max_wait_seconds) + 2):
+                return max(tick / per_second - now, 0.0)
+    return None

@@ -169,6 +169,8 @@ _DUPLICATE_MESSAGE = {
 LOGIN_FAILED_PLAINTEXT = "invalid user name or password (6)"
 LOGIN_FAILED_LEGACY = "cannot log in"
 HOTSPOT_LOGIN_FAILED = "invalid username or password"
+# RouterOS' words when a user's profile allows no further session (shared-users reached).
+HOTSPOT_NO_MORE_SESSIONS = "no more sessions are allowed for user"
 
 
 class RouterOSSimulator:
@@ -389,7 +391,7 @@ class RouterOSSimulator:
         with self._lock:
             if self._hotspot_login_failure is not None:
                 return self._hotspot_login_failure
-            return None if self._login_device(user, password, mac_address, address) else HOTSPOT_LOGIN_FAILED
+            return self._login_device(user, password, mac_address, address)
 
     # ---- internals: table helpers (call with the lock held) ---------------------------------------
 
@@ -400,24 +402,38 @@ class RouterOSSimulator:
         self._tables[path][row_id] = full
         return row_id
 
-    def _login_device(self, user: str, password: str, mac_address: str, address: str) -> bool:
-        """Start a hotspot session for the device (one per MAC) and give it a MAC cookie."""
+    def _login_device(self, user: str, password: str, mac_address: str, address: str) -> str | None:
+        """Start a hotspot session for the device (one per MAC) and give it a MAC cookie; None, or why not.
+
+        As on a router, the user's profile caps its sessions (``shared-users``): a further device is
+        refused, a device already logged in as that user logs in again.
+        """
         row = next((u for u in self._tables[USER].values() if u.get("name") == user), None)
         if (
             row is None
             or row.get("disabled") in ("true", "yes")
             or not secrets.compare_digest(row.get("password", "").encode(), password.encode())
         ):
-            return False
-        # One session per MAC: a re-login replaces the device's previous session.
+            return HOTSPOT_LOGIN_FAILED
         active = self._tables[ACTIVE]
+        others = [r for r in active.values() if r.get("user") == user and r.get("mac-address") != mac_address]
+        if len(others) >= self._shared_users(row.get("profile", "default")):
+            return HOTSPOT_NO_MORE_SESSIONS
+        # One session per MAC: a re-login replaces the device's previous session.
         for row_id in [i for i, r in active.items() if r.get("mac-address") == mac_address]:
             del active[row_id]
         self._insert(ACTIVE, _active_row(user, mac_address, address))
         cookies = self._tables[COOKIE]
         if not any(c.get("user") == user and c.get("mac-address") == mac_address for c in cookies.values()):
             self._insert(COOKIE, _cookie_row(user, mac_address))
-        return True
+        return None
+
+    def _shared_users(self, profile_name: str) -> int:
+        profile = next((p for p in self._tables[PROFILE].values() if p.get("name") == profile_name), None)
+        try:
+            return max(int((profile or {}).get("shared-users", "1")), 1)
+        except ValueError:
+            return 1
 
     def _resolve(self, path: str, ref: str) -> str | None:
         """``=.id=`` / ``=numbers=`` accept an id (``*1A``) or, for named tables, a name."""
@@ -758,8 +774,8 @@ class _Session:
         for required in ("user", "ip", "mac-address"):
             if not args.get(required):
                 return _trap_words(f"failure: {required} not specified", 1)
-        if not sim._login_device(args["user"], args.get("password", ""), args["mac-address"], args["ip"]):
-            return _trap_words(HOTSPOT_LOGIN_FAILED)
+        if failure := sim._login_device(args["user"], args.get("password", ""), args["mac-address"], args["ip"]):
+            return _trap_words(failure)
         return [["!done"]]
 
 

@@ -97,6 +97,15 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "voucherBatches": ("J", "{ voucherBatches { id note printUrl vouchers { code } } }"),
     "voucherBatch": ("J", 'query { voucherBatch(id: "%(batch)s") { id note printUrl vouchers { code } } }'),
     "revokeVoucher": ("J", 'mutation { revokeVoucher(id: "%(voucher)s") { voucher { id code } errors { code } } }'),
+    "redeemCode": (
+        "JP",
+        'mutation { redeemCode(input: {routerId: "%(router)s", code: "ALICECODE", macAddress: "AA:BB:CC:DD:EE:99"})'
+        " { kind activation { id accessCode } errors { code } } }",
+    ),
+    "accessStatus": (
+        "JP",
+        'query { accessStatus(routerId: "%(router)s", code: "ALICECODE") { status expiresAt errors { code } } }',
+    ),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}

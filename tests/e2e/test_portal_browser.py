@@ -46,6 +46,8 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 PHONE = "0712345678"
 ORIGINAL_URL = "http://example.com/news"
+# "Connected until Mon 30 Nov, 18:05": the grant's end, in the operator's time zone
+CONNECTED_UNTIL = re.compile(r"^Connected until [A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2}, \d\d:\d\d$")
 
 pytestmark = [
     pytest.mark.once,
@@ -232,14 +234,16 @@ def test_pay_approve_on_phone_and_go_online(demo: Demo, browser: Browser) -> Non
     choose_package_and_pay(browser, page, demo, PHONE)
     expect(page.locator("#status")).to_have_text("Check your phone")
     expect(page.locator("#step-wait")).to_be_visible()
-    expect(page.locator("#wait-detail")).to_contain_text(f"We sent a payment request to {PHONE}")
+    expect(page.locator("#wait-detail")).to_have_text(
+        "We sent a request for KES 20 (1 hour) to 0712***678. Enter your M-Pesa PIN to pay."
+    )
     browser.screenshot(page, "waiting-for-phone")
 
     approve_or_decline_on_phone(browser, demo, "approve")
 
     # The webhook arrives, IntaSend's status API confirms it, the activation job puts the customer on
     # the router: the portal hears each step over its subscription.
-    expect(page.locator("#status")).to_have_text("Connected", timeout=30_000)
+    expect(page.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=30_000)
     code = page.locator("#access-code").inner_text().strip()
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{8}", code), code
     expect(page.locator("#done-detail")).to_contain_text("Keep this code")
@@ -344,16 +348,26 @@ def test_a_reload_while_waiting_follows_the_payment_with_its_client_secret(demo:
     expect(page.locator("#status")).to_have_text("Check your phone")
     [initiate] = [json.loads(body) for body in posts if "initiatePayment" in body]
     assert len(initiate["variables"]["input"]["idempotencyKey"]) >= 32
-    saved = json.loads(page.evaluate(f"sessionStorage.getItem('cloudpilot.payment.{demo.public_key}')"))
+    saved = json.loads(page.evaluate(f"localStorage.getItem('cloudpilot.payment.{demo.public_key}')"))
     assert len(saved["secret"]) >= 40
+    # What to say on the way back: never the whole phone number.
+    assert saved["about"] == {"pkg": "1 hour", "amount": "KES 20", "phone": "0712***678"}
 
     posts.clear()
     page.reload()
     expect(page.locator("#status")).to_have_text("Check your phone")
     reads = [json.loads(body) for body in posts if "payment(id:" in body]
     assert reads and all(read["variables"]["s"] == saved["secret"] for read in reads)
+    expect(page.locator("#wait-detail")).to_contain_text("KES 20 (1 hour) to 0712***678")
+
+    # A second tab follows the same payment, with the same explanation.
+    second = browser.new_page()
+    second.goto(demo.portal_url(login=False))
+    expect(second.locator("#status")).to_have_text("Check your phone")
+    expect(second.locator("#wait-detail")).to_contain_text("KES 20 (1 hour) to 0712***678")
 
     approve_or_decline_on_phone(browser, demo, "approve")
-    expect(page.locator("#status")).to_have_text("Connected", timeout=30_000)
+    expect(second.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=30_000)
+    expect(page.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=30_000)
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{8}", page.locator("#access-code").inner_text().strip())
     assert not [p for p in browser.problems if "JS error" in p], browser.problems

@@ -34,6 +34,7 @@ from network.routeros import (
 from tests.fakes.routeros_server import (
     ACTIVE,
     COOKIE,
+    HOTSPOT_NO_MORE_SESSIONS,
     PROFILE,
     USER,
     FakeRouterOS,
@@ -287,6 +288,29 @@ def test_login_active_with_wrong_password_is_refused(router: FakeRouterOS, drive
 
     with pytest.raises(RouterError, match="invalid username or password"):
         driver.login_active(user=CODE, password="guess", mac_address=MAC, ip_address=IP)
+
+
+def test_shared_users_caps_devices_as_a_router_does(router: FakeRouterOS, driver: RouterOSDriver) -> None:
+    driver.ensure_profile(profile_spec(shared_users=2))
+    driver.ensure_user(user_spec())
+    driver.login_active(user=CODE, password=CODE, mac_address=MAC, ip_address=IP)
+    driver.login_active(user=CODE, password=CODE, mac_address="AA:BB:CC:DD:EE:02", ip_address="10.5.50.24")
+
+    with pytest.raises(RouterError, match="no more sessions are allowed for user"):
+        driver.login_active(user=CODE, password=CODE, mac_address="AA:BB:CC:DD:EE:03", ip_address="10.5.50.25")
+    refused = router.hotspot_login(user=CODE, password=CODE, mac_address="AA:BB:CC:DD:EE:03", address="10.5.50.25")
+    assert refused == HOTSPOT_NO_MORE_SESSIONS
+
+    # A device already logged in as that user logs in again (a new address, say), on both paths.
+    driver.login_active(user=CODE, password=CODE, mac_address=MAC, ip_address="10.5.50.99")
+    assert router.hotspot_login(user=CODE, password=CODE, mac_address=MAC, address="10.5.50.98") is None
+    sessions = driver.active_sessions(CODE)
+    assert sorted((s.mac_address, s.address) for s in sessions) == [
+        (MAC, "10.5.50.98"),
+        ("AA:BB:CC:DD:EE:02", "10.5.50.24"),
+    ]
+    assert {s.user for s in sessions} == {CODE}
+    assert driver.active_sessions("NOBODY99") == []
 
 
 def test_remove_user_removes_session_cookie_and_user_and_is_idempotent(

@@ -200,3 +200,20 @@ def test_a_renewal_whose_grant_ended_before_the_money_arrived_gets_a_fresh_code(
     deliver_webhook(client, hotspot, renewal)
     fresh = Activation.objects.get(payment=renewal)
     assert fresh.status == "ACTIVE" and fresh.access_code != victim.access_code and fresh.renewal_of_id is None
+
+
+def test_guessing_renewal_codes_counts_in_the_code_budget_and_is_then_refused(gql, hotspot, settings):
+    settings.CODE_FAILURES_PER_ROUTER = 3
+    settings.CODE_FAILURE_WINDOW_SECONDS = 10**6
+    guesses = [f"GUESS{index:03d}" for index in range(4)]
+    answers = []
+    for index, guess in enumerate(guesses):
+        payload = hotspot.payment_input(renewCode=guess, phoneNumber=f"07330009{index:02d}")
+        answers.append(gql(INITIATE, {"input": payload}, public_key=hotspot.operator.public_key))
+    errors = [answer["data"]["initiatePayment"]["errors"] for answer in answers]
+    assert errors[:3] == [[CODE_INVALID]] * 3
+    assert [(e["field"], e["code"]) for e in errors[3]] == [("renewCode", "RATE_LIMITED")]
+    assert not Payment.objects.filter(renews__isnull=False).exists()
+    # A purchase without a code is not held up: the customer gets a new code.
+    fresh = gql(INITIATE, {"input": hotspot.payment_input()}, public_key=hotspot.operator.public_key)
+    assert fresh["data"]["initiatePayment"]["errors"] == []

@@ -1,10 +1,12 @@
-/* CloudPilot reference captive portal: choose a package, pay by M-Pesa, go online.
+/* CloudPilot reference captive portal: choose a package, pay by M-Pesa, or type a code, and go online.
  *
  * Talks only to this server: GraphQL over HTTP (X-Public-Key), live status over the
  * graphql-transport-ws WebSocket protocol, falling back to polling `payment` when WebSockets fail.
- * The hotspot's login.html hands over routerId, mac, ip, link-login-only and link-orig in the query
- * string; once the access code is active it is posted to the login URL the server rendered into the
- * page (data-login-url): the router's registered hotspot address, never a host from this page's URL.
+ * The hotspot's login.html hands over routerId, mac, ip, link-login-only, link-orig and error in the
+ * query string (and a voucher's QR code a #code= fragment); once an access code is active it is posted
+ * to the login URL the server rendered into the page (data-login-url): the router's registered hotspot
+ * address, never a host from this page's URL. Every word shown comes from i18n.js (English, Swahili);
+ * operators' texts (business name, message, phone) are set as text, never as HTML.
  */
 (function () {
   "use strict";
@@ -24,50 +26,25 @@
   var POLL_MS = 3000;
   var NUDGE_MS = 15000; // ask IntaSend directly this often while waiting (a lost webhook)
   var LOGIN_DELAY_MS = 3000; // show the code for a moment before the router's login page takes over
+  var SLOW_MS = 8000; // a grant still PENDING after this long: say so and show the code
+  var GRANT_POLL_MS = 1500; // a voucher's grant is usually on the router within a second or two
+  var GRANT_POLL_FOR_MS = 10 * 60 * 1000;
+  var PAYMENT_KEPT_MS = 30 * 60 * 1000;
+  // localStorage outlives the tab (a second tab, a reload); captive browsers may lose it when closed,
+  // which is why the code box is the main way back.
   var STORE = "cloudpilot.payment." + KEY;
+  var CODE_STORE = "cloudpilot.code." + KEY + "." + ROUTER_ID;
+  // The language switch's choice, shared with the server's customer pages (project.i18n).
+  var LANG_COOKIE = "cloudpilot_lang";
+  var CATALOGUE = window.PORTAL_I18N;
 
-  // A message for every ErrorCode the API can return (project/errors.py), plus transport failures.
-  var MESSAGES = {
-    INVALID_INPUT: "Something in the form is not right. Please check it and try again.",
-    INVALID_PHONE: "Enter a Safaricom/Airtel number like 0712 345 678.",
-    INVALID_MAC: "The hotspot did not identify your device. Reconnect to the WiFi and open this page again.",
-    INVALID_IP: "The hotspot gave your device an unexpected address. Reconnect to the WiFi and try again.",
-    AMOUNT_MISMATCH: "The price of this package has just changed. Check the new price and try again.",
-    ROUTER_NOT_FOUND: "This hotspot is not set up for payments. Please tell the hotspot owner.",
-    PACKAGE_NOT_FOUND: "That package is no longer on sale. Please choose another one.",
-    PAYMENT_NOT_FOUND: "We could not find your payment. Please start again.",
-    NO_CREDENTIALS: "Payments are not set up on this hotspot yet. Please tell the hotspot owner.",
-    NOT_INTASEND_PAYMENT: "This payment cannot be checked here. Please contact the hotspot owner.",
-    GATEWAY_ERROR: "The payment service turned the request down. Please try again in a moment.",
-    GATEWAY_UNAVAILABLE: "The payment service is not answering. Please try again in a moment.",
-    DECRYPTION_FAILED: "Payments on this hotspot need to be set up again. Please tell the hotspot owner.",
-    RATE_LIMITED: "Too many attempts. Please wait a few minutes and try again.",
-    PAYMENT_ALREADY_PENDING: "A payment request is already waiting on your phone. Enter your M-Pesa PIN there.",
-    IDEMPOTENCY_MISMATCH: "Your last attempt changed while it was being sent. Please try again.",
-    AUTHENTICATION_FAILED: "This hotspot's payment page is out of date. Please reconnect to the WiFi.",
-    ACTIVATION_NOT_RETRYABLE: "Your access cannot be restarted from here. Contact the hotspot owner with your M-Pesa receipt.",
-    ROUTER_UNREACHABLE: "The hotspot is not reachable right now. Your payment is safe; please try again shortly.",
-    ROUTER_NOT_ALLOWED: "This hotspot is not set up for payments. Please tell the hotspot owner.",
-    CODE_INVALID: "That code is not valid on this hotspot. Check it and try again.",
-    SERVICE_UNAVAILABLE: "The payment server is busy. Please try again in a moment.",
-    CODE_EXPIRED: "The time on that code is over. Buy a package to get back online.",
-    DEVICE_LIMIT_REACHED: "That code is already in use on as many devices as its package allows.",
-    VOUCHER_NOT_FOUND: "That code is not valid on this hotspot. Check it and try again.",
-    ACTIVATION_NOT_FOUND: "That code is not valid on this hotspot. Check it and try again.",
-    // Operator-side and protocol codes: a portal meets them only when something is misconfigured.
-    INVALID_CREDENTIALS: "This hotspot is not set up for payments. Please tell the hotspot owner.",
-    PERSISTED_QUERY_NOT_FOUND: "Something went wrong on the payment server. Please try again.",
-    INTERNAL: "Something went wrong on the payment server. Please try again.",
-    UNAUTHENTICATED: "This hotspot's payment page is out of date. Please reconnect to the WiFi.",
-    NETWORK: "No connection to the payment server. Check that you are on the WiFi and try again.",
-    INTERNAL: "Something went wrong on our side. Please try again.",
-  };
-
+  var GRANT_FIELDS = "status accessCode lastError expiresAt";
   var PAYMENT_FIELDS =
     "fragment P on Payment { id status failureReason paymentUrl amount currency " +
     "package { name durationMinutes } activation { status accessCode lastError expiresAt } }";
+  var Q_INFO = "query($r: ID) { portalInfo(routerId: $r) { businessName supportPhone portalMessage language timeZone router { id name } } }";
   var Q_PACKAGES =
-    "query($r: ID!) { packages(routerId: $r) { id name price durationMinutes uploadKbps downloadKbps dataLimitMb } }";
+    "query($r: ID!) { packages(routerId: $r) { id name price durationMinutes uploadKbps downloadKbps dataLimitMb sharedUsers } }";
   // $s is the payment's clientSecret: only the page that started the payment holds it.
   var Q_PAYMENT = "query($id: UUID!, $s: String) { payment(id: $id, clientSecret: $s) { ...P } } " + PAYMENT_FIELDS;
   var M_CHECK = "mutation($id: UUID!, $s: String) { checkPaymentStatus(paymentId: $id, clientSecret: $s) { payment { ...P } errors { code message } } } " + PAYMENT_FIELDS;
@@ -75,16 +52,32 @@
   var PAY_FIELDS = "{ payment { ...P clientSecret } errors { field code message } }";
   var M_INITIATE = "mutation($input: PaymentInput!) { initiatePayment(input: $input) " + PAY_FIELDS + " } " + PAYMENT_FIELDS;
   var M_LINK = "mutation($input: PaymentInput!) { createPaymentLink(input: $input) " + PAY_FIELDS + " } " + PAYMENT_FIELDS;
+  var M_REDEEM = "mutation($input: RedeemCodeInput!) { redeemCode(input: $input) { kind activation { " + GRANT_FIELDS + " } errors { field code message } } }";
+  var Q_ACCESS = "query($r: ID!, $c: String!) { accessStatus(routerId: $r, code: $c) { status expiresAt devicesAllowed errors { code message } } }";
 
   var $ = function (id) { return document.getElementById(id); };
-  var packages = [];
+  var info = { businessName: "", supportPhone: "", portalMessage: "", timeZone: "Africa/Nairobi" };
+  var lang = root.dataset.language || "EN"; // what the server rendered: the customer's choice, else the operator's
+  var packages = null;
   var attemptKey = null; // idempotency key of the current attempt, kept while retrying a lost request
   var watcher = null;
+  var grantTimer = null;
   var loggedIn = false;
+  var live = []; // elements whose text follows the language
 
   function clean(value) {
     value = (value || "").trim();
     return value && value !== "---" && value.indexOf("$(") !== 0 ? value : null;
+  }
+
+  function chosenLanguage() {
+    var match = /(?:^|;\s*)cloudpilot_lang=(en|sw)(?:;|$)/.exec(document.cookie);
+    return match ? match[1].toUpperCase() : null;
+  }
+
+  function stored(name) { try { return localStorage.getItem(name); } catch (e) { return null; } }
+  function store(name, value) {
+    try { if (value === null) localStorage.removeItem(name); else localStorage.setItem(name, value); } catch (e) { /* private mode */ }
   }
 
   // 128 random bits as 32 hex characters: the server refuses shorter keys from portals, since
@@ -93,6 +86,205 @@
     var bytes = new Uint8Array(16);
     (window.crypto || window.msCrypto).getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  // -- words -------------------------------------------------------------------------------------
+
+  function t(key, vars) {
+    var text = (CATALOGUE[lang] || {})[key] || CATALOGUE.EN[key] || "";
+    return text.replace(/\{(\w+)\}/g, function (_, name) {
+      var value = vars && vars[name];
+      return typeof value === "function" ? value() : value == null ? "" : String(value);
+    });
+  }
+
+  // Sets an element's text now and again whenever the customer switches language.
+  function say(el, render) {
+    el._render = render;
+    if (live.indexOf(el) < 0) live.push(el);
+    render(el);
+  }
+
+  function tr(el, key, vars) { say(el, function () { el.textContent = t(key, vars); }); }
+
+  function setLanguage(code) {
+    lang = CATALOGUE[code] ? code : "EN";
+    document.documentElement.lang = lang.toLowerCase();
+    document.title = info.businessName ? info.businessName + " · " + t("title") : t("wifi") + " · " + t("title");
+    ["EN", "SW"].forEach(function (c) { $("lang-" + c).setAttribute("aria-pressed", String(c === lang)); });
+    live.forEach(function (el) { el._render(el); });
+    if (packages) renderPackages();
+  }
+
+  function money(amount) {
+    var n = Number(amount);
+    return "KES " + (n % 1 === 0 ? n.toFixed(0) : n.toFixed(2));
+  }
+
+  function duration(minutes) {
+    if (minutes % 1440 === 0) return minutes === 1440 ? t("day") : t("days", { n: minutes / 1440 });
+    if (minutes % 60 === 0) return minutes === 60 ? t("hour") : t("hours", { n: minutes / 60 });
+    return t("minutes", { n: minutes });
+  }
+
+  function speed(kbps) { return kbps >= 1000 ? +(kbps / 1024).toFixed(1) + " Mbps" : kbps + " kbps"; }
+
+  // "Mon 30 Nov, 18:05" in the operator's time zone (a bad zone name falls back to the device's).
+  function when(iso) {
+    var options = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    var locale = lang === "SW" ? "sw-KE" : "en-GB";
+    try {
+      return new Intl.DateTimeFormat(locale, Object.assign({ timeZone: info.timeZone }, options)).format(new Date(iso));
+    } catch (e) {
+      return new Intl.DateTimeFormat(locale, options).format(new Date(iso));
+    }
+  }
+
+  // 254712345678 → 0712 345 678 (how Kenyans write and dial it)
+  function localPhone(msisdn) {
+    var local = "0" + msisdn.slice(3);
+    return local.slice(0, 4) + " " + local.slice(4, 7) + " " + local.slice(7);
+  }
+
+  function maskPhone(phone) {
+    var digits = phone.replace(/\D/g, "");
+    return digits.length < 7 ? "***" : digits.slice(0, 4) + "***" + digits.slice(-3);
+  }
+
+  // -- what the customer sees --------------------------------------------------------------------
+
+  function show(step) {
+    ["step-home", "step-order", "step-wait", "step-done", "step-failed"].forEach(function (id) { $(id).hidden = id !== step; });
+  }
+
+  function setStatus(key, vars) { tr($("status"), key, vars); }
+
+  // An error in its box, ending with how to reach the operator when they gave a support line.
+  function fillError(box, code, vars, fallback) {
+    box.dataset.code = code || "";
+    box.hidden = false;
+    say(box, function () {
+      box.textContent = code && t(code, vars) ? t(code, vars) : fallback || t("INTERNAL");
+      addHelp(box);
+    });
+  }
+
+  // "Call <business> on <phone>." after a message, the phone a tel: link.
+  function addHelp(el) {
+    if (!info.supportPhone) return;
+    var parts = t("call", { business: info.businessName || t("the_hotspot"), phone: "{phone}" }).split("{phone}");
+    var link = document.createElement("a");
+    link.href = "tel:+" + info.supportPhone;
+    link.textContent = localPhone(info.supportPhone);
+    el.appendChild(document.createTextNode(" " + parts[0]));
+    el.appendChild(link);
+    el.appendChild(document.createTextNode(parts[1] || ""));
+  }
+
+  function showError(code, fallback, vars) { fillError($("error"), code, vars, fallback); }
+
+  function clearError() {
+    ["error", "code-error"].forEach(function (id) {
+      var box = $(id);
+      box.hidden = true;
+      box.textContent = "";
+      if (live.indexOf(box) >= 0) live.splice(live.indexOf(box), 1);
+    });
+  }
+
+  function showHeader() {
+    if (info.businessName) $("business").textContent = info.businessName;
+    else tr($("business"), "wifi");
+    $("portal-message").textContent = info.portalMessage;
+    $("portal-message").hidden = !info.portalMessage;
+    if (info.supportPhone) {
+      $("support-phone").href = "tel:+" + info.supportPhone;
+      $("support-phone").textContent = localPhone(info.supportPhone);
+    }
+    $("support").hidden = !info.supportPhone;
+  }
+
+  function packageMeta(p) {
+    var parts = [duration(p.durationMinutes)];
+    if (p.downloadKbps) parts.push(t("up_to", { speed: speed(p.downloadKbps) }));
+    if (p.dataLimitMb) parts.push(p.dataLimitMb >= 1000 ? +(p.dataLimitMb / 1000).toFixed(1) + " GB" : p.dataLimitMb + " MB");
+    if (p.sharedUsers > 1) parts.push(t("devices", { n: p.sharedUsers }));
+    // "1 hour" named "1 hour" (or "Daily 1GB" capped at 1 GB) says it once.
+    var name = p.name.toLowerCase().replace(/\s+/g, "");
+    return parts.filter(function (part) { return name.indexOf(part.toLowerCase().replace(/\s+/g, "")) < 0; }).join(" · ");
+  }
+
+  function renderPackages() {
+    var box = $("packages");
+    var chosen = chosenPackage();
+    box.textContent = "";
+    box.setAttribute("aria-busy", "false");
+    if (!packages.length) {
+      var none = document.createElement("p");
+      none.className = "muted";
+      tr(none, "no_packages");
+      box.appendChild(none);
+      return;
+    }
+    packages.forEach(function (p) {
+      var label = document.createElement("label");
+      label.className = "package";
+      var input = document.createElement("input");
+      input.type = "radio";
+      input.name = "package";
+      input.value = p.id;
+      input.id = "package-" + p.id;
+      input.checked = !!chosen && chosen.id === p.id;
+      input.addEventListener("change", function () {
+        box.querySelectorAll(".package").forEach(function (el) { el.classList.toggle("selected", el === label); });
+        clearError();
+        setStatus("enter_phone");
+      });
+      var text = document.createElement("span");
+      var name = document.createElement("span");
+      name.className = "name";
+      name.textContent = p.name;
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = packageMeta(p);
+      text.appendChild(name);
+      text.appendChild(meta);
+      var price = document.createElement("span");
+      price.className = "price";
+      price.textContent = money(p.price);
+      label.appendChild(input);
+      label.appendChild(text);
+      label.appendChild(price);
+      box.appendChild(label);
+    });
+  }
+
+  function loadPackages() {
+    return gql(Q_PACKAGES, { r: ROUTER_ID }).then(
+      function (data) {
+        packages = data.packages || [];
+        renderPackages();
+        $("buy").hidden = !packages.length;
+        if (!$("step-order").hidden) setStatus(packages.length ? orderStatus() : "nothing");
+      },
+      function (err) {
+        $("packages").textContent = "";
+        showError(err.code, err.message);
+      }
+    );
+  }
+
+  function orderStatus() { return chosenPackage() ? "enter_phone" : "choose"; }
+
+  function chosenPackage() {
+    var checked = document.querySelector('input[name="package"]:checked');
+    return checked && packages ? packages.filter(function (p) { return p.id === checked.value; })[0] : null;
+  }
+
+  function showOrder() {
+    stopGrant();
+    setStatus(packages && !packages.length ? "nothing" : orderStatus());
+    show("step-order");
   }
 
   // -- GraphQL over HTTP -------------------------------------------------------------------------
@@ -118,112 +310,122 @@
     });
   }
 
-  // -- what the customer sees --------------------------------------------------------------------
+  // -- codes: the box, the one this device holds, and getting online with one ---------------------
 
-  function show(step) {
-    ["step-order", "step-wait", "step-done", "step-failed"].forEach(function (id) { $(id).hidden = id !== step; });
-  }
+  // Customers type codes in lower case, with the sheet's dashes or spaces.
+  function normalise(code) { return (code || "").toUpperCase().replace(/[\s-]+/g, ""); }
 
-  function setStatus(text) { $("status").textContent = text; }
-
-  function showError(code, fallback) {
-    var box = $("error");
-    box.textContent = MESSAGES[code] || fallback || MESSAGES.INTERNAL;
-    box.dataset.code = code || "";
-    box.hidden = false;
-  }
-
-  function clearError() { $("error").hidden = true; $("error").textContent = ""; }
-
-  function money(amount) {
-    var n = Number(amount);
-    return "KES " + (n % 1 === 0 ? n.toFixed(0) : n.toFixed(2));
-  }
-
-  function duration(minutes) {
-    if (minutes % 1440 === 0) return plural(minutes / 1440, "day");
-    if (minutes % 60 === 0) return plural(minutes / 60, "hour");
-    return minutes + " min";
-  }
-
-  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
-
-  function speed(kbps) { return kbps >= 1000 ? +(kbps / 1024).toFixed(1) + " Mbps" : kbps + " kbps"; }
-
-  function packageMeta(p) {
-    var parts = [duration(p.durationMinutes)];
-    if (p.downloadKbps) parts.push("up to " + speed(p.downloadKbps));
-    if (p.dataLimitMb) parts.push(p.dataLimitMb >= 1000 ? +(p.dataLimitMb / 1000).toFixed(1) + " GB" : p.dataLimitMb + " MB");
-    return parts.join(" · ");
-  }
-
-  function renderPackages() {
-    var box = $("packages");
-    box.textContent = "";
-    box.setAttribute("aria-busy", "false");
-    if (!packages.length) {
-      var none = document.createElement("p");
-      none.className = "muted";
-      none.textContent = "No packages are on sale on this hotspot right now.";
-      box.appendChild(none);
-      return;
-    }
-    packages.forEach(function (p, i) {
-      var label = document.createElement("label");
-      label.className = "package";
-      var input = document.createElement("input");
-      input.type = "radio";
-      input.name = "package";
-      input.value = p.id;
-      input.id = "package-" + p.id;
-      input.addEventListener("change", function () {
-        box.querySelectorAll(".package").forEach(function (el) { el.classList.toggle("selected", el === label); });
-        clearError();
-        setStatus("Enter your phone number");
-      });
-      var text = document.createElement("span");
-      var name = document.createElement("span");
-      name.className = "name";
-      name.textContent = p.name;
-      var meta = document.createElement("span");
-      meta.className = "meta";
-      meta.textContent = packageMeta(p);
-      text.appendChild(name);
-      text.appendChild(meta);
-      var price = document.createElement("span");
-      price.className = "price";
-      price.textContent = money(p.price);
-      label.appendChild(input);
-      label.appendChild(text);
-      label.appendChild(price);
-      box.appendChild(label);
-    });
-  }
-
-  function loadPackages() {
-    if (!ROUTER_ID) {
-      renderPackages();
-      showError("ROUTER_NOT_FOUND");
-      return Promise.resolve();
-    }
-    return gql(Q_PACKAGES, { r: ROUTER_ID }).then(
+  function redeem(typed) {
+    var code = normalise(typed);
+    clearError();
+    if (!code) { $("code-input").focus(); return fillError($("code-error"), "enter_code"); }
+    var request = { routerId: ROUTER_ID, code: code, macAddress: MAC, ipAddress: IP };
+    $("code-submit").disabled = true;
+    setStatus("checking");
+    gql(M_REDEEM, { input: request }).then(
       function (data) {
-        packages = data.packages || [];
-        renderPackages();
-        setStatus(packages.length ? orderStatus() : "Nothing on sale right now");
+        $("code-submit").disabled = false;
+        var result = data.redeemCode;
+        var error = result.errors[0];
+        // ROUTER_UNREACHABLE comes with the grant: the code is good, keep it for later.
+        if (error && result.activation) store(CODE_STORE, result.activation.accessCode || code);
+        if (error) return codeRefused(code, error);
+        $("code-input").value = "";
+        followGrant(result.activation, code);
       },
       function (err) {
-        $("packages").textContent = "";
-        showError(err.code, err.message);
+        $("code-submit").disabled = false;
+        setStatus(orderStatus());
+        fillError($("code-error"), err.code, null, err.message);
       }
     );
   }
 
-  function orderStatus() { return chosenPackage() ? "Enter your phone number" : "Choose a package"; }
+  function codeRefused(code, error) {
+    setStatus(orderStatus());
+    var box = $("code-error");
+    if (error.code === "CODE_INVALID" || error.code === "CODE_EXPIRED") {
+      if (stored(CODE_STORE) === code) store(CODE_STORE, null);
+    }
+    // Said our way, tagged with the server's code.
+    var tell = function (key, vars) { fillError(box, key, vars, error.message); box.dataset.code = error.code; };
+    if (error.code === "ROUTER_UNREACHABLE") return tell("unreachable_code", { code: code });
+    if (error.code !== "DEVICE_LIMIT_REACHED") return tell(error.code);
+    // "in use on N devices": N is the package's device slots, which a holder of the code may read.
+    gql(Q_ACCESS, { r: ROUTER_ID, c: code }).then(function (data) {
+      var n = data.accessStatus.devicesAllowed;
+      if (n > 1) tell("device_limit", { n: n });
+      else tell(n === 1 ? "device_limit_one" : error.code);
+    }, function () { tell(error.code); });
+  }
 
-  function chosenPackage() {
-    var checked = document.querySelector('input[name="package"]:checked');
-    return checked ? packages.filter(function (p) { return p.id === checked.value; })[0] : null;
+  // A grant from a code: online now, or PENDING while the router is slow (followed until it answers).
+  function followGrant(grant, code) {
+    stopGrant();
+    var shown = grant.accessCode || code;
+    store(CODE_STORE, shown);
+    $("access-code").textContent = shown;
+    var started = Date.now();
+    var step = function (g) {
+      if (g.status === "ACTIVE") return connected(shown, g.expiresAt);
+      if (g.status === "EXPIRED" || g.status === "REVOKED") {
+        store(CODE_STORE, null);
+        showOrder();
+        return fillError($("code-error"), "CODE_EXPIRED");
+      }
+      if (g.lastError || g.status === "FAILED" || Date.now() - started > SLOW_MS) slowRouter(false);
+      else { setStatus("connecting"); $("connect").hidden = true; tr($("done-detail"), "connecting"); show("step-done"); }
+      if (Date.now() - started > GRANT_POLL_FOR_MS) return;
+      grantTimer = setTimeout(function () {
+        gql(Q_ACCESS, { r: ROUTER_ID, c: shown }).then(function (data) {
+          var s = data.accessStatus;
+          if (s.errors.length) return step({ status: s.errors[0].code === "CODE_EXPIRED" ? "EXPIRED" : "PENDING" });
+          step({ status: s.status, expiresAt: s.expiresAt });
+        }, function () { step({ status: "PENDING" }); });
+      }, GRANT_POLL_MS);
+    };
+    step(grant);
+  }
+
+  function stopGrant() { clearTimeout(grantTimer); grantTimer = null; }
+
+  function connected(code, expiresAt) {
+    stopGrant();
+    store(CODE_STORE, code);
+    $("access-code").textContent = code;
+    if (expiresAt) setStatus("connected_until", { until: function () { return when(expiresAt); } });
+    else setStatus("connected");
+    tr($("done-detail"), "keep_code");
+    show("step-done");
+    logIn(code);
+  }
+
+  // The router has not taken the grant yet: the code at once, and the honest reason.
+  function slowRouter(paid) {
+    setStatus(paid ? "paid_use_code" : "connecting");
+    tr($("done-detail"), paid ? "slow" : "slow_code");
+    $("connect").hidden = !LOGIN_URL;
+    show("step-done");
+  }
+
+  // A returning device: "Connected until …" from the code it holds, never from its MAC.
+  function checkHeldCode(code) {
+    setStatus("checking");
+    return gql(Q_ACCESS, { r: ROUTER_ID, c: code }).then(function (data) {
+      var s = data.accessStatus;
+      var error = s.errors[0];
+      if ((error && (error.code === "CODE_EXPIRED" || error.code === "CODE_INVALID")) ||
+          (!error && (s.status === "EXPIRED" || s.status === "REVOKED"))) {
+        store(CODE_STORE, null);
+        return showOrder();
+      }
+      if (error) return showOrder();
+      $("held-code").textContent = code;
+      if (s.status === "ACTIVE" && s.expiresAt) setStatus("connected_until", { until: function () { return when(s.expiresAt); } });
+      else setStatus(s.status === "ACTIVE" ? "connected" : "connecting");
+      $("go-online").hidden = !LOGIN_URL;
+      show("step-home");
+    }, function () { showOrder(); });
   }
 
   // -- paying ------------------------------------------------------------------------------------
@@ -234,23 +436,24 @@
     clearError();
     var pkg = chosenPackage();
     var phone = $("phone").value.trim();
-    if (!pkg) return showError(null, "Choose a package first.");
+    if (!pkg) return showError("choose_first");
     if (kind === "stk" && !phone) { $("phone").focus(); return showError("INVALID_PHONE"); }
     var input = {
       routerId: ROUTER_ID, packageId: pkg.id, phoneNumber: phone, amount: pkg.price,
       macAddress: MAC, ipAddress: IP, idempotencyKey: attemptKey || (attemptKey = newKey()),
     };
     busy(true);
-    setStatus(kind === "stk" ? "Sending the payment request…" : "Creating your payment link…");
+    setStatus(kind === "stk" ? "sending" : "creating_link");
     gql(kind === "stk" ? M_INITIATE : M_LINK, { input: input }).then(
       function (data) {
         busy(false);
         attemptKey = null; // answered: the next attempt is a new one
         var result = data.initiatePayment || data.createPaymentLink;
         var error = result.errors[0];
+        var about = { pkg: pkg.name, amount: money(pkg.price), phone: phone ? maskPhone(phone) : "" };
         if (error && result.payment && result.payment.status === "PROCESSING") {
           // The push's answer was lost but the prompt may be on the phone: watch it, never push twice.
-          return start(result.payment, pkg, phone);
+          return start(result.payment, about);
         }
         if (error) {
           setStatus(orderStatus());
@@ -259,7 +462,7 @@
           if (error.code === "INVALID_PHONE") $("phone").focus();
           return;
         }
-        start(result.payment, pkg, phone);
+        start(result.payment, about);
       },
       function (err) {
         busy(false); // attemptKey kept: a retry of a lost request must not push twice
@@ -269,58 +472,61 @@
     );
   }
 
-  function start(payment, pkg, phone) {
-    // The secret outlives a reload (and the trip to the checkout page) in this tab only.
-    var saved = { id: payment.id, secret: payment.clientSecret, at: Date.now() };
-    try { sessionStorage.setItem(STORE, JSON.stringify(saved)); } catch (e) { /* private mode */ }
-    $("wait-detail").textContent = payment.paymentUrl
-      ? "Pay " + money(payment.amount) + " for " + pkg.name + " on the payment page."
-      : "We sent a payment request to " + phone + ". Enter your M-Pesa PIN to pay " + money(payment.amount) + ".";
+  function start(payment, about) {
+    // The secret and what to say outlive a reload, a second tab and the trip to the checkout page.
+    var saved = { id: payment.id, secret: payment.clientSecret, at: Date.now(), about: about, link: !!payment.paymentUrl };
+    store(STORE, JSON.stringify(saved));
+    resume(saved, payment);
+  }
+
+  function resume(saved, payment) {
+    var about = saved.about || {};
+    var vars = { package: about.pkg, amount: about.amount, phone: about.phone };
+    tr($("wait-detail"), saved.link ? "wait_link" : "wait_push", vars);
     render(payment);
-    watch(payment.id, payment.clientSecret);
+    if (!isOver(payment)) watch(payment.id, saved.secret);
   }
 
   // -- watching the payment ----------------------------------------------------------------------
 
+  // A FAILED activation is retried by the server when the router answers again: keep following it.
   function isOver(p) {
-    return p.status === "FAILED" || (p.activation && p.activation.status !== "PENDING");
+    return p.status === "FAILED" || (p.activation && ["ACTIVE", "EXPIRED", "REVOKED"].indexOf(p.activation.status) >= 0);
   }
 
   function render(p) {
     if (p.status === "FAILED") {
       stopWatching();
       forget();
-      setStatus("Payment failed");
-      $("failure-reason").textContent = reason(p.failureReason);
+      setStatus("failed");
+      reason($("failure-reason"), p.failureReason);
       return show("step-failed");
     }
     if (p.status === "COMPLETED") {
       var a = p.activation;
-      if (a && a.accessCode) $("access-code").textContent = a.accessCode;
+      if (a && a.accessCode) { $("access-code").textContent = a.accessCode; store(CODE_STORE, a.accessCode); }
       if (a && a.status === "ACTIVE") {
         stopWatching();
-        setStatus("Connected");
-        $("done-detail").textContent = "Keep this code: you can log in again with it" +
-          (a.expiresAt ? " until " + new Date(a.expiresAt).toLocaleString() : "") + ".";
-        show("step-done");
-        return logIn(a.accessCode);
+        forget();
+        return connected(a.accessCode, a.expiresAt);
       }
-      if (a && (a.status === "FAILED" || a.status === "EXPIRED")) {
+      if (a && (a.status === "EXPIRED" || a.status === "REVOKED")) {
         stopWatching();
-        setStatus(a.status === "EXPIRED" ? "Your time is up" : "Paid: use your access code");
-        $("done-detail").textContent = a.status === "EXPIRED"
-          ? "This package has ended. Buy another one to keep browsing."
-          : "The hotspot did not switch you on by itself. Log in with this code, or show it to the hotspot owner.";
-        $("connect").hidden = !(LOGIN_URL && a.accessCode && a.status === "FAILED");
+        forget();
+        store(CODE_STORE, null);
+        setStatus("time_up");
+        tr($("done-detail"), "ended");
+        $("connect").hidden = true;
         return show("step-done");
       }
-      setStatus("Paid, connecting…");
-      $("wait-detail").textContent = "Payment received. Switching on your internet access…";
+      if (a && a.accessCode && (a.status === "FAILED" || a.lastError)) return slowRouter(true);
+      setStatus("paid_connecting");
+      tr($("wait-detail"), "switching_on");
       $("link-box").hidden = true;
       return show("step-wait");
     }
     // PENDING (a link not paid yet) or PROCESSING (waiting for the PIN)
-    setStatus(p.paymentUrl && p.status === "PENDING" ? "Waiting for your payment" : "Check your phone");
+    setStatus(p.paymentUrl && p.status === "PENDING" ? "waiting_payment" : "check_phone");
     if (p.paymentUrl) {
       $("payment-link").href = p.paymentUrl;
       $("link-box").hidden = false;
@@ -328,25 +534,23 @@
     show("step-wait");
   }
 
-  function reason(text) {
-    if (!text) return "The payment did not go through.";
-    if (/cancel/i.test(text)) return "The M-Pesa request was cancelled, so nothing was charged.";
-    return "The payment did not go through: " + text;
+  function reason(el, text) {
+    var key = !text ? "not_through" : /cancel/i.test(text) ? "cancelled" : "not_through_because";
+    say(el, function () { el.textContent = t(key, { reason: text }); addHelp(el); });
   }
 
   function logIn(code) {
     if (!code || loggedIn) return;
     loggedIn = true;
     if (!LOGIN_URL) {
-      $("done-detail").textContent += " If the internet does not open, type this code on the hotspot's login page.";
-      return;
+      $("connect").hidden = true;
+      return say($("done-detail"), function (el) { el.textContent = t("keep_code") + " " + t("type_on_hotspot"); });
     }
     $("connect").hidden = false;
-    setTimeout(submitLogin, LOGIN_DELAY_MS);
+    setTimeout(function () { submitLogin(code); }, LOGIN_DELAY_MS);
   }
 
-  function submitLogin() {
-    var code = $("access-code").textContent;
+  function submitLogin(code) {
     var form = $("login-form");
     form.action = LOGIN_URL;
     form.elements.username.value = code;
@@ -355,7 +559,7 @@
     form.submit();
   }
 
-  function forget() { try { sessionStorage.removeItem(STORE); } catch (e) { /* ignore */ } }
+  function forget() { store(STORE, null); }
 
   function stopWatching() {
     if (watcher) watcher.stop();
@@ -452,8 +656,7 @@
     clearError();
     loggedIn = false;
     $("link-box").hidden = true;
-    setStatus(orderStatus());
-    show("step-order");
+    showOrder();
   }
 
   // -- wiring ------------------------------------------------------------------------------------
@@ -464,18 +667,65 @@
   $("packages").addEventListener("change", function () { attemptKey = null; });
   $("retry").addEventListener("click", startOver);
   $("start-over").addEventListener("click", startOver);
-  $("connect").addEventListener("click", submitLogin);
+  $("buy-more").addEventListener("click", showOrder);
+  $("done-buy").addEventListener("click", function () { stopWatching(); showOrder(); });
+  $("connect").addEventListener("click", function () { submitLogin($("access-code").textContent); });
+  $("go-online").addEventListener("click", function () { submitLogin($("held-code").textContent); });
+  $("code-form").addEventListener("submit", function (event) { event.preventDefault(); redeem($("code-input").value); });
+  ["EN", "SW"].forEach(function (code) {
+    $("lang-" + code).addEventListener("click", function () {
+      document.cookie = LANG_COOKIE + "=" + code.toLowerCase() + "; path=/; max-age=31536000; samesite=lax";
+      setLanguage(code);
+    });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-i18n]"), function (el) { tr(el, el.dataset.i18n); });
+  setLanguage(lang);
 
+  // A voucher's QR code opens login.html with #code=…, which hands it on to this page.
+  var fragmentCode = clean(new URLSearchParams(location.hash.slice(1)).get("code"));
+  if (fragmentCode) history.replaceState(null, "", location.pathname + location.search);
   var routerError = clean(params.get("error"));
-  loadPackages().then(function () {
-    if (routerError) showError(null, "The hotspot said: " + routerError);
-    var saved = null;
-    try { saved = JSON.parse(sessionStorage.getItem(STORE) || "null"); } catch (e) { /* ignore */ }
-    if (saved && saved.id && saved.secret && Date.now() - saved.at < 30 * 60 * 1000) {
-      // Back from the payment page, or reloaded: pick the payment up where it was.
-      gql(Q_PAYMENT, { id: saved.id, s: saved.secret }).then(function (d) {
-        if (d.payment) { render(d.payment); if (!isOver(d.payment)) watch(d.payment.id, saved.secret); } else forget();
-      }, function () {});
+
+  function begin() {
+    if (routerError) fillError($("code-error"), "hotspot_said", { error: routerError });
+    if (fragmentCode) {
+      showOrder();
+      $("code-input").value = fragmentCode;
+      return redeem(fragmentCode);
     }
+    var saved = null;
+    try { saved = JSON.parse(stored(STORE) || "null"); } catch (e) { /* ignore */ }
+    if (saved && saved.id && saved.secret && Date.now() - saved.at < PAYMENT_KEPT_MS) {
+      // Back from the payment page, reloaded, or another tab: pick the payment up where it was.
+      return gql(Q_PAYMENT, { id: saved.id, s: saved.secret }).then(function (d) {
+        if (d.payment) resume(saved, d.payment); else { forget(); showOrder(); }
+      }, function () { showOrder(); });
+    }
+    var held = stored(CODE_STORE);
+    // The hotspot refused a login: the box (with the code this device holds), not "Connected until".
+    if (held && !routerError) return checkHeldCode(held);
+    if (held) $("code-input").value = held;
+    showOrder();
+  }
+
+  var infoRead = gql(Q_INFO, { r: ROUTER_ID || null }).then(function (data) {
+    var p = data.portalInfo;
+    info = { businessName: p.businessName, supportPhone: p.supportPhone, portalMessage: p.portalMessage,
+             timeZone: p.timeZone || "Africa/Nairobi", router: p.router };
+    if (!chosenLanguage()) lang = p.language;
+    showHeader();
+    setLanguage(lang);
+    return p.router;
+  }, function (err) { showError(err.code, err.message); return false; });
+
+  infoRead.then(function (router) {
+    if (router === false) return; // no answer from the server: its message is up
+    if (!router || !ROUTER_ID) {
+      // Nothing can be sold or redeemed here: say so, with the operator's line.
+      show(null);
+      setStatus("not_set_up");
+      return showError("ROUTER_NOT_FOUND");
+    }
+    return loadPackages().then(begin);
   });
 })();

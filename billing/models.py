@@ -78,6 +78,12 @@ class PaymentCredential(models.Model):
     webhook_challenge_encrypted = models.TextField(blank=True, editable=False)
     environment = models.CharField(max_length=10, choices=Environment.choices, default=Environment.SANDBOX)
     is_active = models.BooleanField(default=True)
+    # The last check of both keys with IntaSend (verifyPaymentCredential, and addPaymentCredential first).
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_verification_error = models.CharField(max_length=200, blank=True)
+    # deletePaymentCredential: no new payment uses it from this moment; it is kept (encrypted) until its
+    # payments are final, so webhooks and the reconciler still work, then retention removes it.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

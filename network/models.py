@@ -13,6 +13,11 @@ from project import encryption
 
 
 class Router(models.Model):
+    class Status(models.TextChoices):
+        ONLINE = "ONLINE"  # the last probe logged in to its API
+        OFFLINE = "OFFLINE"  # the last probe could not
+        UNKNOWN = "UNKNOWN"  # not probed yet
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="routers")
     name = models.CharField(max_length=100)
     host = models.CharField(max_length=255, help_text="Address of the RouterOS API")
@@ -25,6 +30,11 @@ class Router(models.Model):
     # an access code to log a device in.
     hotspot_address = models.CharField(max_length=255, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
+    # Kept by the periodic health probe (and by every activation's contact): what operators see.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.UNKNOWN)
+    last_error = models.CharField(max_length=200, blank=True)
+    # deleteRouter is soft: the router disappears from the API, its payments and grants stay readable.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,11 +75,15 @@ class Package(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_SHARED_USERS)]
     )
     is_active = models.BooleanField(default=True)
+    # The portal's order (lowest first; equal positions by price).
+    position = models.PositiveIntegerField(default=0)
+    # deletePackage is soft: hidden everywhere, its payments and grants keep pointing at it.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["price", "id"]
+        ordering = ["position", "price", "id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.price} KES, {self.duration_minutes} min)"
@@ -148,6 +162,12 @@ class Activation(models.Model):
     limit_bytes_total = models.PositiveBigIntegerField(null=True, blank=True)
     # Lease of the worker currently talking to the router for this activation (see activation_perform).
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Manual grants (grantAccess): why, and the key that makes a double click grant once.
+    reason = models.CharField(max_length=500, blank=True)
+    # NULL, not "", when absent: the unique constraint must only bind real keys.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    # revokeAccess: when the grant was ended by hand (status REVOKED).
+    revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # The customer's phone, MAC and IP, and router error texts that can quote them: network.retention
@@ -160,6 +180,13 @@ class Activation(models.Model):
     )
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="activation_unique_idempotency_key_per_owner",
+            )
+        ]
         indexes = [
             models.Index(fields=["access_code"], name="network_act_access_code"),
             models.Index(fields=["router", "access_code"], name="network_act_router_code"),

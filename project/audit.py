@@ -1,0 +1,57 @@
+"""Recording operators' actions in their audit log (``project.models.AuditEntry``), from any app.
+
+Call ``record`` inside the transaction that makes the change, so an entry exists exactly when the change
+does. ``changes`` never carries a secret: pass field names for write-only values, not their values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models
+
+from project.models import AuditEntry
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, models.Model):
+        return value.pk
+    return str(value)  # Decimal, datetime, UUID: their canonical text
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [before, after]}`` for the fields whose value changed."""
+    return {
+        field: [_jsonable(before.get(field)), _jsonable(value)]
+        for field, value in after.items()
+        if before.get(field) != value
+    }
+
+
+def record(
+    *,
+    operator: AbstractBaseUser,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model | None = None,
+    changes: dict[str, Any] | None = None,
+    via: str = AuditEntry.Via.API,
+) -> AuditEntry:
+    """Append one entry to ``operator``'s log: ``actor`` did ``action`` to ``obj``."""
+    return AuditEntry.objects.create(
+        operator=operator,
+        actor=actor,
+        actor_name=actor.get_username() if actor is not None else "system",
+        via=via,
+        action=action,
+        object_type=type(obj).__name__ if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        changes=_jsonable(changes or {}),
+    )

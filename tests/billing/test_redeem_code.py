@@ -267,6 +267,24 @@ def test_without_ip_the_device_is_counted_and_left_to_the_login_page(spot):
     assert spot.sessions(grant.access_code) == [MAC1]  # the router needs the IP to log it in itself
 
 
+def test_router_refusing_the_login_leaves_the_device_to_the_login_page(spot):
+    grant = spot.paid_grant()
+    spot.fake.fail_hotspot_logins("your device is not on the hotspot")
+    result = spot.redeem(grant.access_code, mac=MAC2, ip=IP2)
+    assert result["errors"] == [] and result["activation"]["accessCode"] == grant.access_code
+
+
+def test_router_refusing_a_further_session_is_the_device_limit(spot):
+    """Our count and the router's can disagree (a device logged in meanwhile, a profile not synced yet):
+    the router's own refusal answers DEVICE_LIMIT_REACHED too."""
+    grant = spot.paid_grant()
+    spot.redeem(grant.access_code, mac=MAC2, ip=IP2)
+    Package.objects.filter(pk=spot.package.pk).update(shared_users=3)  # the router's profile still says 2
+    result = spot.redeem(grant.access_code, mac=MAC3, ip=IP3)
+    assert codes(result) == ["DEVICE_LIMIT_REACHED"]
+    assert spot.sessions(grant.access_code) == [MAC1, MAC2]
+
+
 def test_router_down_on_a_further_device_answers_unreachable_with_the_grant(spot):
     grant = spot.paid_grant()
     spot.fake.set_down()

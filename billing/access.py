@@ -18,10 +18,13 @@ Guessing is throttled, counting failures only (settings ``CODE_*``):
   process, so the router's guesses are bounded however many requests run in parallel and whatever MACs
   they claim. A valid code waits like any other: only looking a code up tells a valid one from a wrong
   one, and answering valid codes sooner would let a guesser drop every request not answered at once,
-  i.e. guess at any rate. What keeps customers in is that a turn is at most
-  ``CODE_ROUTER_MAX_WAIT_SECONDS`` away and one client address holds at most
-  ``CODE_ROUTER_TURNS_PER_ADDRESS`` of them: a guesser from outside cannot fill the queue in front of
-  the hotspot's own address, and one inside it only shares the queue with its customers.
+  i.e. guess at any rate. What keeps customers in: a turn is at most ``CODE_ROUTER_MAX_WAIT_SECONDS``
+  away; one client address gets at most ``CODE_ROUTER_TURNS_PER_ADDRESS`` turns in that time; and
+  addresses where a code was good lately (the hotspot's own NAT address) take turns from a lane of
+  their own, which guessers from elsewhere cannot fill by rotating addresses (a good code vouches for
+  three addresses a day, so each three cost a purchase). A guesser inside the hotspot shares that
+  address's turns with its customers: slowed, not shut out. A router's guesses are bounded by the two
+  lanes of turns plus the free failures.
 """
 
 from __future__ import annotations
@@ -144,28 +147,40 @@ def renewal_code_check(*, router: Router, mac_address: str = "") -> None:
         raise ApplicationError(ErrorCode.RATE_LIMITED, RENEWAL_RATE_LIMITED_MESSAGE, field="renewCode")
 
 
+def _address_key(router: Router, client_ip: str | None) -> str:
+    return f"{router.pk}:{client_ip or ''}"
+
+
 def _turn(router: Router, client_ip: str | None) -> float:
     """Seconds to wait before this attempt may look its code up: 0 unless the router is slowed.
 
     Reserves the first free turn (``throttling.reserve_turn``) at most ``CODE_ROUTER_MAX_WAIT_SECONDS``
-    ahead; RATE_LIMITED when there is none, or when this client address already took its share of them.
+    ahead; RATE_LIMITED when there is none, or when this client address already had its share of turns
+    in that time (only turns given count: hammering does not push an address's share further away, so a
+    guesser behind the hotspot's NAT slows its customers but cannot shut them out).
     """
     if not _router_slowed(router):
         return 0.0
     max_wait = settings.CODE_ROUTER_MAX_WAIT_SECONDS
+    address = _address_key(router, client_ip)
     busy = ApplicationError(ErrorCode.RATE_LIMITED, ROUTER_BUSY_MESSAGE)
-    if not throttling.hit(
-        "code-turns",
-        f"{router.pk}:{client_ip or ''}",
-        limit=settings.CODE_ROUTER_TURNS_PER_ADDRESS,
-        window_seconds=max_wait,
+    if not throttling.within(
+        "code-turns", address, limit=settings.CODE_ROUTER_TURNS_PER_ADDRESS, window_seconds=max_wait
     ):
         raise busy
+    # Addresses where a code was good lately (the hotspot's NAT address, where its customers come from)
+    # take their turns from a lane of their own: guessers from other addresses, however many, cannot
+    # fill it. It is no oracle: which lane an attempt takes depends on earlier answers, not on its code.
+    lane = "known" if throttling.marked("code-good", address) else "any"
     wait = throttling.reserve_turn(
-        "code-router", str(router.pk), per_second=settings.CODE_ROUTER_SLOWED_PER_SECOND, max_wait_seconds=max_wait
+        f"code-router-{lane}",
+        str(router.pk),
+        per_second=settings.CODE_ROUTER_SLOWED_PER_SECOND,
+        max_wait_seconds=max_wait,
     )
     if wait is None:
         raise busy
+    throttling.record("code-turns", address, window_seconds=max_wait)
     return wait
 
 
@@ -180,6 +195,7 @@ class CodeAttempt:
     code: str
     mac_address: str
     ip_address: str | None
+    client_ip: str | None
     wait_seconds: float
 
 
@@ -222,17 +238,41 @@ def code_attempt_begin(
         code=normalise_code(code),
         mac_address=mac or "",
         ip_address=ip,
+        client_ip=client_ip,
         wait_seconds=_turn(router, client_ip),
     )
 
 
 def _counting_failures(attempt: CodeAttempt, work):
+    """Run the lookup: a wrong or ended code counts as a failure; a good one (even when no slot is free)
+    marks the client address as one customers use, for the known lane of ``_turn``."""
     try:
-        return work()
+        result = work()
     except ApplicationError as error:
         if error.code in _FAILURES:
             code_failure_record(router=attempt.router, mac_address=attempt.mac_address)
+        elif error.code == ErrorCode.DEVICE_LIMIT_REACHED:
+            _remember_good_address(attempt)
         raise
+    _remember_good_address(attempt)
+    return result
+
+
+# One code vouches for this many addresses per CODE_GOOD_ADDRESS_SECONDS: a code bought once must not
+# let a guesser's every address into the known lane (each three of them cost a purchase).
+ADDRESSES_PER_GOOD_CODE = 3
+
+
+def _remember_good_address(attempt: CodeAttempt) -> None:
+    address = _address_key(attempt.router, attempt.client_ip)
+    seconds = settings.CODE_GOOD_ADDRESS_SECONDS
+    if throttling.marked("code-good", address) or throttling.hit(
+        "code-good-addresses",
+        f"{attempt.router.pk}:{attempt.code}",
+        limit=ADDRESSES_PER_GOOD_CODE,
+        window_seconds=seconds,
+    ):
+        throttling.mark("code-good", address, seconds=seconds)
 
 
 # --- Finding the grant a code holds --------------------------------------------------------------

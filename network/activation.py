@@ -513,25 +513,19 @@ def activation_restart_for_holder(*, activation_id: int, mac_address: str, ip_ad
     return activation
 
 
-class DeviceLogin(enum.Enum):
-    LOGGED_IN = "LOGGED_IN"  # the router took the device in as the grant's user
-    ALREADY_ONLINE = "ALREADY_ONLINE"  # the device was already one of the user's sessions
-    LOGIN_PAGE = "LOGIN_PAGE"  # a slot is free but the router did not log it in: the hotspot's login page will
-
-
 DEVICE_LIMIT_MESSAGE = "Every device this code allows is online. Log another device off first."
 # RouterOS' own refusal when the profile's shared-users is reached (the slot went between look and login).
 _NO_MORE_SESSIONS = "no more sessions"
 
 
-def activation_device_login(*, activation: Activation, mac_address: str, ip_address: str | None) -> DeviceLogin:
+def activation_device_login(*, activation: Activation, mac_address: str, ip_address: str | None) -> None:
     """Log a further device in as an ACTIVE grant's hotspot user, if a device slot is free.
 
     Slots are the package's ``shared_users``, counted on the router's active sessions for that user (the
-    router is the one that knows who is online). Raises DEVICE_LIMIT_REACHED when every slot is taken,
-    and ``RouterError`` when the router cannot be reached or refuses us: the grant is not touched.
-    Without the device's IP the router cannot log it in by API; the code typed on the hotspot's login
-    page does it (the router enforces the slots there too).
+    router is the one that knows who is online); a device already among them is done. Raises
+    DEVICE_LIMIT_REACHED when every slot is taken, and ``RouterError`` when the router cannot be reached
+    or refuses us: the grant is not touched. Without the device's IP, or when the router will not log it
+    in by API, the code typed on the hotspot's login page does it (the router enforces the slots there too).
     """
     from network.services import router_driver, router_touch
 
@@ -540,11 +534,11 @@ def activation_device_login(*, activation: Activation, mac_address: str, ip_addr
         router_touch(router_id=activation.router_id)
         sessions = driver.active_sessions(code)
         if any(session.mac_address == mac_address for session in sessions):
-            return DeviceLogin.ALREADY_ONLINE
+            return
         if len(sessions) >= activation.package.shared_users:
             raise ApplicationError(ErrorCode.DEVICE_LIMIT_REACHED, DEVICE_LIMIT_MESSAGE, field="code")
         if not ip_address:
-            return DeviceLogin.LOGIN_PAGE
+            return
         try:
             driver.login_active(user=code, password=code, mac_address=mac_address, ip_address=ip_address)
         except RouterUnreachable:
@@ -557,8 +551,6 @@ def activation_device_login(*, activation: Activation, mac_address: str, ip_addr
                 activation.pk,
                 _scrub(str(error), code),
             )
-            return DeviceLogin.LOGIN_PAGE
-    return DeviceLogin.LOGGED_IN
 
 
 # --- Automatic retry once the router answers again ---------------------------------------------

@@ -376,8 +376,9 @@ PORTAL_ACTIVATION_ERROR = "The hotspot has not confirmed your access yet; it is 
     models.Activation,
     name="Activation",
     description="An access grant: one customer's time on one router, whatever it came from (`source`), put on "
-    "the router, taken off at expiry, retried when the router fails. Seen inside its Payment, by the operator "
-    "and by the X-Public-Key caller holding the payment's clientSecret",
+    "the router, taken off at expiry, retried when the router fails. Seen by the operator, inside its Payment by "
+    "the X-Public-Key caller holding the payment's clientSecret, and in redeemCode's answer by the caller who "
+    "presented its code",
 )
 class ActivationType:
     id: auto = strawberry_django.field(description="Stable id of this activation")

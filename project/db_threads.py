@@ -1,11 +1,13 @@
-"""Database reads of long-lived WebSocket work, off the thread every HTTP request waits for.
+"""Database reads of long-lived WebSocket work, and GraphQL work that waits on routers, off the thread
+every HTTP request waits for.
 
 `sync_to_async` by default, the async ORM and channels' `database_sync_to_async` all run on one
 thread-sensitive executor per process, shared with every HTTP request (`/healthz/`, the webhook,
 GraphQL): thousands of subscriptions loading rows there starved them for tens of seconds (issue 9,
 tests/benchmarks/subscription_flood.py). Subscription and socket reads run on a small pool of
 their own instead; each of its threads keeps its own database connection, so a process holds at
-most `WS_DB_THREADS` more connections.
+most `WS_DB_THREADS` more connections. Work that may wait seconds on a router (`router_io`) runs on
+another pool, `ROUTER_IO_THREADS`, whose threads open and close connections as requests do.
 """
 
 from __future__ import annotations

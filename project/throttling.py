@@ -138,3 +138,17 @@ def reserve_turn(scope: str, key: str, *, per_second: float, max_wait_seconds: f
             if cache.add(f"{prefix}:{tick}", 1, timeout=int(max_wait_seconds) + 2):
                 return max(tick / per_second - now, 0.0)
     return None
+
+
+# --- Marks: a fact remembered for a while ------------------------------------------------------------
+
+
+def mark(scope: str, key: str, *, seconds: int) -> None:
+    """Remember `key` in `scope` for `seconds` (again: for `seconds` from now)."""
+    with _cache_or_unavailable():
+        cache.set(f"mark:{scope}:{_digest(key)}", 1, timeout=seconds)
+
+
+def marked(scope: str, key: str) -> bool:
+    with _cache_or_unavailable():
+        return cache.get(f"mark:{scope}:{_digest(key)}") is not None

@@ -17,10 +17,13 @@ from django.test import Client
 from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 
+from billing import access
 from billing.models import Payment, Voucher, VoucherBatch
 from network.activation import activation_grant
 from network.models import Activation, Package, Router
 from network.tasks import activate_customer
+from project import throttling
+from project.errors import ApplicationError, ErrorCode
 from project.schema import schema
 from tests.fakes.routeros_server import FakeRouterOS
 
@@ -264,6 +267,24 @@ def test_without_ip_the_device_is_counted_and_left_to_the_login_page(spot):
     assert spot.sessions(grant.access_code) == [MAC1]  # the router needs the IP to log it in itself
 
 
+def test_router_refusing_the_login_leaves_the_device_to_the_login_page(spot):
+    grant = spot.paid_grant()
+    spot.fake.fail_hotspot_logins("your device is not on the hotspot")
+    result = spot.redeem(grant.access_code, mac=MAC2, ip=IP2)
+    assert result["errors"] == [] and result["activation"]["accessCode"] == grant.access_code
+
+
+def test_router_refusing_a_further_session_is_the_device_limit(spot):
+    """Our count and the router's can disagree (a device logged in meanwhile, a profile not synced yet):
+    the router's own refusal answers DEVICE_LIMIT_REACHED too."""
+    grant = spot.paid_grant()
+    spot.redeem(grant.access_code, mac=MAC2, ip=IP2)
+    Package.objects.filter(pk=spot.package.pk).update(shared_users=3)  # the router's profile still says 2
+    result = spot.redeem(grant.access_code, mac=MAC3, ip=IP3)
+    assert codes(result) == ["DEVICE_LIMIT_REACHED"]
+    assert spot.sessions(grant.access_code) == [MAC1, MAC2]
+
+
 def test_router_down_on_a_further_device_answers_unreachable_with_the_grant(spot):
     grant = spot.paid_grant()
     spot.fake.set_down()
@@ -472,8 +493,50 @@ def test_one_address_cannot_take_every_turn_of_a_slowed_router(spot, settings):
         assert codes(answer) == ["CODE_INVALID"]
     busy = spot.redeem(grant.access_code, mac=MAC2, ip=IP2, remote_addr="203.0.113.9")
     assert codes(busy) == ["RATE_LIMITED"]
-    # The hotspot's own address (its customers behind NAT) still has its turns.
+    # Another address (the hotspot's customers behind NAT) still has its turns.
     assert spot.redeem(grant.access_code, mac=MAC2, ip=IP2, remote_addr="198.51.100.7")["errors"] == []
+
+
+def test_hammering_does_not_push_an_addresss_turns_away(spot, settings):
+    """Only turns given count against an address: a guesser behind the hotspot's NAT, refused again and
+    again, does not keep its customers (the same address) from their share."""
+    settings.CODE_FAILURES_PER_ROUTER = 1
+    settings.CODE_ROUTER_TURNS_PER_ADDRESS = 2
+    settings.CODE_ROUTER_MAX_WAIT_SECONDS = 2
+    access.code_failure_record(router=spot.router)
+    for _ in range(2):
+        access._turn(spot.router, "198.51.100.7")
+    for _ in range(20):
+        with pytest.raises(ApplicationError):
+            access._turn(spot.router, "198.51.100.7")
+    time.sleep(2.3)  # the window slid past the two turns given; the twenty refusals weigh nothing
+    assert access._turn(spot.router, "198.51.100.7") >= 0
+
+
+def test_customers_address_keeps_its_lane_while_rotating_addresses_fill_the_other(spot, settings):
+    settings.CODE_FAILURES_PER_ROUTER = 1
+    settings.CODE_ROUTER_SLOWED_PER_SECOND = 1
+    settings.CODE_ROUTER_MAX_WAIT_SECONDS = 3
+    grant = spot.paid_grant()
+    hotspot_address = "198.51.100.7"
+    assert spot.status(grant.access_code, remote_addr=hotspot_address)["errors"] == []  # a customer, earlier
+    access.code_failure_record(router=spot.router)  # now slowed
+    taken = 0
+    with pytest.raises(ApplicationError) as refused:
+        for index in range(100):  # a botnet: every attempt from another address
+            access._turn(spot.router, f"10.9.0.{index}")
+            taken += 1
+    assert refused.value.code == ErrorCode.RATE_LIMITED and taken == 4  # the horizon's turns, 1 a second
+    assert access._turn(spot.router, hotspot_address) <= 3
+    assert spot.status(grant.access_code, remote_addr=hotspot_address)["errors"] == []
+
+
+def test_one_good_code_vouches_for_three_addresses_only(spot, settings):
+    grant = spot.paid_grant()
+    for index in range(5):
+        assert spot.status(grant.access_code, remote_addr=f"203.0.113.{index}")["errors"] == []
+    vouched = [throttling.marked("code-good", f"{spot.router.pk}:203.0.113.{index}") for index in range(5)]
+    assert vouched == [True, True, True, False, False]
 
 
 def test_access_status_failures_count_towards_the_router_budget(spot, settings):
@@ -485,3 +548,17 @@ def test_access_status_failures_count_towards_the_router_budget(spot, settings):
     for _ in range(2):  # slowed now: each attempt takes a turn, two per address
         assert codes(spot.status("ZZZZ2222")) == ["CODE_INVALID"]
     assert codes(spot.status("ZZZZ2222")) == ["RATE_LIMITED"]
+
+
+def test_a_flood_of_client_addresses_does_not_evict_a_slowed_routers_state(spot, settings):
+    """The embedded cache once held 300 entries: rotating addresses culled the counters and turns in use,
+    and a slowed router let guesses through unslowed (tests/benchmarks/code_guessing.py)."""
+    settings.CODE_FAILURES_PER_ROUTER = 1
+    assert codes(spot.redeem("ZZZZ2222")) == ["CODE_INVALID"]
+    assert access._router_slowed(spot.router)
+    waits = [access._turn(spot.router, f"10.0.{index // 250}.{index % 250}") for index in range(5)]
+    for index in range(3000):
+        throttling.hit("code-turns", f"{spot.router.pk}:10.9.{index // 250}.{index % 250}", limit=10, window_seconds=20)
+    assert access._router_slowed(spot.router)
+    later = access._turn(spot.router, "10.1.0.1")
+    assert later > max(waits)  # the turns given out before the flood are still taken

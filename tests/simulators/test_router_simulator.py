@@ -34,9 +34,11 @@ def driver_for(simulator: RouterOSSimulator, password: str = runtime.PASSWORD) -
     return RouterOSDriver(address, timeout=2)
 
 
-def put_customer_online(simulator: RouterOSSimulator, code: str = "ABCD2345") -> None:
+def put_customer_online(simulator: RouterOSSimulator, code: str = "ABCD2345", *, shared_users: int = 1) -> None:
     with driver_for(simulator) as driver:
-        driver.ensure_profile(HotspotProfileSpec(name="cloudpilot-pkg-7", rate_limit="1024k/2048k", shared_users=1))
+        driver.ensure_profile(
+            HotspotProfileSpec(name="cloudpilot-pkg-7", rate_limit="1024k/2048k", shared_users=shared_users)
+        )
         driver.ensure_user(
             HotspotUserSpec(
                 name=code,
@@ -132,7 +134,7 @@ def test_router_page_says_when_the_simulator_is_not_running(settings, client) ->
 
 
 def test_hotspot_login_page_logs_the_device_in(simulator, client) -> None:
-    put_customer_online(simulator)
+    put_customer_online(simulator, shared_users=2)
     response = client.post(
         "/simulator/router/login?mac=aa:bb:cc:dd:ee:02&ip=10.5.50.10",
         {"username": "ABCD2345", "password": "ABCD2345", "dst": "http://example.com/"},
@@ -142,6 +144,17 @@ def test_hotspot_login_page_logs_the_device_in(simulator, client) -> None:
     assert 'data-state="logged-in"' in html and 'href="http://example.com/"' in html
     sessions = {(s["user"], s["mac-address"]) for s in simulator.active}
     assert ("ABCD2345", "AA:BB:CC:DD:EE:02") in sessions
+
+
+def test_hotspot_login_page_refuses_a_device_beyond_shared_users(simulator, client) -> None:
+    put_customer_online(simulator)  # one device allowed, and it is online
+    response = client.post(
+        "/simulator/router/login?mac=aa:bb:cc:dd:ee:02&ip=10.5.50.10",
+        {"username": "ABCD2345", "password": "ABCD2345", "dst": "http://example.com/"},
+    )
+    html = response.content.decode()
+    assert 'data-state="login"' in html and "no more sessions are allowed for user" in html
+    assert [s["mac-address"] for s in simulator.active] == ["AA:BB:CC:DD:EE:01"]
 
 
 def test_hotspot_login_page_refuses_a_wrong_code(simulator, client) -> None:

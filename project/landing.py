@@ -13,17 +13,7 @@ from django.templatetags.static import static
 from django.views.decorators.http import require_safe
 
 from billing.management.commands.seed_demo import seeded_portal_path
-
-POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+from project.page_policy import NO_SCRIPT_PAGE_POLICY
 
 
 def _developer_links() -> dict[str, object]:
@@ -41,7 +31,7 @@ def _developer_links() -> dict[str, object]:
 def landing(request: HttpRequest) -> HttpResponse:
     context = {"debug": settings.DEBUG, **(_developer_links() if settings.DEBUG else {})}
     response = render(request, "landing.html", context)
-    response["Content-Security-Policy"] = POLICY
+    response["Content-Security-Policy"] = NO_SCRIPT_PAGE_POLICY
     if settings.DEBUG:
         # The demo portal's link carries the demo operator's public key.
         response["Cache-Control"] = "no-store"

@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -26,6 +27,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from django.core.management import call_command
+from django.db import connection
 
 from billing.management.commands.seed_demo import DEMO_IP, DEMO_MAC
 from billing.models import OperatorProfile
@@ -154,6 +156,23 @@ class Browser:
         path = SCREENSHOTS / f"{self.name}-{self.step:02d}-{label}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def orm(work):
+    """Run ORM work off the test's thread: Playwright's sync API keeps an event loop running on it."""
+
+    def run():
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def no_js_errors(browser: Browser) -> None:
+    assert not [p for p in browser.problems if "JS error" in p], browser.problems
 
 
 @pytest.fixture

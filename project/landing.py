@@ -7,7 +7,7 @@ Outside DEBUG the page says what the product is and nothing else: no usernames, 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.http import require_safe
@@ -36,6 +36,17 @@ def landing(request: HttpRequest) -> HttpResponse:
         # The demo portal's link carries the demo operator's public key.
         response["Cache-Control"] = "no-store"
     return response
+
+
+@require_safe
+def demo_hotspot_login(request: HttpRequest) -> HttpResponse:
+    """The demo hotspot's login page (simulators only): on a real router, ``/login`` is the operator's
+    login.html, which takes a voucher's QR code (``/login#code=…``) to the portal; here the redirect does
+    (a browser keeps the ``#code=`` fragment across it)."""
+    portal = seeded_portal_path()
+    if portal is None:
+        raise Http404("The demo is not seeded")
+    return HttpResponseRedirect(portal)
 
 
 @require_safe

@@ -172,7 +172,7 @@ def orm(work):
 
 
 def no_js_errors(browser: Browser) -> None:
-    no_js_errors(browser)
+    assert not [p for p in browser.problems if "JS error" in p], browser.problems
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def test_a_burst_waits_its_turn_instead_of_exhausting_connections(tmp_path, oper
         pytest.skip("connections are counted on PostgreSQL")
     router = operator.add_router()
     operator.add_package(router)
-    query = {"query": 'query { packages(routerId: "%s") { id name } }' % router.pk}
+    query = {"query": f'query {{ packages(routerId: "{router.pk}") {{ id name }} }}'}
     headers = {"X-Public-Key": operator.public_key}
     env = base_env(tmp_path, DEBUG="0", HTTP_MAX_CONCURRENT_REQUESTS=str(LIMIT), WS_DB_THREADS="1")
     server = Daphne(env, tmp_path)

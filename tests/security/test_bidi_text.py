@@ -12,7 +12,9 @@ from network.models import Package
 pytestmark = pytest.mark.django_db
 
 RLO = "\u202e"
-PROFILE = "mutation($input: UpdateOperatorProfileInput!) { updateOperatorProfile(input: $input) { errors { field code } } }"
+PROFILE = (
+    "mutation($input: UpdateOperatorProfileInput!) { updateOperatorProfile(input: $input) { errors { field code } } }"
+)
 PACKAGE = (
     "mutation($input: CreatePackageInput!) { createPackage(input: $input) { package { id } errors { field code } } }"
 )

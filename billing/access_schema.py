@@ -19,6 +19,7 @@ from network.schema import ActivationStatus, ActivationType, PackageType
 from project.db_threads import router_io
 from project.errors import ApplicationError
 from project.graphql_support import IsOperatorOrPortal, UserError, client_ip_of, operator_principal
+from project.http_concurrency import released
 
 _CODE_FORMS = "Upper or lower case, with or without the spaces and dashes of the printed groups (`ABCD-EFGH-JKLM`)"
 _ROUTER = "The router (hotspot) the device is on (`Router.id`); not the caller's: ROUTER_NOT_FOUND"
@@ -128,7 +129,8 @@ class AccessQuery:
                 client_ip=client_ip_of(info),
                 needs_device=False,
             )
-            await asyncio.sleep(attempt.wait_seconds)
+            async with released():  # a turn's wait holds no thread or connection
+                await asyncio.sleep(attempt.wait_seconds)
             grant = await router_io(access.access_status)(attempt=attempt)
         except ApplicationError as error:
             return AccessStatusPayload(errors=UserError.list_of(error))
@@ -166,7 +168,8 @@ class AccessMutation:
                 ip_address=input.ip_address,
                 client_ip=client_ip_of(info),
             )
-            await asyncio.sleep(attempt.wait_seconds)
+            async with released():  # a turn's wait holds no thread or connection
+                await asyncio.sleep(attempt.wait_seconds)
             redemption = await router_io(access.code_redeem)(attempt=attempt)
         except ApplicationError as error:
             return RedeemCodePayload(errors=UserError.list_of(error))

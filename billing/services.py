@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import secrets
-import unicodedata
 import uuid
 import zoneinfo
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from network.selectors import activation_for_renewal, package_get_active, router
 from project import encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.text_rules import displayable
 from project.unset import UNSET
 
 logger = logging.getLogger(__name__)
@@ -96,10 +96,9 @@ def _time_zones() -> frozenset[str]:
 
 
 def checked_text(value: str | None, field: str, max_length: int, *, newlines: bool = False) -> str:
-    """Trimmed text, blank allowed; no control characters (a message may keep its line breaks)."""
+    """Trimmed text, blank allowed; no control or bidirectional characters (a message may keep its line breaks)."""
     raw = (value or "").replace("\r\n", "\n")  # what a browser's textarea sends for a line break
-    allowed = {"\n"} if newlines else set()
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in raw):
+    if not displayable(raw, newlines=newlines):
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must not contain control characters", field=field)
     text = raw.strip()
     if len(text) > max_length:

@@ -24,18 +24,7 @@ from billing.webhooks import webhook_receive
 from network.models import Activation
 from project.client_address import client_address
 from project.i18n import render_for_customer
-
-# The customer pages (return page, voucher sheet) run no script and load only their own stylesheet and icon.
-CUSTOMER_PAGE_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+from project.page_policy import NO_SCRIPT_PAGE_POLICY
 
 
 @csrf_exempt  # IntaSend posts server-to-server; the challenge and the status check authenticate it
@@ -128,7 +117,7 @@ def _private(response: HttpResponse) -> HttpResponse:
     # The URL may carry the client secret: keep it out of caches and other sites' Referer.
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
-    response["Content-Security-Policy"] = CUSTOMER_PAGE_POLICY
+    response["Content-Security-Policy"] = NO_SCRIPT_PAGE_POLICY
     return response
 
 
@@ -144,7 +133,7 @@ async def voucher_sheet(request: HttpRequest, token: str) -> HttpResponse:
     # The link is the authority to print sellable codes: keep it out of caches and other sites' Referer.
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
-    response["Content-Security-Policy"] = CUSTOMER_PAGE_POLICY
+    response["Content-Security-Policy"] = NO_SCRIPT_PAGE_POLICY
     response["X-Robots-Tag"] = "noindex"
     return response
 

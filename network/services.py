@@ -33,6 +33,7 @@ from network.routeros import (
 from network.selectors import package_get_for, router_get_for
 from project.encryption import DecryptionFailed
 from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.text_rules import displayable
 from project.throttling import hit
 from project.unset import UNSET
 
@@ -51,6 +52,8 @@ def _required_text(value: str, field: str, max_length: int) -> str:
     text = (value or "").strip()
     if not text or len(text) > max_length:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be 1 to {max_length} characters", field=field)
+    if not displayable(text):  # names are shown to customers (portal, voucher sheet)
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must not contain control characters", field=field)
     return text
 
 

@@ -20,6 +20,7 @@ from django.urls import re_path  # noqa: E402
 from project import daphne_close_reason  # noqa: E402
 from project.consumers import GraphQLConsumer  # noqa: E402
 from project.embedded import LoopRecordingApp, start_task_consumer  # noqa: E402
+from project.http_concurrency import ConcurrencyLimit  # noqa: E402
 from project.schema import schema  # noqa: E402
 
 websocket_app = URLRouter(
@@ -39,7 +40,9 @@ websocket_app = URLRouter(
 )
 
 daphne_close_reason.install()  # close reasons reach clients (4403 says why)
-application = LoopRecordingApp(ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app}))
+# HTTP requests beyond HTTP_MAX_CONCURRENT_REQUESTS wait their turn (each served one holds a database connection).
+http_app = ConcurrencyLimit(django_asgi_app)
+application = LoopRecordingApp(ProtocolTypeRouter({"http": http_app, "websocket": websocket_app}))
 
 if settings.TASKS_IN_SERVER_PROCESS:
     start_task_consumer()

@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from billing.views import intasend_webhook, payment_result, voucher_sheet
 from project.admin_login import ThrottledAdminLoginForm
 from project.health import healthz
-from project.landing import favicon, landing
+from project.landing import demo_hotspot_login, favicon, landing
 from project.metrics import metrics_view
 from project.views import graphql_view
 
@@ -36,4 +36,6 @@ if settings.SIMULATORS_ENABLED:
     urlpatterns += [
         path("simulator/router/", include("network.simulator.urls")),
         path("simulator/", include("billing.simulator.urls")),
+        # The demo router's hotspot address is this server: its /login is where a voucher's QR code lands.
+        path("login", demo_hotspot_login, name="demo-hotspot-login"),
     ]

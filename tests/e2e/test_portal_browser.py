@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -26,6 +27,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from django.core.management import call_command
+from django.db import connection
 
 from billing.management.commands.seed_demo import DEMO_IP, DEMO_MAC
 from billing.models import OperatorProfile
@@ -154,6 +156,23 @@ class Browser:
         path = SCREENSHOTS / f"{self.name}-{self.step:02d}-{label}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def orm(work):
+    """Run ORM work off the test's thread: Playwright's sync API keeps an event loop running on it."""
+
+    def run():
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def no_js_errors(browser: Browser) -> None:
+    assert not [p for p in browser.problems if "JS error" in p], browser.problems
 
 
 @pytest.fixture
@@ -292,7 +311,7 @@ def test_pay_approve_on_phone_and_go_online(demo: Demo, browser: Browser) -> Non
     browser.screenshot(page, "hotspot-login")
     assert [s["user"] for s in demo.router_state()["active"]] == [code]  # the re-login replaced the session
 
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
+    no_js_errors(browser)
 
 
 def test_declined_prompt_shows_the_failure(demo: Demo, browser: Browser) -> None:
@@ -313,7 +332,7 @@ def test_declined_prompt_shows_the_failure(demo: Demo, browser: Browser) -> None
     page.click("#retry")  # back to the order form, the package still chosen
     expect(page.locator("#status")).to_have_text("Enter your phone number")
     expect(page.locator("#step-order")).to_be_visible()
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
+    no_js_errors(browser)
 
 
 @pytest.mark.parametrize("phone", ["12345", "0812345678"])
@@ -334,12 +353,12 @@ def test_invalid_phone_number_shows_the_message_and_sends_nothing(demo: Demo, br
 
     phone_page = requests.get(f"{demo.url}/simulator/phone/", timeout=5).text
     assert 'id="no-prompts"' in phone_page  # no STK push was sent
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
+    no_js_errors(browser)
 
 
 def test_a_reload_while_waiting_follows_the_payment_with_its_client_secret(demo: Demo, browser: Browser) -> None:
-    """The public key proves nothing: the portal keeps the payment's clientSecret for the tab's life
-    (sessionStorage, so a reload or the trip to a checkout page keeps it) and sends it with every read."""
+    """The public key proves nothing: the portal keeps the payment's clientSecret (localStorage, so a
+    reload, a second tab or the trip to a checkout page keeps it) and sends it with every read."""
     expect = sync_api.expect
     page = browser.new_page()
     posts = graphql_posts(page)
@@ -370,4 +389,4 @@ def test_a_reload_while_waiting_follows_the_payment_with_its_client_secret(demo:
     expect(second.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=30_000)
     expect(page.locator("#status")).to_have_text(CONNECTED_UNTIL, timeout=30_000)
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{8}", page.locator("#access-code").inner_text().strip())
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
+    no_js_errors(browser)

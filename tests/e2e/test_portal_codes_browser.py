@@ -10,10 +10,8 @@ the ORM in the test database; everything else goes through the portal.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
-from django.db import connection
 from django.utils import timezone
 
 from billing.management.commands.seed_demo import DEMO_IP, DEMO_MAC
@@ -27,6 +25,8 @@ from tests.e2e.test_portal_browser import (
     Demo,
     approve_or_decline_on_phone,
     choose_package_and_pay,
+    no_js_errors,
+    orm,
     sync_api,
 )
 
@@ -36,19 +36,6 @@ browser = harness.browser
 expect = sync_api.expect
 
 DEVICES = [(DEMO_MAC, DEMO_IP), ("02:00:00:00:00:02", "10.5.50.3"), ("02:00:00:00:00:03", "10.5.50.4")]
-
-
-def orm(work):
-    """Run ORM work off the test's thread: Playwright's sync API keeps an event loop running on it."""
-
-    def run():
-        try:
-            return work()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def make_voucher(demo: Demo, code: str, *, shared_users: int = 1) -> None:
@@ -97,10 +84,6 @@ def logged_in_on_hotspot(page, code: str) -> None:
 
 def sessions(demo: Demo, code: str) -> list[str]:
     return sorted(s["mac-address"] for s in demo.router_state()["active"] if s["user"] == code)
-
-
-def no_js_errors(browser: Browser) -> None:
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
 
 
 def test_a_vouchers_qr_code_puts_the_device_online(demo: Demo, browser: Browser) -> None:

@@ -12,19 +12,17 @@ import json
 import re
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from billing.models import OperatorProfile, Payment
 from network.models import Activation, Package, Router
 from tests.e2e import test_portal_browser as harness
-from tests.e2e.test_portal_browser import Browser, Demo, sync_api
+from tests.e2e.test_portal_browser import Browser, Demo, no_js_errors, orm, sync_api
 
 # The live server, the seeded demo and Chromium, exactly as the payment walk-through has them.
 pytestmark = harness.pytestmark
@@ -34,25 +32,8 @@ expect = sync_api.expect
 SUPPORT = "254712345678"
 
 
-def orm(work):
-    """Run ORM work off the test's thread: Playwright's sync API keeps an event loop running on it."""
-
-    def run():
-        try:
-            return work()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
-
-
 def set_profile(demo: Demo, **fields) -> None:
     orm(lambda: OperatorProfile.objects.filter(public_key=demo.public_key).update(**fields))
-
-
-def no_js_errors(browser: Browser) -> None:
-    assert not [p for p in browser.problems if "JS error" in p], browser.problems
 
 
 def test_header_and_errors_carry_the_operators_identity_as_text(demo: Demo, browser: Browser) -> None:

@@ -145,3 +145,15 @@ def test_the_portal_and_graphiql_link_the_icon(client, operator) -> None:
         [icon] = page.icons
         assert icon.startswith("/static/favicon.")
         assert_svg_icon(client, icon)
+
+
+def test_the_demo_hotspots_login_page_takes_a_voucher_qr_code_to_the_portal(client, settings) -> None:
+    """Found from outside: the demo router's QR codes (`http://<hotspotAddress>/login#code=…`) opened a 404.
+    The demo hotspot's /login sends the browser to the portal; the fragment rides along by itself."""
+    settings.SIMULATORS_ENABLED = True
+    assert client.get("/login").status_code == 404  # nothing seeded yet
+    seed_demo()
+    response = client.get("/login")
+    assert response.status_code == 302
+    public_key = OperatorProfile.objects.get(user__username=USERNAME).public_key
+    assert response["Location"].startswith(f"/portal/{public_key}/?routerId=")

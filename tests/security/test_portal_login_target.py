@@ -132,7 +132,7 @@ def open_portal(chromium, live_server, operator, paid, link: str):
     context = chromium.new_context()
     saved = {"id": str(paid.payment.pk), "secret": paid.payment.client_secret, "at": int(time.time() * 1000)}
     store = f"cloudpilot.payment.{operator.public_key}"
-    context.add_init_script(f"sessionStorage.setItem({store!r}, {str(saved).replace(chr(39), chr(34))!r});")
+    context.add_init_script(f"localStorage.setItem({store!r}, {str(saved).replace(chr(39), chr(34))!r});")
     page = context.new_page()
     query = urlencode({"routerId": paid.router.pk, "link-login-only": link, "link-orig": "http://example.com/"})
     page.goto(f"{live_server.url}/portal/{operator.public_key}/?{query}")

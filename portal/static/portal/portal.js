@@ -25,6 +25,8 @@
   var ORIGINAL_URL = clean(params.get("link-orig") || params.get("dst"));
   var POLL_MS = 3000;
   var NUDGE_MS = 15000; // ask IntaSend directly this often while waiting (a lost webhook)
+  var BUSY_RETRY_MS = 90 * 1000; // how long a code refused with RATE_LIMITED is asked again
+  var BUSY_RETRY_EVERY_MS = 4000;
   var LOGIN_DELAY_MS = 3000; // show the code for a moment before the router's login page takes over
   var SLOW_MS = 8000; // a grant still PENDING after this long: say so and show the code
   var GRANT_POLL_MS = 1500; // a voucher's grant is usually on the router within a second or two
@@ -315,18 +317,24 @@
   // Customers type codes in lower case, with the sheet's dashes or spaces.
   function normalise(code) { return (code || "").toUpperCase().replace(/[\s-]+/g, ""); }
 
-  function redeem(typed) {
+  function redeem(typed, busySince) {
     var code = normalise(typed);
     clearError();
     if (!code) { $("code-input").focus(); return fillError($("code-error"), "enter_code"); }
     var request = { routerId: ROUTER_ID, code: code, macAddress: MAC, ipAddress: IP };
     $("code-submit").disabled = true;
-    setStatus("checking");
+    setStatus(busySince ? "busy_retrying" : "checking");
     gql(M_REDEEM, { input: request }).then(
       function (data) {
-        $("code-submit").disabled = false;
         var result = data.redeemCode;
         var error = result.errors[0];
+        // Someone is trying many codes on this hotspot: it is slowed, never locked. A refused turn
+        // counts as no failure, so keep asking for a while instead of sending the customer away.
+        var since = busySince || Date.now();
+        if (error && error.code === "RATE_LIMITED" && Date.now() - since < BUSY_RETRY_MS) {
+          return setTimeout(function () { redeem(code, since); }, BUSY_RETRY_EVERY_MS);
+        }
+        $("code-submit").disabled = false;
         // ROUTER_UNREACHABLE comes with the grant: the code is good, keep it for later.
         if (error && result.activation) store(CODE_STORE, result.activation.accessCode || code);
         if (error) return codeRefused(code, error);

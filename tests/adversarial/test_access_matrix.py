@@ -84,6 +84,20 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     ),
     "retryActivation": ("J", 'mutation { retryActivation(paymentId: "%(payment)s") { errors { code } } }'),
     "checkRouterConnection": ("J", 'mutation { checkRouterConnection(routerId: "%(router)s") { ok identity } }'),
+    "updateRouter": (
+        "J",
+        'mutation { updateRouter(input: {routerId: "%(router)s", name: "taken", password: "p2"})'
+        " { router { id name host lastError warnings } errors { code } } }",
+    ),
+    "deleteRouter": (
+        "J",
+        'mutation { deleteRouter(routerId: "%(router)s", force: true) { router { id name } errors { code } } }',
+    ),
+    "deletePackage": (
+        "J",
+        'mutation { deletePackage(packageId: "%(package)s") { package { id name } errors { code } } }',
+    ),
+    "routerSetupScript": ("J", 'query { routerSetupScript(routerId: "%(router)s") }'),
     "portalInfo": ("JP", 'query { portalInfo(routerId: "%(router)s") { businessName router { id name } } }'),
     "updateOperatorProfile": (
         "J",

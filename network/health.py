@@ -83,9 +83,7 @@ def routers_probe(*, now: datetime | None = None, limit: int | None = None) -> P
 
     now = now or timezone.now()
     limit = settings.ROUTER_PROBE_BATCH if limit is None else limit
-    router_ids = list(
-        Router.objects.filter(deleted_at__isnull=True).order_by("pk").values_list("pk", flat=True)
-    )
+    router_ids = list(Router.objects.filter(deleted_at__isnull=True).order_by("pk").values_list("pk", flat=True))
     schedule = cache.get_many([_probe_key(router_id) for router_id in router_ids])
     due = sorted(
         (entry[0], router_id)

@@ -132,9 +132,7 @@ class PackageType:
     is_active: auto = strawberry_django.field(
         description="On sale: inactive packages are only listed to operators and cannot be bought"
     )
-    position: auto = strawberry_django.field(
-        description="The portal's order: lowest first, equal positions by price"
-    )
+    position: auto = strawberry_django.field(description="The portal's order: lowest first, equal positions by price")
     created_at: auto = strawberry_django.field(description="When the package was created")
     router: RouterType = strawberry_django.field(description="The router it is sold on")
 
@@ -342,8 +340,8 @@ class NetworkQuery:
 
     @strawberry_django.field(
         permission_classes=[IsOperatorOrPortal],
-        description="Operator JWT or X-Public-Key. A router's packages in `position` order (then cheapest first): all of them for "
-        "operators, the active ones for portals. Empty for a router that is not the caller's",
+        description="Operator JWT or X-Public-Key. A router's packages in `position` order (then cheapest "
+        "first): all of them for operators, the active ones for portals. Empty for a router that is not the caller's",
     )
     def packages(
         self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]

@@ -35,7 +35,9 @@ def packages_for(*, operator: AbstractBaseUser, router_id: object, active_only: 
 
 def package_get_active(*, router: Router, package_id: object) -> Package:
     pk = as_pk(package_id)
-    package = Package.objects.filter(router=router, pk=pk, is_active=True, deleted_at__isnull=True).first() if pk else None
+    package = (
+        Package.objects.filter(router=router, pk=pk, is_active=True, deleted_at__isnull=True).first() if pk else None
+    )
     if package is None:
         raise ApplicationError(
             ErrorCode.PACKAGE_NOT_FOUND, "Package not found or not active for this router", field="packageId"

@@ -251,7 +251,9 @@ def router_update(*, operator: AbstractBaseUser, data: RouterUpdate) -> Router:
         with checks:
             fields = router_clean(
                 **merged,
-                hotspot_address=(sent["hotspot_address"] or "") if "hotspot_address" in sent else router.hotspot_address,
+                hotspot_address=(sent["hotspot_address"] or "")
+                if "hotspot_address" in sent
+                else router.hotspot_address,
                 check_destination="host" in sent or "api_port" in sent,
             )
         checks.raise_if_any()
@@ -356,9 +358,7 @@ def _price(raw: Decimal | str) -> Decimal:
     except (InvalidOperation, ValueError):
         price = Decimal("NaN")
     if not price.is_finite() or price < Decimal("1") or price > Decimal("99999999"):
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT, "price must be between 1 and 99999999 KES", field="price"
-        )
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "price must be between 1 and 99999999 KES", field="price")
     if price != price.to_integral_value():
         raise ApplicationError(ErrorCode.INVALID_INPUT, WHOLE_SHILLINGS, field="price")
     return price.quantize(Decimal("0.01"))

@@ -23,9 +23,7 @@ _SAFE = frozenset(string.ascii_letters + string.digits + " .-_:/@,+=")
 def ros_quote(value: str) -> str:
     """A RouterOS double-quoted string: anything but plain letters, digits and a few marks as `\\HH`
     (RouterOS's hex escape), so quotes, `$` (variables), `;`, `[` (commands) and newlines stay text."""
-    escaped = "".join(
-        char if char in _SAFE else "".join(f"\\{byte:02X}" for byte in char.encode()) for char in value
-    )
+    escaped = "".join(char if char in _SAFE else "".join(f"\\{byte:02X}" for byte in char.encode()) for char in value)
     return f'"{escaped}"'
 
 
@@ -54,9 +52,7 @@ def router_setup_script(*, router: Router, cloudpilot_url: str, public_key: str 
         f"# 2. The {service} service on port {router.api_port}, reachable from CloudPilot only.",
     ]
     if source:
-        lines.append(
-            f"/ip service set {service} port={router.api_port} address={ros_quote(source)} disabled=no"
-        )
+        lines.append(f"/ip service set {service} port={router.api_port} address={ros_quote(source)} disabled=no")
     else:
         lines += [
             "# Put CloudPilot's outgoing address below (the server does not know it: set ROUTER_API_CLIENT_ADDRESS).",

@@ -126,6 +126,7 @@ NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
 SUBSCRIPTIONS = {
     "paymentUpdates": ("JP", 'subscription { paymentUpdates(paymentId: "%(payment)s") { id phoneNumber } }'),
     "operatorPaymentUpdates": ("J", "subscription { operatorPaymentUpdates { id phoneNumber } }"),
+    "routerUpdates": ("J", "subscription { routerUpdates { id name host status } }"),
 }
 UNAUTHENTICATED = {"nobody", "rotated_key", "expired_token", "refresh_as_access"}
 ATTACKERS = ["nobody", "bob_token", "bob_key", "rotated_key", "expired_token", "refresh_as_access", "alice_key"]
@@ -289,8 +290,8 @@ async def test_wrong_credentials_cannot_subscribe(world, operation, attacker):
     first = await ws.receive_output(timeout=3)
     if first["type"] == "websocket.close":
         assert first["code"] == 4403
-    elif attacker == "bob_token" and operation == "operatorPaymentUpdates":
-        # Bob may watch his own payments; a change to Alice's must not reach him.
+    elif attacker == "bob_token" and operation in {"operatorPaymentUpdates", "routerUpdates"}:
+        # Bob may watch his own payments and routers; a change to Alice's must not reach him.
         await ws.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": document % world["ids"]}})
         await sync_to_async(publish_alice_change)(world)
         assert await ws.receive_nothing(timeout=1.5)

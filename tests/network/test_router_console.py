@@ -192,14 +192,16 @@ def test_delete_package_hides_it_everywhere_but_history(gql, shop):
     for auth in (operator.auth, operator.portal):
         assert gql(PACKAGES, {"id": str(shop.router.pk)}, **auth)["data"]["packages"] == []
     batch = gql(
-        'mutation($p: ID!) { createVoucherBatch(input: {packageId: $p, count: 1}) { batch { id } errors { code } } }',
+        "mutation($p: ID!) { createVoucherBatch(input: {packageId: $p, count: 1}) { batch { id } errors { code } } }",
         {"p": str(shop.package.pk)},
         **operator.auth,
     )["data"]["createVoucherBatch"]
     assert batch["batch"] is None and batch["errors"]
     update = gql(UPDATE_PACKAGE, {"input": {"packageId": str(shop.package.pk), "position": 3}}, **operator.auth)
     assert [e["code"] for e in update["data"]["updatePackage"]["errors"]] == ["PACKAGE_NOT_FOUND"]
-    read = gql('query($id: UUID!) { payment(id: $id) { package { id name } } }', {"id": str(payment.pk)}, **operator.auth)
+    read = gql(
+        "query($id: UUID!) { payment(id: $id) { package { id name } } }", {"id": str(payment.pk)}, **operator.auth
+    )
     assert read["data"]["payment"]["package"]["id"] == str(shop.package.pk)
     assert AuditEntry.objects.get(action="deletePackage").object_id == str(shop.package.pk)
 

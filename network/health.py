@@ -66,6 +66,11 @@ def _probe_key(router_id: int) -> str:
     return f"network:health-probe:{router_id}"
 
 
+def probe_soon(router_id: int) -> None:
+    """Forget the router's probe schedule (its address or login changed): the next run probes it."""
+    cache.delete(_probe_key(router_id))
+
+
 @dataclass
 class ProbeReport:
     probed: int = 0

@@ -272,6 +272,10 @@ def router_update(*, operator: AbstractBaseUser, data: RouterUpdate) -> Router:
         if "password" in sent:
             router.set_password(sent["password"])
             changes["password"] = "changed"
+        if _CONNECTION_FIELDS.intersection(changes):
+            # The health seen was the old address's: unknown until the next contact (probed soon).
+            router.status, router.last_error = Router.Status.UNKNOWN, ""
+            transaction.on_commit(lambda: health.probe_soon(router.pk), robust=True)
         if changes:
             router.save()
             audit.record(operator=operator, actor=operator, action="updateRouter", obj=router, changes=changes)

@@ -97,3 +97,26 @@ def test_any_contact_counts(gql, hotspot):
                  **hotspot.operator.auth)  # fmt: skip
     assert result["data"]["checkRouterConnection"]["ok"] is True
     assert _router(hotspot).status == Router.Status.ONLINE
+
+
+def test_a_new_address_makes_the_status_unknown_and_probes_it_next(gql, hotspot):
+    hotspot.fake.set_down()
+    health.routers_probe()
+    assert _router(hotspot).status == Router.Status.OFFLINE
+    hotspot.fake.set_down(False)
+    result = gql(
+        'mutation($id: ID!) { updateRouter(input: {routerId: $id, username: "cloudpilot"}) { router { status } } }',
+        {"id": str(hotspot.router.pk)},
+        **hotspot.operator.auth,
+    )
+    assert result["data"]["updateRouter"]["router"]["status"] == "OFFLINE"  # same login: nothing changed
+    Router.objects.filter(pk=hotspot.router.pk).update(username="someone")
+    result = gql(
+        'mutation($id: ID!) { updateRouter(input: {routerId: $id, username: "cloudpilot"}) { router { status } } }',
+        {"id": str(hotspot.router.pk)},
+        **hotspot.operator.auth,
+    )
+    # The profile re-sync reached the router at once (jobs run immediately here): ONLINE again.
+    assert result["data"]["updateRouter"]["router"]["status"] == "UNKNOWN"
+    assert _router(hotspot).status == Router.Status.ONLINE
+    assert health.routers_probe().probed == 1

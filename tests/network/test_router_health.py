@@ -120,3 +120,21 @@ def test_a_new_address_makes_the_status_unknown_and_probes_it_next(gql, hotspot)
     assert result["data"]["updateRouter"]["router"]["status"] == "UNKNOWN"
     assert _router(hotspot).status == Router.Status.ONLINE
     assert health.routers_probe().probed == 1
+
+
+def test_the_probe_works_against_the_products_simulator_runtime(operator, settings):
+    from network.simulator import runtime
+    from tests.live import free_port
+
+    runtime.stop_router_simulator()
+    settings.SIMULATORS_ENABLED = True
+    settings.ROUTER_ALLOWED_NETWORKS = []  # the demo's own rule lets 127.0.0.1 through on that port only
+    settings.ROUTEROS_SIMULATOR_PORT = free_port()
+    simulator = runtime.start_router_simulator()
+    try:
+        router = operator.add_router(port=simulator.port, password=runtime.PASSWORD)
+        Router.objects.filter(pk=router.pk).update(username=runtime.USERNAME)
+        assert health.routers_probe().online == 1
+        assert Router.objects.get(pk=router.pk).status == Router.Status.ONLINE
+    finally:
+        runtime.stop_router_simulator()

@@ -6,6 +6,7 @@ lock (or, on SQLite, the whole database's write lock) for seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -225,61 +226,55 @@ def router_update(*, operator: AbstractBaseUser, data: RouterUpdate) -> Router:
     the server connects changed, every package's hotspot profile is pushed to the router after commit
     (it may be a new or reset device). The password is write-only: the audit log says "changed".
     """
-    with transaction.atomic():
-        checks = FieldChecks()
-        router = None
-        with checks:
-            router = router_get_for(operator=operator, router_id=data.router_id, for_update=True)
-        sent = {
-            field: getattr(data, field)
-            for field in ("name", "host", "api_port", "use_ssl", "username", "password", "hotspot_address")
-            if getattr(data, field) is not UNSET
-        }
-        for field, api_field in _ROUTER_NOT_NULLABLE.items():
-            if field in sent and sent[field] is None:
-                with checks:
-                    raise ApplicationError(ErrorCode.INVALID_INPUT, f"{api_field} cannot be null", field=api_field)
-        if "password" in sent and sent["password"] is not None:
+    checks = FieldChecks()
+    router = None
+    with checks:
+        router = router_get_for(operator=operator, router_id=data.router_id)
+    sent = {
+        field: getattr(data, field)
+        for field in ("name", "host", "api_port", "use_ssl", "username", "password", "hotspot_address")
+        if getattr(data, field) is not UNSET
+    }
+    for field, api_field in _ROUTER_NOT_NULLABLE.items():
+        if field in sent and sent[field] is None:
             with checks:
-                _router_password(sent["password"])
-        if router is None:
-            checks.raise_if_any()  # the other fields cannot be judged without the router's values
-        merged = {
-            field: sent[field] if sent.get(field) is not None else getattr(router, field)
-            for field in ("name", "host", "api_port", "username")
-        }
+                raise ApplicationError(ErrorCode.INVALID_INPUT, f"{api_field} cannot be null", field=api_field)
+    if "password" in sent and sent["password"] is not None:
         with checks:
-            fields = router_clean(
-                **merged,
-                hotspot_address=(sent["hotspot_address"] or "")
-                if "hotspot_address" in sent
-                else router.hotspot_address,
-                check_destination="host" in sent or "api_port" in sent,
-            )
-        checks.raise_if_any()
-        after = {
-            "name": fields.name,
-            "host": fields.host,
-            "api_port": fields.api_port,
-            "username": fields.username,
-            "hotspot_address": fields.hotspot_address,
-            "use_ssl": sent["use_ssl"] if "use_ssl" in sent else router.use_ssl,
-        }
-        before = {field: getattr(router, field) for field in after}
-        changes = audit.diff(before, after)
+            _router_password(sent["password"])
+    if router is None:
+        checks.raise_if_any()  # the other fields cannot be judged without the router's values
+    # Checked outside the transaction: a new host's name look-up must not hold the row lock.
+    with checks:
+        fields = router_clean(
+            **{
+                field: sent[field] if sent.get(field) is not None else getattr(router, field)
+                for field in ("name", "host", "api_port", "username")
+            },
+            hotspot_address=(sent["hotspot_address"] or "") if "hotspot_address" in sent else router.hotspot_address,
+            check_destination="host" in sent or "api_port" in sent,
+        )
+    checks.raise_if_any()
+    cleaned = dataclasses.asdict(fields) | {"use_ssl": sent.get("use_ssl")}
+    with transaction.atomic():
+        router = router_get_for(operator=operator, router_id=router.pk, for_update=True)
+        # Only the fields sent: a concurrent change to the others stands.
+        after = {field: cleaned[field] for field in sent if field != "password"}
+        changes = audit.diff({field: getattr(router, field) for field in after}, after)
         for field in changes:
             setattr(router, field, after[field])
         if "password" in sent:
             router.set_password(sent["password"])
             changes["password"] = "changed"
-        if _CONNECTION_FIELDS.intersection(changes):
+        reconnect = bool(_CONNECTION_FIELDS.intersection(changes))
+        if reconnect:
             # The health seen was the old address's: unknown until the next contact (probed soon).
             router.status, router.last_error = Router.Status.UNKNOWN, ""
             transaction.on_commit(lambda: health.probe_soon(router.pk), robust=True)
         if changes:
             router.save()
             audit.record(operator=operator, actor=operator, action="updateRouter", obj=router, changes=changes)
-        if _CONNECTION_FIELDS.intersection(changes):
+        if reconnect:
             for package_id in router.packages.filter(deleted_at__isnull=True).values_list("pk", flat=True):
                 _sync_profile_after_commit(package_id)
     return router

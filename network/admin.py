@@ -39,14 +39,24 @@ class PackageAdminForm(ServiceRulesForm):
 
     service_rules = services.PACKAGE_RULES
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # As in createPackage: left empty, a package goes first (position 0).
+        if "position" in self.fields:
+            self.fields["position"].required = False
+
+    def clean_position(self) -> int:
+        return self.cleaned_data.get("position") or 0
+
 
 @admin.register(Router)
 class RouterAdmin(OwnedByOperatorAdmin):
     form = RouterAdminForm
     # password_encrypted is not editable, so it is never rendered.
-    list_display = ["name", "host", "api_port", "use_ssl", "owner", "last_contact_at"]
+    list_display = ["name", "host", "api_port", "use_ssl", "owner", "status", "last_contact_at", "deleted_at"]
     search_fields = ["name", "host"]
-    readonly_fields = ["owner", "last_contact_at"]
+    # Kept by the health probe, and by deleteRouter.
+    readonly_fields = ["owner", "status", "last_contact_at", "last_error", "deleted_at"]
 
     def has_add_permission(self, request) -> bool:
         return False  # added through the API, where the password is encrypted on the way in
@@ -57,14 +67,24 @@ class PackageAdmin(OwnedByOperatorAdmin):
     form = PackageAdminForm
     owner_path = "router__owner"
     owned_choices = {"router": "owner"}  # a package goes on one of the operator's own routers
-    list_display = ["name", "router", "price", "duration_minutes", "data_limit_mb", "is_active"]
+    list_display = [
+        "name",
+        "router",
+        "position",
+        "price",
+        "duration_minutes",
+        "data_limit_mb",
+        "is_active",
+        "deleted_at",
+    ]
     list_filter = ["is_active", ("router", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name"]
     list_select_related = ["router"]
+    readonly_fields = ["deleted_at"]  # set by deletePackage
 
     def get_readonly_fields(self, request, obj=None):
         # Moving a package to another router would strand its profile and its customers there.
-        return ["router"] if obj is not None else []
+        return [*self.readonly_fields, "router"] if obj is not None else list(self.readonly_fields)
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

@@ -76,6 +76,15 @@ def address_allowed(address: IPAddress, port: int) -> bool:
     )
 
 
+def looks_public(host: str) -> bool:
+    """Whether traffic to ``host`` likely crosses the internet: a global IP, or a DNS name (no look-up here:
+    a name usually stands for a public address; private networks are mostly reached by IP)."""
+    literal = ip_literal(host)
+    if literal is None:
+        return not host.lower().endswith((".local", ".lan", ".internal", ".home.arpa"))
+    return _judged(literal).is_global
+
+
 def ip_literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)

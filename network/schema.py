@@ -11,7 +11,7 @@ import strawberry
 import strawberry_django
 from strawberry import auto
 
-from network import models, selectors, services
+from network import models, selectors, services, setup_script
 from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
@@ -22,6 +22,13 @@ from project.graphql_support import (
     without_database,
 )
 from project.unset import given
+
+
+@strawberry.enum(description="Whether the server can reach a router's API")
+class RouterStatus(enum.Enum):
+    ONLINE = strawberry.enum_value("ONLINE", description="The last probe or contact logged in to its API")
+    OFFLINE = strawberry.enum_value("OFFLINE", description="The last probe could not (see `lastError`)")
+    UNKNOWN = strawberry.enum_value("UNKNOWN", description="Not probed yet")
 
 
 @strawberry_django.type(
@@ -62,6 +69,34 @@ class RouterType:
         return self.username if principal and principal.is_operator else None
 
     @strawberry_django.field(
+        only=["status"],
+        description="Whether the server can reach the router's API, kept by a periodic probe and every contact",
+    )
+    @without_database
+    def status(self) -> RouterStatus:
+        return RouterStatus(self.status)
+
+    @strawberry_django.field(
+        only=["last_error"],
+        description="Why the last probe failed, in a few generic words; null when ONLINE or never probed, and "
+        "for X-Public-Key callers",
+    )
+    @without_database
+    def last_error(self, info: strawberry.Info) -> str | None:
+        principal = principal_of(info)
+        return (self.last_error or None) if principal and principal.is_operator else None
+
+    @strawberry_django.field(
+        only=["host", "use_ssl"],
+        description="What the operator should fix though the server accepts it (e.g. a plaintext API port to a "
+        "public address); empty when nothing, and for X-Public-Key callers",
+    )
+    @without_database
+    def warnings(self, info: strawberry.Info) -> list[str]:
+        principal = principal_of(info)
+        return services.router_warnings(self) if principal and principal.is_operator else []
+
+    @strawberry_django.field(
         only=["hotspot_address"],
         description="The hotspot's DNS name or IP (optional :port) as customers' browsers see it: the only "
         "place the portal posts an access code to. Null when not set, and for X-Public-Key callers",
@@ -97,6 +132,7 @@ class PackageType:
     is_active: auto = strawberry_django.field(
         description="On sale: inactive packages are only listed to operators and cannot be bought"
     )
+    position: auto = strawberry_django.field(description="The portal's order: lowest first, equal positions by price")
     created_at: auto = strawberry_django.field(description="When the package was created")
     router: RouterType = strawberry_django.field(description="The router it is sold on")
 
@@ -127,7 +163,8 @@ class CreateRouterPayload:
     errors: list[UserError] = strawberry.field(default_factory=list, description="Why it was refused; empty on success")
 
 
-_PRICE = "Price in KES: at least 1.00, at most two decimals"
+_PRICE = "Price in whole KES, at least 1 (M-Pesa takes no cents: `25.50` is refused)"
+_POSITION = "The portal's order, 0 to 10000: lowest first, equal positions by price"
 _DURATION = "Access time in minutes, 1 to 527040 (366 days)"
 _UPLOAD = "Upload speed cap in kbit/s, positive; null: no cap"
 _DOWNLOAD = "Download speed cap in kbit/s, positive; null: no cap"
@@ -146,6 +183,7 @@ class CreatePackageInput:
     data_limit_mb: int | None = strawberry.field(default=None, description=_DATA_LIMIT)
     shared_users: int = strawberry.field(default=1, description=_SHARED_USERS)
     is_active: bool = strawberry.field(default=True, description="On sale at once (listed to portals)")
+    position: int = strawberry.field(default=0, description=_POSITION)
 
 
 @strawberry.type(description="createPackage's result: the package, or `errors` saying why not")
@@ -182,6 +220,7 @@ class UpdatePackageInput:
     is_active: bool | None = strawberry.field(
         default=strawberry.UNSET, description=f"On sale (listed to portals). {_KEEP}"
     )
+    position: int | None = strawberry.field(default=strawberry.UNSET, description=f"{_POSITION}. {_KEEP}")
 
 
 @strawberry.type(description="updatePackage's result: the package as it now is, or `errors` saying why not")
@@ -217,6 +256,56 @@ class RouterConnectionCheck:
 
 
 _ROUTER_ID = "One of the caller's routers (`Router.id`)"
+_KEEP_ROUTER = "Left out: unchanged. Null is refused (INVALID_INPUT)."
+
+
+@strawberry.input(
+    description="Changes to a router (updateRouter): only the fields sent are changed. A new host or port is "
+    "checked like createRouter's; a new address or login re-pushes the packages' profiles to the router"
+)
+class UpdateRouterInput:
+    router_id: strawberry.ID = strawberry.field(description=f"{_ROUTER_ID} (else ROUTER_NOT_FOUND)")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description=f"1 to 100 characters. {_KEEP_ROUTER}")
+    host: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=f"The RouterOS API's DNS name or IP (ROUTER_NOT_ALLOWED where the server may not connect). "
+        f"{_KEEP_ROUTER}",
+    )
+    api_port: int | None = strawberry.field(default=strawberry.UNSET, description=f"1 to 65535. {_KEEP_ROUTER}")
+    use_ssl: bool | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Talk to the RouterOS API over TLS. {_KEEP_ROUTER}"
+    )
+    username: str | None = strawberry.field(
+        default=strawberry.UNSET, description=f"RouterOS API user, 1 to 100 characters. {_KEEP_ROUTER}"
+    )
+    password: str | None = strawberry.field(
+        default=strawberry.UNSET, description=f"RouterOS API password, write-only. {_KEEP_ROUTER}"
+    )
+    hotspot_address: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The hotspot's DNS name or IP as customers' browsers see it, optional :port. Left out: "
+        "unchanged; null or empty: none",
+    )
+
+
+@strawberry.type(description="updateRouter's and deleteRouter's result: the router, or `errors` saying why not")
+class RouterPayload:
+    router: RouterType | None = strawberry.field(
+        default=None, description="The router after the change; null when refused (nothing changed)"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Every invalid field, or why it was refused; empty on success"
+    )
+
+
+@strawberry.type(description="deletePackage's result: the package as deleted, or `errors` saying why not")
+class DeletePackagePayload:
+    package: PackageType | None = strawberry.field(
+        default=None, description="The deleted package (no longer listed anywhere); null when refused"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it was refused (PACKAGE_NOT_FOUND); empty on success"
+    )
 
 
 @strawberry.type
@@ -228,9 +317,31 @@ class NetworkQuery:
         return selectors.routers_for(operator_principal(info).operator)  # type: ignore[return-value]
 
     @strawberry_django.field(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. The RouterOS commands that prepare this router for CloudPilot: a "
+        "least-privilege API user, the API service limited to this server, the hotspot profile (PAP), the walled "
+        "garden for this server and IntaSend's checkout, and the three values of login.html. No secret: the "
+        "password is a placeholder to replace. Null for a router that is not the caller's",
+    )
+    def router_setup_script(
+        self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]
+    ) -> str | None:
+        operator = operator_principal(info).operator
+        try:
+            router = selectors.router_get_for(operator=operator, router_id=router_id)
+        except ApplicationError:
+            return None
+        profile = getattr(operator, "operator", None)  # the portal key lives on the operator's profile
+        return setup_script.router_setup_script(
+            router=router,
+            cloudpilot_url=setup_script.server_url(info.context.request.build_absolute_uri("/")),
+            public_key=profile.public_key if profile is not None else None,
+        )
+
+    @strawberry_django.field(
         permission_classes=[IsOperatorOrPortal],
-        description="Operator JWT or X-Public-Key. A router's packages, cheapest first: all of them for "
-        "operators, the active ones for portals. Empty for a router that is not the caller's",
+        description="Operator JWT or X-Public-Key. A router's packages in `position` order (then cheapest "
+        "first): all of them for operators, the active ones for portals. Empty for a router that is not the caller's",
     )
     def packages(
         self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]
@@ -294,6 +405,7 @@ class NetworkMutation:
                     data_limit_mb=input.data_limit_mb,
                     shared_users=input.shared_users,
                     is_active=input.is_active,
+                    position=input.position,
                 ),
             )
         except ApplicationError as error:
@@ -323,11 +435,79 @@ class NetworkMutation:
                     data_limit_mb=given(input.data_limit_mb),
                     shared_users=given(input.shared_users),
                     is_active=given(input.is_active),
+                    position=given(input.position),
                 ),
             )
         except ApplicationError as error:
             return UpdatePackagePayload(errors=UserError.list_of(error))
         return UpdatePackagePayload(package=package)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Change a router; only the fields sent change. Errors: INVALID_INPUT, "
+        "ROUTER_NOT_FOUND, ROUTER_NOT_ALLOWED",
+    )
+    def update_router(
+        self,
+        info: strawberry.Info,
+        input: Annotated[UpdateRouterInput, strawberry.argument(description="The fields to change")],
+    ) -> RouterPayload:
+        try:
+            router = services.router_update(
+                operator=operator_principal(info).operator,
+                data=services.RouterUpdate(
+                    router_id=input.router_id,
+                    name=given(input.name),
+                    host=given(input.host),
+                    api_port=given(input.api_port),
+                    use_ssl=given(input.use_ssl),
+                    username=given(input.username),
+                    password=given(input.password),
+                    hotspot_address=given(input.hotspot_address),
+                ),
+            )
+        except ApplicationError as error:
+            return RouterPayload(errors=UserError.list_of(error))
+        return RouterPayload(router=router)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Remove a router and its packages (soft: its payments and grants stay "
+        "readable). Refused while customers hold ACTIVE grants on it, unless `force`. Errors: INVALID_INPUT, "
+        "ROUTER_NOT_FOUND",
+    )
+    def delete_router(
+        self,
+        info: strawberry.Info,
+        router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)],
+        force: Annotated[
+            bool,
+            strawberry.argument(description="Delete even while customers are online on it (their time runs out)"),
+        ] = False,
+    ) -> RouterPayload:
+        try:
+            router = services.router_delete(
+                operator=operator_principal(info).operator, router_id=router_id, force=force
+            )
+        except ApplicationError as error:
+            return RouterPayload(errors=UserError.list_of(error))
+        return RouterPayload(router=router)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Operator JWT only. Take a package off sale for good (soft: hidden from packages, new "
+        "payments and voucher batches; its history stays). Errors: PACKAGE_NOT_FOUND",
+    )
+    def delete_package(
+        self,
+        info: strawberry.Info,
+        package_id: Annotated[strawberry.ID, strawberry.argument(description="One of the operator's packages")],
+    ) -> DeletePackagePayload:
+        try:
+            package = services.package_delete(operator=operator_principal(info).operator, package_id=package_id)
+        except ApplicationError as error:
+            return DeletePackagePayload(errors=UserError.list_of(error))
+        return DeletePackagePayload(package=package)  # type: ignore[arg-type]
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],

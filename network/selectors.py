@@ -12,12 +12,16 @@ from project.ids import as_pk
 
 
 def routers_for(operator: AbstractBaseUser) -> QuerySet[Router]:
-    return Router.objects.filter(owner=operator)
+    """The operator's routers; deleted ones are gone from the API (their history is read through it)."""
+    return Router.objects.filter(owner=operator, deleted_at__isnull=True)
 
 
-def router_get_for(*, operator: AbstractBaseUser, router_id: object) -> Router:
+def router_get_for(*, operator: AbstractBaseUser, router_id: object, for_update: bool = False) -> Router:
     pk = as_pk(router_id)
-    router = routers_for(operator).filter(pk=pk).first() if pk else None
+    routers = routers_for(operator)
+    if for_update:
+        routers = routers.select_for_update()
+    router = routers.filter(pk=pk).first() if pk else None
     if router is None:
         raise ApplicationError(ErrorCode.ROUTER_NOT_FOUND, "Router not found", field="routerId")
     return router
@@ -25,13 +29,15 @@ def router_get_for(*, operator: AbstractBaseUser, router_id: object) -> Router:
 
 def packages_for(*, operator: AbstractBaseUser, router_id: object, active_only: bool) -> QuerySet[Package]:
     router = router_get_for(operator=operator, router_id=router_id)
-    packages = Package.objects.filter(router=router)
+    packages = Package.objects.filter(router=router, deleted_at__isnull=True)
     return packages.filter(is_active=True) if active_only else packages
 
 
 def package_get_active(*, router: Router, package_id: object) -> Package:
     pk = as_pk(package_id)
-    package = Package.objects.filter(router=router, pk=pk, is_active=True).first() if pk else None
+    package = (
+        Package.objects.filter(router=router, pk=pk, is_active=True, deleted_at__isnull=True).first() if pk else None
+    )
     if package is None:
         raise ApplicationError(
             ErrorCode.PACKAGE_NOT_FOUND, "Package not found or not active for this router", field="packageId"
@@ -42,7 +48,9 @@ def package_get_active(*, router: Router, package_id: object) -> Package:
 def package_get_for(*, operator: AbstractBaseUser, package_id: object, for_update: bool = False) -> Package:
     """One of the operator's packages, active or not; `for_update` locks the row (inside a transaction)."""
     pk = as_pk(package_id)
-    packages = Package.objects.filter(router__owner=operator, pk=pk)
+    packages = Package.objects.filter(
+        router__owner=operator, router__deleted_at__isnull=True, pk=pk, deleted_at__isnull=True
+    )
     if for_update:
         packages = packages.select_for_update(of=("self",))
     package = packages.select_related("router").first() if pk else None

@@ -6,6 +6,7 @@ lock (or, on SQLite, the whole database's write lock) for seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -19,8 +20,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from network import destinations
-from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Package, Router
+from network import destinations, health
+from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Activation, Package, Router
 from network.routeros import (
     HotspotProfileSpec,
     RouterAddress,
@@ -31,6 +32,7 @@ from network.routeros import (
     format_rate_limit,
 )
 from network.selectors import package_get_for, router_get_for
+from project import audit
 from project.encryption import DecryptionFailed
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.text_rules import displayable
@@ -86,12 +88,15 @@ class RouterFields:
     hotspot_address: str
 
 
-def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_address: str) -> RouterFields:
+def router_clean(
+    *, name: str, host: str, username: str, api_port: int, hotspot_address: str, check_destination: bool = True
+) -> RouterFields:
     """Check a router's settings as the API does (the admin's form calls this too: one set of rules).
 
     Raises ApplicationError naming the API field (InvalidFields for several): INVALID_INPUT, or
     ROUTER_NOT_ALLOWED for a host the server must not connect to (an IP literal, or a name resolving
-    there); every connection checks again.
+    there); every connection checks again. `check_destination=False` skips that look-up (an update that
+    leaves host and port alone).
     """
     checks = FieldChecks()
     with checks:
@@ -102,7 +107,7 @@ def router_clean(*, name: str, host: str, username: str, api_port: int, hotspot_
     with checks:
         clean_port = _api_port(api_port)
     # Where a host leads is only asked of a well-formed host and port.
-    if clean_host is not None and clean_port is not None:
+    if check_destination and clean_host is not None and clean_port is not None:
         with checks:
             _allowed_destination(clean_host, clean_port)
     with checks:
@@ -190,6 +195,139 @@ def router_create(*, operator: AbstractBaseUser, data: RouterInput) -> Router:
     return router
 
 
+@dataclass(frozen=True)
+class RouterUpdate:
+    """Fields left as UNSET are not changed; ``None`` clears hotspotAddress and is refused for the others."""
+
+    router_id: object
+    name: str = UNSET
+    host: str = UNSET
+    api_port: int = UNSET
+    use_ssl: bool = UNSET
+    username: str = UNSET
+    password: str = UNSET
+    hotspot_address: str | None = UNSET
+
+
+# Model field -> API field, for the fields an update may leave out but not clear.
+_ROUTER_NOT_NULLABLE = {
+    "name": "name",
+    "host": "host",
+    "api_port": "apiPort",
+    "use_ssl": "useSsl",
+    "username": "username",
+    "password": "password",
+}
+# What the server connects with: a change means checking the address again and re-syncing profiles.
+_CONNECTION_FIELDS = {"host", "api_port", "use_ssl", "username", "password"}
+
+
+def router_update(*, operator: AbstractBaseUser, data: RouterUpdate) -> Router:
+    """Change a router's settings; only the given fields change.
+
+    A new host or port is checked against the connection rules again (ROUTER_NOT_ALLOWED); when how
+    the server connects changed, every package's hotspot profile is pushed to the router after commit
+    (it may be a new or reset device). The password is write-only: the audit log says "changed".
+    """
+    checks = FieldChecks()
+    router = None
+    with checks:
+        router = router_get_for(operator=operator, router_id=data.router_id)
+    sent = {
+        field: getattr(data, field)
+        for field in ("name", "host", "api_port", "use_ssl", "username", "password", "hotspot_address")
+        if getattr(data, field) is not UNSET
+    }
+    for field, api_field in _ROUTER_NOT_NULLABLE.items():
+        if field in sent and sent[field] is None:
+            with checks:
+                raise ApplicationError(ErrorCode.INVALID_INPUT, f"{api_field} cannot be null", field=api_field)
+    if "password" in sent and sent["password"] is not None:
+        with checks:
+            _router_password(sent["password"])
+    if router is None:
+        checks.raise_if_any()  # the other fields cannot be judged without the router's values
+    # Checked outside the transaction: a new host's name look-up must not hold the row lock.
+    with checks:
+        fields = router_clean(
+            **{
+                field: sent[field] if sent.get(field) is not None else getattr(router, field)
+                for field in ("name", "host", "api_port", "username")
+            },
+            hotspot_address=(sent["hotspot_address"] or "") if "hotspot_address" in sent else router.hotspot_address,
+            check_destination="host" in sent or "api_port" in sent,
+        )
+    checks.raise_if_any()
+    cleaned = dataclasses.asdict(fields) | {"use_ssl": sent.get("use_ssl")}
+    with transaction.atomic():
+        router = router_get_for(operator=operator, router_id=router.pk, for_update=True)
+        # Only the fields sent: a concurrent change to the others stands.
+        after = {field: cleaned[field] for field in sent if field != "password"}
+        changes = audit.diff({field: getattr(router, field) for field in after}, after)
+        for field in changes:
+            setattr(router, field, after[field])
+        if "password" in sent:
+            router.set_password(sent["password"])
+            changes["password"] = "changed"
+        reconnect = bool(_CONNECTION_FIELDS.intersection(changes))
+        if reconnect:
+            # The health seen was the old address's: unknown until the next contact (probed soon).
+            router.status, router.last_error = Router.Status.UNKNOWN, ""
+            transaction.on_commit(lambda: health.probe_soon(router.pk), robust=True)
+        if changes:
+            router.save()
+            audit.record(operator=operator, actor=operator, action="updateRouter", obj=router, changes=changes)
+        if reconnect:
+            for package_id in router.packages.filter(deleted_at__isnull=True).values_list("pk", flat=True):
+                _sync_profile_after_commit(package_id)
+    return router
+
+
+def router_delete(*, operator: AbstractBaseUser, router_id: object, force: bool = False) -> Router:
+    """Remove a router from the API (soft): gone from `routers`, `packages`, the portal and new payments.
+
+    Refused (INVALID_INPUT) while customers hold ACTIVE grants on it, unless `force`: their time then
+    runs out as usual. Its packages are deleted with it; payments and grants stay readable.
+    """
+    with transaction.atomic():
+        router = router_get_for(operator=operator, router_id=router_id, for_update=True)
+        active = Activation.objects.filter(router=router, status=Activation.Status.ACTIVE).count()
+        if active and not force:
+            raise ApplicationError(
+                ErrorCode.INVALID_INPUT,
+                f"{active} customer(s) are online on this router; delete with force to remove it anyway",
+                field="force",
+            )
+        now = timezone.now()
+        packages = router.packages.filter(deleted_at__isnull=True).update(
+            deleted_at=now, is_active=False, updated_at=now
+        )
+        router.deleted_at = now
+        router.save(update_fields=["deleted_at", "updated_at"])
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="deleteRouter",
+            obj=router,
+            changes={"force": force, "active_grants": active, "packages_deleted": packages},
+        )
+    return router
+
+
+PLAINTEXT_WARNING = (
+    "The router's password crosses the internet in clear: its API port is plaintext (useSsl is off) and its "
+    "address is public. Turn on api-ssl (port 8729) and useSsl, or reach it over a VPN"
+)
+
+
+def router_warnings(router: Router) -> list[str]:
+    """What the operator should fix, though the server accepts it (no network look-up: a resolver calls it)."""
+    warnings = []
+    if not router.use_ssl and destinations.looks_public(router.host):
+        warnings.append(PLAINTEXT_WARNING)
+    return warnings
+
+
 def _router_password(password: str) -> str:
     if not password:
         raise ApplicationError(ErrorCode.INVALID_INPUT, "password is required", field="password")
@@ -207,6 +345,13 @@ class PackageInput:
     data_limit_mb: int | None = None
     shared_users: int = 1
     is_active: bool = True
+    position: int = 0
+
+
+# The portal lists packages by position; a bound keeps the number a small, sane integer.
+MAX_POSITION = 10000
+
+WHOLE_SHILLINGS = "Prices are whole shillings (M-Pesa takes no cents)"
 
 
 def _price(raw: Decimal | str) -> Decimal:
@@ -214,21 +359,24 @@ def _price(raw: Decimal | str) -> Decimal:
         price = Decimal(str(raw))
     except (InvalidOperation, ValueError):
         price = Decimal("NaN")
-    if (
-        not price.is_finite()
-        or price < Decimal("1")
-        or price > Decimal("99999999.99")
-        or (price != price.quantize(Decimal("0.01")))
-    ):
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT, "price must be at least 1.00 KES with at most 2 decimals", field="price"
-        )
+    if not price.is_finite() or price < Decimal("1") or price > Decimal("99999999"):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "price must be between 1 and 99999999 KES", field="price")
+    if price != price.to_integral_value():
+        raise ApplicationError(ErrorCode.INVALID_INPUT, WHOLE_SHILLINGS, field="price")
     return price.quantize(Decimal("0.01"))
 
 
 def _optional_positive(value: int | None, field: str) -> int | None:
     if value is not None and value <= 0:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be positive", field=field)
+    return value
+
+
+def _position(value: int) -> int:
+    if not 0 <= value <= MAX_POSITION:
+        raise ApplicationError(
+            ErrorCode.INVALID_INPUT, f"position must be between 0 and {MAX_POSITION}", field="position"
+        )
     return value
 
 
@@ -260,6 +408,7 @@ PACKAGE_RULES: dict[str, Callable[[Any], Any]] = {
     "download_kbps": lambda value: _optional_positive(value, "downloadKbps"),
     "data_limit_mb": lambda value: _optional_positive(value, "dataLimitMb"),
     "shared_users": _shared_users,
+    "position": _position,
 }
 
 
@@ -299,6 +448,7 @@ class PackageUpdate:
     data_limit_mb: int | None = UNSET
     shared_users: int = UNSET
     is_active: bool = UNSET
+    position: int = UNSET
 
 
 # Fields an update may leave out but not clear (model field -> API field).
@@ -308,6 +458,7 @@ _NOT_NULLABLE = {
     "duration_minutes": "durationMinutes",
     "shared_users": "sharedUsers",
     "is_active": "isActive",
+    "position": "position",
 }
 
 
@@ -340,11 +491,35 @@ def package_update(*, operator: AbstractBaseUser, data: PackageUpdate) -> Packag
         checks.raise_if_any()
         changed = {field for field, value in changes.items() if getattr(package, field) != value}
         if changed:
+            before = {field: getattr(package, field) for field in changed}
             for field in changed:
                 setattr(package, field, changes[field])
             package.save(update_fields=[*sorted(changed), "updated_at"])
+            audit.record(
+                operator=operator,
+                actor=operator,
+                action="updatePackage",
+                obj=package,
+                changes=audit.diff(before, {field: changes[field] for field in changed}),
+            )
         if changed.intersection(PROFILE_FIELDS):
             _sync_profile_after_commit(package.pk)
+    return package
+
+
+@transaction.atomic
+def package_delete(*, operator: AbstractBaseUser, package_id: object) -> Package:
+    """Take a package off sale for good: hidden from `packages`, new payments and voucher batches.
+
+    Soft: its payments, vouchers and grants keep pointing at it. Customers online keep their time;
+    the router's profile stays for them.
+    """
+    package = package_get_for(operator=operator, package_id=package_id, for_update=True)
+    # is_active=False too: every "on sale" check (payments, vouchers) already filters on it.
+    package.deleted_at = timezone.now()
+    package.is_active = False
+    package.save(update_fields=["deleted_at", "is_active", "updated_at"])
+    audit.record(operator=operator, actor=operator, action="deletePackage", obj=package, changes={})
     return package
 
 
@@ -360,7 +535,7 @@ def _sync_profile_after_commit(package_id: int) -> None:
 # --- Talking to routers -----------------------------------------------------------------------
 
 
-def router_driver(router: Router) -> RouterOSDriver:
+def router_driver(router: Router, *, timeout: float | None = None) -> RouterOSDriver:
     """A driver for one job; the password is decrypted here and lives only in the driver.
 
     A password that no longer decrypts (lost FIELD_ENCRYPTION_KEY) is reported like wrong
@@ -382,12 +557,14 @@ def router_driver(router: Router) -> RouterOSDriver:
         use_ssl=router.use_ssl,
     )
     # Every connection (activation, profile sync, expiry, checks) is checked and pinned to one address.
-    return RouterOSDriver(address, timeout=settings.ROUTER_API_TIMEOUT_SECONDS, resolve=destinations.connect_address)
+    return RouterOSDriver(
+        address, timeout=timeout or settings.ROUTER_API_TIMEOUT_SECONDS, resolve=destinations.connect_address
+    )
 
 
 def router_touch(*, router_id: int, at: datetime | None = None) -> None:
-    """Remember that the router's API answered (shown to operators as lastContactAt)."""
-    Router.objects.filter(pk=router_id).update(last_contact_at=at or timezone.now())
+    """Remember that the router's API answered (lastContactAt, status ONLINE; see network.health)."""
+    health.router_answered(router_id, at=at)
 
 
 def profile_spec(package: Package) -> HotspotProfileSpec:

@@ -10,7 +10,7 @@ from huey.api import Task
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 from huey.exceptions import CancelExecution
 
-from network import activation, services
+from network import activation, health, services
 from network.routeros import RouterError
 
 logger = logging.getLogger(__name__)
@@ -102,3 +102,10 @@ def auto_retry_failed_activations() -> int:
     """Start FAILED activations again by themselves once their router answers (probed with a backoff)."""
     report = activation.activations_auto_retry()
     return report.retried
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("network.probe_routers")
+def probe_routers() -> int:
+    """Keep routers' status, lastContactAt and lastError current (a bounded batch of logins a run)."""
+    return health.routers_probe().probed

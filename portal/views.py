@@ -66,7 +66,11 @@ def login_url(link_login_only: str, hotspot_address: str) -> str:
 def _hotspot_address(operator, router_id: str) -> str:
     if not router_id.isdigit():
         return ""
-    router = Router.objects.filter(owner=operator, pk=int(router_id)).only("hotspot_address").first()
+    router = (
+        Router.objects.filter(owner=operator, pk=int(router_id), deleted_at__isnull=True)
+        .only("hotspot_address")
+        .first()
+    )
     return router.hotspot_address if router else ""
 
 
@@ -109,7 +113,9 @@ def page(request: HttpRequest, public_key: str) -> HttpResponse:
         return _unknown_portal(request)
     profile = operator_profile(operator=principal.operator)
     # Without ?routerId=…, an operator with a single router needs no configuration.
-    routers = list(Router.objects.filter(owner=principal.operator).values_list("pk", flat=True)[:2])
+    routers = list(
+        Router.objects.filter(owner=principal.operator, deleted_at__isnull=True).values_list("pk", flat=True)[:2]
+    )
     default_router_id = str(routers[0]) if len(routers) == 1 else ""
     # The same router portal.js sells for (?routerId=, else the only one).
     router_id = request.GET.get("routerId") or request.GET.get("router") or default_router_id

@@ -36,6 +36,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from billing.schema import BillingMutation, BillingQuery
 from billing.subscriptions import BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
+from network.subscriptions import NetworkSubscription
 from project import safe_json
 from project.errors import ErrorCode
 
@@ -53,6 +54,14 @@ class Query(BillingQuery, NetworkQuery):
     "missing credentials are a top-level UNAUTHENTICATED error."
 )
 class Mutation(BillingMutation, NetworkMutation):
+    pass
+
+
+@strawberry.type(
+    description="Live updates over WebSocket (graphql-transport-ws or graphql-ws), credentials in the "
+    "connection_init payload"
+)
+class Subscription(BillingSubscription, NetworkSubscription):
     pass
 
 
@@ -199,7 +208,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
     return _Schema(
         query=Query,
         mutation=Mutation,
-        subscription=BillingSubscription,
+        subscription=Subscription,
         config=StrawberryConfig(disable_field_suggestions=not debug, scalar_map=_DESCRIBED_SCALARS),
         extensions=extensions,
     )

@@ -434,6 +434,15 @@ ROUTER_API_TIMEOUT_SECONDS = float(os.environ.get("ROUTER_API_TIMEOUT_SECONDS", 
 # database, Redis, metadata service).
 ROUTER_ALLOWED_NETWORKS = env_list("ROUTER_ALLOWED_NETWORKS")
 ROUTER_DENIED_NETWORKS = env_list("ROUTER_DENIED_NETWORKS")
+# routerSetupScript: the address CloudPilot connects to routers from (CIDR), to restrict their API
+# service to it; empty: the script carries a placeholder.
+ROUTER_API_CLIENT_ADDRESS = os.environ.get("ROUTER_API_CLIENT_ADDRESS", "")
+# The health probe (network.tasks.probe_routers): at most N logins per run (every minute), each with a
+# short timeout; a router that did not answer waits twice as long each time, up to the maximum.
+ROUTER_PROBE_BATCH = int(os.environ.get("ROUTER_PROBE_BATCH", 20))
+ROUTER_PROBE_TIMEOUT_SECONDS = float(os.environ.get("ROUTER_PROBE_TIMEOUT_SECONDS", 3))
+ROUTER_PROBE_INTERVAL_SECONDS = int(os.environ.get("ROUTER_PROBE_INTERVAL_SECONDS", 5 * 60))
+ROUTER_PROBE_MAX_BACKOFF_SECONDS = int(os.environ.get("ROUTER_PROBE_MAX_BACKOFF_SECONDS", 60 * 60))
 # checkRouterConnection per operator: at most N checks per window.
 ROUTER_CHECK_RATE_LIMIT = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT", 10))
 ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS", 60))

@@ -84,6 +84,20 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     ),
     "retryActivation": ("J", 'mutation { retryActivation(paymentId: "%(payment)s") { errors { code } } }'),
     "checkRouterConnection": ("J", 'mutation { checkRouterConnection(routerId: "%(router)s") { ok identity } }'),
+    "updateRouter": (
+        "J",
+        'mutation { updateRouter(input: {routerId: "%(router)s", name: "taken", password: "p2"})'
+        " { router { id name host lastError warnings } errors { code } } }",
+    ),
+    "deleteRouter": (
+        "J",
+        'mutation { deleteRouter(routerId: "%(router)s", force: true) { router { id name } errors { code } } }',
+    ),
+    "deletePackage": (
+        "J",
+        'mutation { deletePackage(packageId: "%(package)s") { package { id name } errors { code } } }',
+    ),
+    "routerSetupScript": ("J", 'query { routerSetupScript(routerId: "%(router)s") }'),
     "portalInfo": ("JP", 'query { portalInfo(routerId: "%(router)s") { businessName router { id name } } }'),
     "updateOperatorProfile": (
         "J",
@@ -112,6 +126,7 @@ NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
 SUBSCRIPTIONS = {
     "paymentUpdates": ("JP", 'subscription { paymentUpdates(paymentId: "%(payment)s") { id phoneNumber } }'),
     "operatorPaymentUpdates": ("J", "subscription { operatorPaymentUpdates { id phoneNumber } }"),
+    "routerUpdates": ("J", "subscription { routerUpdates { id name host status } }"),
 }
 UNAUTHENTICATED = {"nobody", "rotated_key", "expired_token", "refresh_as_access"}
 ATTACKERS = ["nobody", "bob_token", "bob_key", "rotated_key", "expired_token", "refresh_as_access", "alice_key"]
@@ -275,8 +290,8 @@ async def test_wrong_credentials_cannot_subscribe(world, operation, attacker):
     first = await ws.receive_output(timeout=3)
     if first["type"] == "websocket.close":
         assert first["code"] == 4403
-    elif attacker == "bob_token" and operation == "operatorPaymentUpdates":
-        # Bob may watch his own payments; a change to Alice's must not reach him.
+    elif attacker == "bob_token" and operation in {"operatorPaymentUpdates", "routerUpdates"}:
+        # Bob may watch his own payments and routers; a change to Alice's must not reach him.
         await ws.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": document % world["ids"]}})
         await sync_to_async(publish_alice_change)(world)
         assert await ws.receive_nothing(timeout=1.5)

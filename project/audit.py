@@ -55,3 +55,8 @@ def record(
         object_id=str(obj.pk) if obj is not None else "",
         changes=_jsonable(changes or {}),
     )
+
+
+def audit_entries_for(operator: AbstractBaseUser) -> models.QuerySet[AuditEntry]:
+    """``operator``'s own log, newest first; nobody reads another operator's entries."""
+    return AuditEntry.objects.filter(operator=operator).order_by("-at", "-id")

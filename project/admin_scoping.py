@@ -26,7 +26,9 @@ _SECRET = re.compile(r"password|secret|private|challenge|encrypted|token|signatu
 
 
 def _values(obj: models.Model) -> dict[str, Any]:
-    return {field.attname: getattr(obj, field.attname) for field in obj._meta.concrete_fields}
+    # Timestamps the save itself moves (updated_at) are no change anybody made.
+    fields = [field for field in obj._meta.concrete_fields if not getattr(field, "auto_now", False)]
+    return {field.attname: getattr(obj, field.attname) for field in fields}
 
 
 def _redacted(changes: dict[str, Any], marker: str) -> dict[str, Any]:

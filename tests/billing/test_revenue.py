@@ -246,3 +246,52 @@ def test_csv_links_are_signed_narrow_and_short_lived(client, operator, gql, sett
     operator.user.is_active = False
     operator.user.save()
     assert client.get(path).status_code == 404
+
+
+# --- Where the figures come from -----------------------------------------------------------------
+
+
+def test_a_completion_keeps_intasends_charges_and_net(operator):
+    from billing.models import PaymentEvent
+    from billing.services import payment_apply_gateway_state
+
+    router = operator.add_router()
+    package = operator.add_package(router)
+    payment = operator.add_paid_payment(router, package)
+    Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.PROCESSING, completed_at=None)
+    raw = {"invoice": {"state": "COMPLETE", "charges": "0.75", "net_amount": "24.25", "value": 25}}
+    payment_apply_gateway_state(
+        payment_id=payment.pk,
+        source=PaymentEvent.Source.POLL,
+        state="COMPLETE",
+        raw=raw,
+        amount=Decimal("25.00"),
+        api_ref=str(payment.pk),
+    )
+    payment.refresh_from_db()
+    assert (payment.status, payment.charges, payment.net_amount) == ("COMPLETED", Decimal("0.75"), Decimal("24.25"))
+
+
+def test_money_after_failure_is_dated_and_counted_apart(operator):
+    from billing.models import PaymentEvent
+    from billing.services import payment_apply_gateway_state
+
+    router = operator.add_router()
+    package = operator.add_package(router)
+    payment = operator.add_paid_payment(router, package)
+    Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, completed_at=None)
+    payment_apply_gateway_state(
+        payment_id=payment.pk,
+        source=PaymentEvent.Source.WEBHOOK,
+        state="COMPLETE",
+        raw={"charges": 0, "net_amount": "25.00"},
+        amount=Decimal("25.00"),
+        api_ref=str(payment.pk),
+    )
+    payment.refresh_from_db()
+    assert payment.paid_after_failure and payment.paid_after_failure_at is not None
+    today = payment.paid_after_failure_at.date()
+    report = revenue.revenue_report(
+        operator=operator.user, data=revenue.ReportInput(start=today - timedelta(days=1), end=today + timedelta(days=1))
+    )
+    assert (report.paid_after_failure_amount, report.total_amount, report.count) == (Decimal("25.00"), 0, 0)

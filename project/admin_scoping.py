@@ -56,11 +56,17 @@ class OwnedByOperatorAdmin(admin.ModelAdmin):
     # --- The audit log ---------------------------------------------------------------------------
 
     def _operator_of(self, obj: models.Model):
-        return functools.reduce(getattr, self.owner_path.split("__"), obj)
+        """The operator whose log it goes in; None for an object of nobody's (an unmatched webhook)."""
+        for name in self.owner_path.split("__"):
+            obj = getattr(obj, name, None)
+        return obj
 
     def _record(self, request, obj: models.Model, action: str, changes: dict[str, Any]) -> None:
+        operator = self._operator_of(obj)
+        if operator is None:
+            return
         audit.record(
-            operator=self._operator_of(obj),
+            operator=operator,
             actor=request.user,
             action=action,
             obj=obj,

@@ -208,3 +208,13 @@ def test_the_admin_shows_entries_read_only_and_scoped(client, operator, other_op
     assert client.get(reverse("admin:project_auditentry_add")).status_code == 403
     assert AuditEntry.objects.filter(pk=mine.pk).exists()
     assert Payment.objects.count() == 0
+
+
+def test_deleting_an_object_of_nobodys_in_the_admin_records_nothing(client, admin_user):
+    from billing.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.create(http_status=200)
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:billing_webhookdelivery_delete", args=[delivery.pk]), {"post": "yes"})
+    assert response.status_code in (302, 403)
+    assert not AuditEntry.objects.exists()

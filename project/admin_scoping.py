@@ -100,6 +100,11 @@ class OwnedByOperatorAdmin(admin.ModelAdmin):
                 self._record(request, obj, "admin.delete", {})
             super().delete_queryset(request, queryset)
 
+    def changeform_view(self, request, *args, **kwargs):
+        # Services called from here (a voucher batch made through its service) record the admin user.
+        with audit.on_behalf(request.user, AuditEntry.Via.ADMIN):
+            return super().changeform_view(request, *args, **kwargs)
+
     def get_actions(self, request):
         actions = super().get_actions(request)
         return {
@@ -108,13 +113,18 @@ class OwnedByOperatorAdmin(admin.ModelAdmin):
         }
 
     def _recorded_action(self, func, name: str):
-        """An admin action, recorded once per selected object (deletion is recorded by delete_queryset)."""
+        """An admin action: what its services record (as the admin user), else one entry per selected object.
+
+        Deletion is recorded by delete_queryset."""
 
         @functools.wraps(func)
         def run(modeladmin, request, queryset):
-            with transaction.atomic():
-                for obj in queryset:
-                    self._record(request, obj, f"admin.{name}", {})
-                return func(modeladmin, request, queryset)
+            with transaction.atomic(), audit.on_behalf(request.user, AuditEntry.Via.ADMIN) as behalf:
+                objects = list(queryset)
+                result = func(modeladmin, request, queryset)
+                if not behalf.recorded:  # the action's services recorded nothing themselves
+                    for obj in objects:
+                        self._record(request, obj, f"admin.{name}", {})
+                return result
 
         return run

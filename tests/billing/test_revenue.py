@@ -295,3 +295,9 @@ def test_money_after_failure_is_dated_and_counted_apart(operator):
         operator=operator.user, data=revenue.ReportInput(start=today - timedelta(days=1), end=today + timedelta(days=1))
     )
     assert (report.paid_after_failure_amount, report.total_amount, report.count) == (Decimal("25.00"), 0, 0)
+
+
+@pytest.mark.parametrize(("start", "end"), [("0001-01-01", "0001-01-01"), ("9999-12-31", "9999-12-31")])
+def test_the_calendars_ends_are_no_500(operator, gql, start, end):
+    answer = gql(REPORT, {"input": {"from": start, "to": end}}, **operator.auth)
+    assert answer["data"]["revenueReport"]["count"] == 0

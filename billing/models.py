@@ -147,6 +147,12 @@ class Payment(models.Model):
     # nothing answered before the cut-off). FAILED stays final, so a person refunds the customer
     # or gives them access; this flag is how the support desk finds those payments.
     paid_after_failure = models.BooleanField(default=False, db_index=True)
+    # When that money was confirmed: revenue reports count it on that day.
+    paid_after_failure_at = models.DateTimeField(null=True, blank=True)
+    # What IntaSend reported with the money (its fee, and what the operator receives); null when it
+    # did not say. Kept apart from `amount`, which is what the customer paid.
+    charges = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    net_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     # The push's answer never came (timeout, reset, 5xx, garbage): the prompt may have reached the
     # phone, so the payment stays PROCESSING until IntaSend settles it (API.md "Unknown outcomes").
     outcome_unknown = models.BooleanField(default=False)

@@ -18,9 +18,10 @@ from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, 
 from billing import models, selectors, services
 from billing.access_schema import AccessMutation, AccessQuery
 from billing.input_rules import mask_phone, normalise_phone
+from billing.revenue_schema import RevenueQuery
 from billing.voucher_schema import VoucherMutation, VoucherQuery
 from network.schema import ActivationType, PackageType, RouterType
-from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
+from project.auth import issue_tokens, refresh_tokens, tokens_revoke
 from project.errors import ApplicationError, ErrorCode
 from project.graphql_support import (
     IsOperator,
@@ -686,7 +687,7 @@ class RetryActivationPayload:
 
 
 @strawberry.type
-class BillingQuery(AccessQuery, VoucherQuery):
+class BillingQuery(AccessQuery, VoucherQuery, RevenueQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator],
         description="The signed-in operator, with the portal's public key and what the portal shows customers. "
@@ -818,7 +819,7 @@ class BillingMutation(AccessMutation, VoucherMutation):
         "use, the operator's open WebSocket subscriptions closed. Operator JWT only",
     )
     def revoke_tokens(self, info: strawberry.Info) -> RevokeTokensPayload:
-        sign_out_everywhere(operator_principal(info).operator)
+        tokens_revoke(operator=operator_principal(info).operator)
         return RevokeTokensPayload()
 
     @strawberry_django.mutation(

@@ -42,7 +42,7 @@ from billing.selectors import credential_newest_active, payment_get_for, payment
 from network.activation import activation_grant, activation_retry
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
-from project import encryption, log_context, metrics, throttling
+from project import audit, encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.text_rules import displayable
@@ -82,7 +82,12 @@ def operator_rotate_public_key(*, operator: AbstractBaseUser) -> OperatorProfile
     profile = operator_profile(operator=operator)
     profile.public_key = uuid.uuid4().hex
     profile.public_key_rotated_at = timezone.now()
-    profile.save(update_fields=["public_key", "public_key_rotated_at"])
+    with transaction.atomic():
+        profile.save(update_fields=["public_key", "public_key_rotated_at"])
+        # The key is public (every portal page carries it), but a log has no use for it: a marker.
+        audit.record(
+            operator=operator, actor=operator, action="rotatePublicKey", obj=profile, changes={"publicKey": "changed"}
+        )
     publish_credentials_revoked(operator_id=operator.pk, via="public_key")
     return profile
 
@@ -167,10 +172,18 @@ def operator_profile_update(*, operator: AbstractBaseUser, data: OperatorProfile
         operator_profile(operator=operator)  # made on first use
         profile = OperatorProfile.objects.select_for_update().get(user=operator)
         changed = sorted(field for field, value in changes.items() if getattr(profile, field) != value)
+        before = {field: getattr(profile, field) for field in changed}
         for field in changed:
             setattr(profile, field, changes[field])
         if changed:
             profile.save(update_fields=changed)
+            audit.record(
+                operator=operator,
+                actor=operator,
+                action="updateOperatorProfile",
+                obj=profile,
+                changes=audit.diff(before, {field: changes[field] for field in changed}),
+            )
     return profile
 
 
@@ -887,7 +900,8 @@ def _record_paid_after_failure(
     """IntaSend's status API confirms money for a payment we had already FAILED: flag it, once."""
     if payment.paid_after_failure:
         return payment
-    updates = {"paid_after_failure": True, "intasend_state": state}
+    updates = {"paid_after_failure": True, "paid_after_failure_at": timezone.now(), "intasend_state": state}
+    updates.update(_reported_fees(raw))
     if invoice_id and not payment.intasend_invoice_id:
         updates["intasend_invoice_id"] = invoice_id
     if mpesa_reference:
@@ -918,6 +932,23 @@ def _grant_for(payment: Payment) -> Activation:
     )
 
 
+def _reported_fees(raw: dict | None) -> dict[str, Decimal]:
+    """IntaSend's `charges` and `net_amount` from the news that brought the money (a status answer
+    nests the invoice, a webhook is flat; numbers or strings by endpoint), when it reported them."""
+    invoice = raw.get("invoice") if isinstance(raw, dict) and isinstance(raw.get("invoice"), dict) else raw
+    if not isinstance(invoice, dict):
+        return {}
+    fees = {}
+    for field, key in (("charges", "charges"), ("net_amount", "net_amount")):
+        try:
+            value = Decimal(str(invoice[key]))
+        except (KeyError, ArithmeticError, ValueError):
+            continue
+        if value.is_finite() and 0 <= value < Decimal("1e8"):
+            fees[field] = value.quantize(Decimal("0.01"))
+    return fees
+
+
 def _record_change(
     payment: Payment,
     *,
@@ -941,6 +972,8 @@ def _record_change(
     completing = new_status == Status.COMPLETED and old_status != Status.COMPLETED
     if completing:
         payment.completed_at = timezone.now()
+        for field, value in _reported_fees(raw).items():
+            setattr(payment, field, value)
         payment.package_expiry_time = payment.completed_at + timedelta(minutes=payment.package.duration_minutes)
         if payment.activation_id is None:
             payment.activation = _grant_for(payment)

@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from billing import vouchers
+from billing import revenue, vouchers
 from billing.models import DEFAULT_TIME_ZONE, OperatorProfile, Payment, VoucherBatch
 from billing.selectors import payment_secret_matches
 from billing.webhooks import webhook_receive
@@ -204,3 +204,22 @@ def _render_sheet(request: HttpRequest, sheet: _Sheet | None) -> HttpResponse:
     return render_for_customer(
         request, "billing/voucher_sheet.html", {**sheet.context, "cards": cards}, operator_language=sheet.language
     )
+
+
+@require_safe
+async def revenue_csv(request: HttpRequest, token: str) -> HttpResponse:
+    """One revenue report's rows as CSV, behind a signed link valid 10 minutes (revenueReportCsvUrl).
+
+    A bad, expired or orphaned link gets the same short 404, whatever was wrong with it."""
+    answer = await sync_to_async(revenue.csv_for_token)(token)
+    if answer is None:
+        response = HttpResponse("This link is invalid or has expired.", status=404, content_type="text/plain")
+    else:
+        filename, text = answer
+        response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The link is the authority to read the operator's money: keep it out of caches and other sites' Referer.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex"
+    return response

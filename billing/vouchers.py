@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
@@ -21,6 +20,7 @@ from django.utils import timezone
 from billing.models import Voucher, VoucherBatch
 from billing.services import checked_text
 from network.models import Activation, Package
+from project import audit, signed_links
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.ids import as_pk
 
@@ -70,6 +70,20 @@ def voucher_batch_create(*, operator: AbstractBaseUser, data: VoucherBatchInput)
             valid_until=valid_until,
         )
         _issue_codes(batch, count)
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="createVoucherBatch",
+            obj=batch,
+            # The codes are what a customer pays for: the log names the batch, never its codes.
+            changes={
+                "package": package.pk,
+                "price": batch.price,
+                "count": count,
+                "note": note,
+                "validUntil": valid_until,
+            },
+        )
     return batch
 
 
@@ -197,6 +211,13 @@ def voucher_revoke(*, operator: AbstractBaseUser, voucher_id: object) -> Voucher
             voucher.status = Status.REVOKED
             voucher.revoked_at = timezone.now()
             voucher.save(update_fields=["status", "revoked_at"])
+            audit.record(
+                operator=operator,
+                actor=operator,
+                action="revokeVoucher",
+                obj=voucher,
+                changes={"status": [Status.UNUSED, Status.REVOKED]},
+            )
     return voucher
 
 
@@ -238,7 +259,7 @@ def voucher_batch_find_for(*, operator: AbstractBaseUser, batch_id: object) -> Q
 
 def sheet_token(batch: VoucherBatch) -> str:
     """A signed, timestamped token naming one batch; its own salt, so no other signed value passes."""
-    return signing.dumps({"batch": batch.pk}, salt=SHEET_SALT, compress=False)
+    return signed_links.sign({"batch": batch.pk}, salt=SHEET_SALT)
 
 
 def sheet_path(batch: VoucherBatch) -> str:
@@ -247,11 +268,8 @@ def sheet_path(batch: VoucherBatch) -> str:
 
 def sheet_batch_id(token: str) -> int | None:
     """The batch a sheet token names, or None when it is tampered with, malformed or over 10 minutes old."""
-    try:
-        payload = signing.loads(token, salt=SHEET_SALT, max_age=SHEET_LINK_MAX_AGE_SECONDS)
-    except signing.BadSignature:  # SignatureExpired is one
-        return None
-    batch_id = payload.get("batch") if isinstance(payload, dict) else None
+    payload = signed_links.unsign(token, salt=SHEET_SALT, max_age=SHEET_LINK_MAX_AGE_SECONDS)
+    batch_id = payload.get("batch") if payload is not None else None
     return batch_id if isinstance(batch_id, int) and not isinstance(batch_id, bool) else None
 
 

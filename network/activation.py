@@ -64,7 +64,7 @@ from django.utils import timezone
 from network.models import Activation, Package, Router
 from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
 from network.signals import activation_changed_after_commit
-from project import log_context, metrics
+from project import audit, log_context, metrics
 from project.errors import ApplicationError, ErrorCode
 from project.ids import as_pk
 
@@ -485,6 +485,13 @@ def activation_retry(*, operator: AbstractBaseUser, activation_id: object, field
                 field=field,
             )
         _restart(activation)
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="retryActivation",
+            obj=activation,
+            changes={"status": [Status.FAILED, Status.PENDING]},
+        )
     activation.refresh_from_db()
     return activation
 

@@ -191,8 +191,27 @@ def router_create(*, operator: AbstractBaseUser, data: RouterInput) -> Router:
         hotspot_address=fields.hotspot_address,
     )
     router.set_password(data.password)
-    router.save()
+    with transaction.atomic():
+        router.save()
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="createRouter",
+            obj=router,
+            changes={**_router_given(router), "password": "set"},
+        )
     return router
+
+
+def _router_given(router: Router) -> dict[str, Any]:
+    return {
+        "name": router.name,
+        "host": router.host,
+        "apiPort": router.api_port,
+        "useSsl": router.use_ssl,
+        "username": router.username,
+        "hotspotAddress": router.hotspot_address,
+    }
 
 
 @dataclass(frozen=True)
@@ -431,6 +450,13 @@ def package_create(*, operator: AbstractBaseUser, data: PackageInput) -> Package
             cleaned[field] = rule(getattr(data, field))
     checks.raise_if_any()
     package = Package.objects.create(router=router, is_active=data.is_active, **cleaned)
+    audit.record(
+        operator=operator,
+        actor=operator,
+        action="createPackage",
+        obj=package,
+        changes={"router": router.pk, "is_active": package.is_active, **cleaned},
+    )
     _sync_profile_after_commit(package.pk)
     return package
 

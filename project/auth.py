@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Exists, F
 from django.utils import timezone
 
+from project import audit
 from project.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -264,3 +265,10 @@ def sign_out_everywhere(user: AbstractBaseUser) -> None:
         OperatorProfile.objects.filter(user=user).update(token_generation=F("token_generation") + 1)
         RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
         publish_credentials_revoked(operator_id=user.pk, via="jwt")
+
+
+def tokens_revoke(*, operator: AbstractBaseUser) -> None:
+    """revokeTokens: sign out everywhere, recorded in the operator's log."""
+    with transaction.atomic():
+        sign_out_everywhere(operator)
+        audit.record(operator=operator, actor=operator, action="revokeTokens", obj=operator)

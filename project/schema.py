@@ -7,7 +7,7 @@ import decimal
 import functools
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import strawberry
@@ -27,7 +27,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
-from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition, UUIDDefinition
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition, UUIDDefinition
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
@@ -38,6 +38,7 @@ from billing.subscriptions import BillingSubscription
 from network.schema import NetworkMutation, NetworkQuery
 from network.subscriptions import NetworkSubscription
 from project import safe_json
+from project.audit_schema import AuditQuery
 from project.errors import ErrorCode
 
 
@@ -45,7 +46,7 @@ from project.errors import ErrorCode
     description="Reads. Each field says who may call it: an operator (`Authorization: Bearer <accessToken>`) "
     "and/or the captive portal (`X-Public-Key`); without them a top-level UNAUTHENTICATED error."
 )
-class Query(BillingQuery, NetworkQuery):
+class Query(BillingQuery, NetworkQuery, AuditQuery):
     pass
 
 
@@ -75,6 +76,9 @@ _DESCRIBED_SCALARS = {
         DecimalDefinition,
         description='An exact decimal number, returned as a string (e.g. `"25.00"`) so no precision is lost; '
         "send a string (a JSON number is accepted). Amounts are in the currency given beside them (KES)",
+    ),
+    date: dataclasses.replace(
+        DateDefinition, description="A calendar day as `YYYY-MM-DD` (ISO 8601), e.g. `2026-01-31`"
     ),
     datetime: dataclasses.replace(
         DateTimeDefinition,

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from billing.views import intasend_webhook, payment_result, voucher_sheet
+from billing.views import intasend_webhook, payment_result, revenue_csv, voucher_sheet
 from project.admin_login import ThrottledAdminLoginForm
 from project.health import healthz
 from project.landing import demo_hotspot_login, favicon, landing
@@ -29,6 +29,8 @@ urlpatterns = [
     path("portal/", include("portal.urls")),
     # A batch's printable vouchers behind a signed link valid 10 minutes (VoucherBatch.printUrl).
     path("vouchers/sheet/<str:token>/", voucher_sheet, name="voucher-sheet"),
+    # One revenue report as CSV behind a signed link valid 10 minutes (revenueReportCsvUrl).
+    path("reports/revenue/<str:token>/", revenue_csv, name="revenue-csv"),
 ]
 
 if settings.SIMULATORS_ENABLED:

@@ -120,6 +120,16 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "JP",
         'query { accessStatus(routerId: "%(router)s", code: "ALICECODE") { status expiresAt errors { code } } }',
     ),
+    "revenueReport": (
+        "J",
+        'query { revenueReport(input: {from: "2000-01-01", to: "2000-12-31", routerId: "%(router)s"})'
+        " { totalAmount count rows { key label amount } } }",
+    ),
+    "revenueReportCsvUrl": (
+        "J",
+        'query { revenueReportCsvUrl(input: {from: "2000-01-01", to: "2000-12-31", routerId: "%(router)s"}) }',
+    ),
+    "auditLog": ("J", "{ auditLog { totalCount results { id action objectType objectId changes } } }"),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}

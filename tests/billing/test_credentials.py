@@ -309,3 +309,23 @@ def test_the_type_never_returns_the_private_key_or_challenge():
     assert not {"private_key", "private_key_encrypted", "webhook_challenge", "webhook_challenge_encrypted"} & {
         f.python_name for f in fields
     }
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook's status check is enqueued after its commit
+def test_webhooks_for_a_deleted_credentials_payment_still_complete_it(gql, client, shop):
+    paid = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"]
+    payment = Payment.objects.get(pk=paid["payment"]["id"])
+    run(gql, shop.operator, DELETE, id=shop.credential.pk)
+    shop.intasend.settle(payment.intasend_invoice_id, "COMPLETE", webhook=False)
+    body = shop.intasend.webhook_body(payment.intasend_invoice_id, challenge="webhook-challenge-1")
+
+    assert client.post("/payments/webhook/", data=body, content_type="application/json").status_code == 200
+    assert (
+        client.post(
+            "/payments/webhook/", data={**body, "challenge": "forged"}, content_type="application/json"
+        ).status_code
+        == 403
+    )  # its challenge is still known, so still checked
+
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.COMPLETED

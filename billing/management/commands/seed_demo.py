@@ -89,7 +89,7 @@ class Command(BaseCommand):
             if not PaymentCredential.objects.filter(owner=user, api_key=INTASEND_PUBLIC_KEY).exists():
                 # Stored without addPaymentCredential's check with IntaSend: the simulator that would answer
                 # it is served by the server this seeding comes before (its open accounts take these keys).
-                # Left unverified: the demo's verifyPaymentCredential then has something to show.
+                # So it stays unverified (verifiedAt null) until verifyPaymentCredential checks it.
                 PaymentCredential.objects.create(
                     owner=user,
                     api_key=INTASEND_PUBLIC_KEY,

@@ -343,9 +343,8 @@ class IntaSendGateway:
             if exc.status_code == 403:  # authenticated, only not allowed to list wallets
                 return None
             raise _inconclusive(endpoint, exc) from exc
-        with self._expecting(endpoint, data):
-            if not isinstance(data.get("results"), list):
-                raise _Malformed
+        if not isinstance(data.get("results"), list):
+            raise _unexpected(endpoint, data, self._wallets.last_status_code)
         return None
 
     def _publishable_key_refusal(self) -> GatewayRejected | None:

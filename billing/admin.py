@@ -55,13 +55,37 @@ class OperatorProfileAdmin(OwnedByOperatorAdmin):
 @admin.register(PaymentCredential)
 class PaymentCredentialAdmin(OwnedByOperatorAdmin):
     # The encrypted fields are not editable, so the admin never renders them (nor their tokens).
-    list_display = ["api_key", "provider", "environment", "is_active", "has_webhook_challenge", "owner", "created_at"]
+    list_display = [
+        "api_key",
+        "provider",
+        "environment",
+        "is_active",
+        "has_webhook_challenge",
+        "verified_at",
+        "deleted_at",
+        "owner",
+        "created_at",
+    ]
     list_filter = ["provider", "environment", "is_active"]
-    fields = ["owner", "provider", "api_key", "environment", "is_active", "has_webhook_challenge"]
-    readonly_fields = ["owner", "has_webhook_challenge"]
+    fields = [
+        "owner",
+        "provider",
+        "api_key",
+        "environment",
+        "is_active",
+        "has_webhook_challenge",
+        "verified_at",
+        "last_verification_error",
+        "deleted_at",
+    ]
+    readonly_fields = ["owner", "has_webhook_challenge", "verified_at", "last_verification_error", "deleted_at"]
 
     def has_add_permission(self, request) -> bool:
         return False  # added through the API, where the secrets are encrypted on the way in
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # deletePaymentCredential deletes softly: its payments' webhooks and status checks still need the keys.
+        return False
 
     @admin.display(boolean=True)
     def has_webhook_challenge(self, obj: PaymentCredential) -> bool:

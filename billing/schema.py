@@ -208,6 +208,19 @@ class PaymentCredentialType:
         description="Whether payments may use it; the newest active credential of a provider is the one used"
     )
     created_at: auto = strawberry_django.field(description="When it was added (ISO 8601, UTC)")
+    verified_at: auto = strawberry_django.field(
+        description="When IntaSend last accepted both keys (addPaymentCredential checks them first, "
+        "verifyPaymentCredential again); null if it never has"
+    )
+
+    @strawberry_django.field(
+        only=["last_verification_error"],
+        description="Why the latest verifyPaymentCredential failed (our wording, never IntaSend's); null when "
+        "it passed or never ran",
+    )
+    @without_database
+    def last_verification_error(self) -> str | None:
+        return self.last_verification_error or None
 
     @strawberry_django.field(only=["provider"], description="The gateway these keys are for")
     @without_database
@@ -447,6 +460,41 @@ class AddPaymentCredentialPayload:
         default=None, description="The stored credential (no secrets); null when `errors` is not empty"
     )
     errors: list[UserError] = strawberry.field(default_factory=list, description=ERRORS_DESCRIPTION)
+
+
+@strawberry.type(description="Result of verifyPaymentCredential")
+class VerifyPaymentCredentialPayload:
+    ok: bool = strawberry.field(
+        default=False, description="True when IntaSend accepted both keys just now (`verifiedAt` was stamped)"
+    )
+    error: UserError | None = strawberry.field(
+        default=None,
+        description="Why the check failed (also kept in `lastVerificationError`): INVALID_CREDENTIALS naming the "
+        "refused key's field (apiKey, privateKey), GATEWAY_UNAVAILABLE (IntaSend could not tell: try again), "
+        "DECRYPTION_FAILED (add the keys again). Null when `ok`, or when nothing was checked (see `errors`)",
+    )
+    credential: PaymentCredentialType | None = strawberry.field(
+        default=None, description="The credential as stored after the check; null when nothing was checked"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="Why nothing was checked: INVALID_INPUT on `id` (unknown, deleted or not the operator's), "
+        "RATE_LIMITED",
+    )
+
+
+@strawberry.type(description="Result of setPaymentCredentialActive and deletePaymentCredential")
+class PaymentCredentialPayload:
+    credential: PaymentCredentialType | None = strawberry.field(
+        default=None, description="The credential as now stored; null when `errors` is not empty"
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list,
+        description="INVALID_INPUT on `id` when the credential is unknown, already deleted or not the operator's",
+    )
+
+
+CredentialId = Annotated[strawberry.ID, strawberry.argument(description="The credential's id (`PaymentCredential.id`)")]
 
 
 @strawberry.input(description="What a customer pays for, for initiatePayment and createPaymentLink")
@@ -715,7 +763,8 @@ class BillingQuery(AccessQuery, VoucherQuery, RevenueQuery):
 
     @strawberry_django.field(
         permission_classes=[IsOperator],
-        description="The operator's stored gateway credentials, active or not (no secrets). Operator JWT only",
+        description="The operator's stored gateway credentials, active or not, deleted ones left out (no "
+        "secrets). Operator JWT only",
     )
     def payment_credentials(self, info: strawberry.Info) -> list[PaymentCredentialType]:
         return selectors.credentials_for(operator_principal(info).operator)  # type: ignore[return-value]
@@ -863,8 +912,12 @@ class BillingMutation(AccessMutation, VoucherMutation):
 
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
-        description="Store IntaSend keys, encrypted; the newest active credential is the one payments use. "
-        "Operator JWT only. Errors: INVALID_INPUT (missing or too long key, provider other than INTASEND)",
+        description="Store IntaSend keys, encrypted, once IntaSend has accepted both (calls that move no money: "
+        "the secret key lists the account's wallets, the publishable key looks up a status); the newest active "
+        "credential is the one payments use. Operator JWT only. Errors, nothing stored: INVALID_INPUT (missing "
+        "or too long key, provider other than INTASEND), INVALID_CREDENTIALS on apiKey and/or privateKey "
+        "(IntaSend refused that key), GATEWAY_UNAVAILABLE (IntaSend could not be asked: try again), "
+        "RATE_LIMITED (too many key checks in a minute)",
     )
     def add_payment_credential(
         self,
@@ -885,6 +938,58 @@ class BillingMutation(AccessMutation, VoucherMutation):
         except ApplicationError as error:
             return AddPaymentCredentialPayload(errors=UserError.list_of(error))
         return AddPaymentCredentialPayload(credential=credential)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Ask IntaSend whether a stored credential's keys still work (the same calls as "
+        "addPaymentCredential, moving no money): stamps `verifiedAt`, or keeps the failure in "
+        "`lastVerificationError`. A failed check deactivates nothing. Operator JWT only; RATE_LIMITED past "
+        "a few checks a minute",
+    )
+    def verify_payment_credential(self, info: strawberry.Info, id: CredentialId) -> VerifyPaymentCredentialPayload:
+        try:
+            check = services.credential_verify(operator=operator_principal(info).operator, credential_id=id)
+        except ApplicationError as error:
+            return VerifyPaymentCredentialPayload(errors=UserError.list_of(error))
+        return VerifyPaymentCredentialPayload(
+            ok=check.ok,
+            error=UserError.of(check.error) if check.error else None,
+            credential=check.credential,  # type: ignore[arg-type]
+        )
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Switch a credential on or off without the admin; the newest active one is what new "
+        "payments use. Payments already made with it keep it (webhooks, status checks). Operator JWT only",
+    )
+    def set_payment_credential_active(
+        self,
+        info: strawberry.Info,
+        id: CredentialId,
+        is_active: Annotated[
+            bool, strawberry.argument(description="True: new payments may use it; false: they may not")
+        ],
+    ) -> PaymentCredentialPayload:
+        try:
+            credential = services.credential_set_active(
+                operator=operator_principal(info).operator, credential_id=id, is_active=is_active
+            )
+        except ApplicationError as error:
+            return PaymentCredentialPayload(errors=UserError.list_of(error))
+        return PaymentCredentialPayload(credential=credential)  # type: ignore[arg-type]
+
+    @strawberry_django.mutation(
+        permission_classes=[IsOperator],
+        description="Delete a credential: no new payment uses it from this moment and paymentCredentials no "
+        "longer lists it, but it is kept (encrypted) for the payments made with it, so their webhooks, status "
+        "checks and the reconciler still work and they stay readable. Operator JWT only",
+    )
+    def delete_payment_credential(self, info: strawberry.Info, id: CredentialId) -> PaymentCredentialPayload:
+        try:
+            credential = services.credential_delete(operator=operator_principal(info).operator, credential_id=id)
+        except ApplicationError as error:
+            return PaymentCredentialPayload(errors=UserError.list_of(error))
+        return PaymentCredentialPayload(credential=credential)  # type: ignore[arg-type]
 
     @strawberry_django.mutation(
         permission_classes=[IsOperatorOrPortal],

@@ -61,7 +61,9 @@ def payment_get_for_caller(*, principal: Principal, payment_id: object, client_s
 
 
 def credentials_for(operator: AbstractBaseUser) -> QuerySet[PaymentCredential]:
-    return PaymentCredential.objects.filter(owner=operator)
+    """The operator's credentials, deleted ones left out: no new payment uses them and the operator no
+    longer manages them. Payments reach theirs through ``Payment.credential``, deleted or not."""
+    return PaymentCredential.objects.filter(owner=operator, deleted_at__isnull=True)
 
 
 def credential_newest_active(

@@ -27,6 +27,7 @@ from django.utils import timezone
 from billing import access
 from billing.gateways.base import (
     CheckoutResult,
+    CredentialsRejected,
     GatewayCredentials,
     GatewayError,
     GatewayRejected,
@@ -38,13 +39,20 @@ from billing.gateways.intasend import IntaSendGateway
 from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
 from billing.models import Language, OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
 from billing.notifications import publish_payment_changed
-from billing.selectors import credential_newest_active, payment_get_for, payment_get_for_caller, payments_for
+from billing.selectors import (
+    credential_newest_active,
+    credentials_for,
+    payment_get_for,
+    payment_get_for_caller,
+    payments_for,
+)
 from network.activation import activation_grant, activation_retry
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
 from project import audit, encryption, log_context, metrics, throttling
 from project.auth import Principal, publish_credentials_revoked
-from project.errors import ApplicationError, ErrorCode, FieldChecks
+from project.errors import ApplicationError, ErrorCode, FieldChecks, InvalidFields
+from project.ids import as_pk
 from project.text_rules import displayable
 from project.unset import UNSET
 
@@ -217,7 +225,11 @@ class CredentialInput:
 
 
 def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> PaymentCredential:
-    """Store gateway keys; the private key and webhook challenge are encrypted and never returned."""
+    """Store gateway keys once IntaSend has accepted both; the private key and webhook challenge are
+    encrypted and never returned.
+
+    INVALID_CREDENTIALS (per refused key: apiKey, privateKey) or GATEWAY_UNAVAILABLE store nothing:
+    a mistyped LIVE key would otherwise become the one every customer's payment uses."""
     checks = FieldChecks()
     with checks:
         api_key = _credential_key(data.api_key, "apiKey", 255)
@@ -230,15 +242,191 @@ def credential_add(*, operator: AbstractBaseUser, data: CredentialInput) -> Paym
             raise ApplicationError(
                 ErrorCode.INVALID_INPUT, "Only IntaSend credentials are supported for now", field="provider"
             )
+    with checks:
+        if data.environment not in PaymentCredential.Environment.values:
+            raise ApplicationError(ErrorCode.INVALID_INPUT, "environment must be SANDBOX or LIVE", field="environment")
     checks.raise_if_any()
-    return PaymentCredential.objects.create(
-        owner=operator,
-        provider=data.provider,
-        api_key=api_key,
-        private_key_encrypted=encryption.encrypt(private_key),
-        webhook_challenge_encrypted=encryption.encrypt(challenge) if challenge else "",
-        environment=data.environment,
-    )
+    _credential_check_allowed(operator)
+    keys = GatewayCredentials(api_key=api_key, private_key=private_key, environment=data.environment)
+    _keys_verify(keys)
+    with transaction.atomic():
+        credential = PaymentCredential.objects.create(
+            owner=operator,
+            provider=data.provider,
+            api_key=api_key,
+            private_key_encrypted=encryption.encrypt(private_key),
+            webhook_challenge_encrypted=encryption.encrypt(challenge) if challenge else "",
+            environment=data.environment,
+            verified_at=timezone.now(),
+        )
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="addPaymentCredential",
+            obj=credential,
+            # Write-only values are marked, never recorded.
+            changes={
+                "provider": credential.provider,
+                "apiKey": credential.api_key,
+                "environment": credential.environment,
+                "privateKey": "set",
+                "webhookChallenge": "set" if challenge else "none",
+            },
+        )
+    return credential
+
+
+# What an operator reads about a check: never IntaSend's own text (it is logged).
+KEY_REFUSED_MESSAGES = {
+    "publishable": (
+        "apiKey",
+        "IntaSend rejected this publishable key. Copy it again from IntaSend's dashboard, for the right "
+        "environment (SANDBOX or LIVE).",
+    ),
+    "secret": (
+        "privateKey",
+        "IntaSend rejected this secret key. Copy it again from IntaSend's dashboard, for the right "
+        "environment (SANDBOX or LIVE).",
+    ),
+}
+KEYS_UNCHECKED_MESSAGE = "IntaSend could not be reached to check the keys. Please try again in a moment."
+CREDENTIAL_NOT_FOUND_MESSAGE = "Payment credential not found"
+
+
+def _credential_check_allowed(operator: AbstractBaseUser) -> None:
+    """Every check calls IntaSend: bounded per operator, so nobody drives our keys' traffic there."""
+    if not throttling.hit(
+        "credential-check",
+        str(operator.pk),
+        limit=settings.CREDENTIAL_CHECK_RATE_LIMIT,
+        window_seconds=settings.CREDENTIAL_CHECK_RATE_LIMIT_WINDOW_SECONDS,
+    ):
+        raise ApplicationError(
+            ErrorCode.RATE_LIMITED, "Too many key checks just now. Please wait a minute and try again."
+        )
+
+
+def _keys_verify(keys: GatewayCredentials) -> None:
+    """Ask IntaSend whether both keys work (calls that move no money).
+
+    INVALID_CREDENTIALS, one error per refused key (apiKey, privateKey); GATEWAY_UNAVAILABLE when
+    IntaSend could not tell."""
+    try:
+        with IntaSendGateway(
+            keys,
+            base_url=settings.INTASEND_API_BASE_URL,
+            timeout=(settings.INTASEND_CONNECT_TIMEOUT, settings.INTASEND_READ_TIMEOUT),
+        ) as gateway:
+            gateway.verify_keys()
+    except CredentialsRejected as exc:
+        logger.info("IntaSend refused %s key(s): %s", "/".join(exc.keys), exc.detail)
+        failures = [
+            ApplicationError(ErrorCode.INVALID_CREDENTIALS, message, field=field)
+            for field, message in (KEY_REFUSED_MESSAGES[key] for key in exc.keys)
+        ]
+        raise (failures[0] if len(failures) == 1 else InvalidFields(failures)) from None
+    except GatewayError as exc:
+        logger.warning("IntaSend key check inconclusive: %s (%s)", exc, exc.detail)
+        raise ApplicationError(ErrorCode.GATEWAY_UNAVAILABLE, KEYS_UNCHECKED_MESSAGE) from None
+
+
+def _own_credential(operator: AbstractBaseUser, credential_id: object, *, locked: bool) -> PaymentCredential:
+    """One of the operator's credentials, not deleted (``locked``: for this transaction). Someone
+    else's, a deleted one and a malformed id all read the same."""
+    pk = as_pk(credential_id)
+    found = credentials_for(operator).filter(pk=pk) if pk is not None else PaymentCredential.objects.none()
+    credential = (found.select_for_update() if locked else found).first()
+    if credential is None:
+        raise ApplicationError(ErrorCode.INVALID_INPUT, CREDENTIAL_NOT_FOUND_MESSAGE, field="id")
+    return credential
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    """verifyPaymentCredential's answer: the credential as now stored, and the check's failure if any."""
+
+    credential: PaymentCredential
+    error: ApplicationError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def credential_verify(*, operator: AbstractBaseUser, credential_id: object) -> CredentialCheck:
+    """Check a stored credential's keys with IntaSend: stamps ``verified_at`` when both work, else
+    ``last_verification_error`` (our wording, never IntaSend's). A failed check changes nothing
+    else: the operator decides whether to deactivate or delete it."""
+    credential = _own_credential(operator, credential_id, locked=False)
+    _credential_check_allowed(operator)
+    error: ApplicationError | None = None
+    try:
+        _keys_verify(
+            GatewayCredentials(
+                api_key=credential.api_key, private_key=credential.private_key(), environment=credential.environment
+            )
+        )
+    except ApplicationError as failure:  # INVALID_CREDENTIALS, GATEWAY_UNAVAILABLE, DECRYPTION_FAILED
+        error = failure
+    with transaction.atomic():
+        credential = _own_credential(operator, credential.pk, locked=True)
+        before = {"verifiedAt": credential.verified_at, "lastVerificationError": credential.last_verification_error}
+        if error is None:
+            credential.verified_at = timezone.now()
+            credential.last_verification_error = ""
+        else:
+            field_of = {"apiKey": "publishable key", "privateKey": "secret key"}
+            refused = [field_of[e.field] for e in error.errors if e.field in field_of]
+            credential.last_verification_error = (
+                f"IntaSend rejected the {' and the '.join(refused)}" if refused else error.message
+            )[:200]
+        credential.save(update_fields=["verified_at", "last_verification_error"])
+        after = {"verifiedAt": credential.verified_at, "lastVerificationError": credential.last_verification_error}
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="verifyPaymentCredential",
+            obj=credential,
+            changes={"result": "ok" if error is None else error.code.value, **audit.diff(before, after)},
+        )
+    return CredentialCheck(credential=credential, error=error)
+
+
+def credential_set_active(*, operator: AbstractBaseUser, credential_id: object, is_active: bool) -> PaymentCredential:
+    """Switch a credential on or off; the newest active one is what new payments use. Payments made
+    with it keep their credential either way (webhooks, status checks)."""
+    with transaction.atomic():
+        credential = _own_credential(operator, credential_id, locked=True)
+        if credential.is_active != is_active:
+            before = {"isActive": credential.is_active}
+            credential.is_active = is_active
+            credential.save(update_fields=["is_active"])
+            audit.record(
+                operator=operator,
+                actor=operator,
+                action="setPaymentCredentialActive",
+                obj=credential,
+                changes=audit.diff(before, {"isActive": is_active}),
+            )
+    return credential
+
+
+def credential_delete(*, operator: AbstractBaseUser, credential_id: object) -> PaymentCredential:
+    """Soft-delete: from now on no new payment uses it and the operator's lists leave it out, but it
+    stays stored (encrypted) for the payments made with it, so their webhooks, status checks and the
+    reconciler keep working and they stay readable."""
+    with transaction.atomic():
+        credential = _own_credential(operator, credential_id, locked=True)
+        credential.deleted_at = timezone.now()
+        credential.save(update_fields=["deleted_at"])
+        audit.record(
+            operator=operator,
+            actor=operator,
+            action="deletePaymentCredential",
+            obj=credential,
+            changes=audit.diff({"deletedAt": None}, {"deletedAt": credential.deleted_at}),
+        )
+    return credential
 
 
 def _credential_key(value: str | None, field: str, max_length: int, *, required: bool = True) -> str:

@@ -96,8 +96,9 @@ _DESCRIPTIONS = {
     "design). Ask the customer to check the code they typed.",
     ErrorCode.SERVICE_UNAVAILABLE: "A server dependency (cache or queue) is down for a moment; nothing was done. "
     "Try again shortly.",
-    ErrorCode.INVALID_CREDENTIALS: "IntaSend rejected the API keys being added; nothing was stored. Copy the "
-    "publishable and secret keys again from the IntaSend dashboard (right environment: SANDBOX or LIVE).",
+    ErrorCode.INVALID_CREDENTIALS: "IntaSend rejected the API key named by `field` (addPaymentCredential: "
+    "nothing was stored; verifyPaymentCredential: kept in `lastVerificationError`). Copy the publishable and "
+    "secret keys again from the IntaSend dashboard (right environment: SANDBOX or LIVE).",
     ErrorCode.CODE_EXPIRED: "The code is known but its time is over. Offer the customer a new package.",
     ErrorCode.DEVICE_LIMIT_REACHED: "Every device slot of this code is in use (the package's `sharedUsers`). Log "
     "another device off first, or buy a package for this device.",

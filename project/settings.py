@@ -301,6 +301,9 @@ if any(host not in LOOPBACK_HOSTS for host in ALLOWED_HOSTS) and not (
         "ALLOWED_HOSTS names other hosts than loopback: derived from a request's Host header they would "
         "send IntaSend's webhooks and returning customers wherever a caller says."
     )
+# Checks of IntaSend keys (addPaymentCredential, verifyPaymentCredential) per operator: each asks IntaSend.
+CREDENTIAL_CHECK_RATE_LIMIT = int(os.environ.get("CREDENTIAL_CHECK_RATE_LIMIT", 10))
+CREDENTIAL_CHECK_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("CREDENTIAL_CHECK_RATE_LIMIT_WINDOW_SECONDS", 60))
 INTASEND_CONNECT_TIMEOUT = float(os.environ.get("INTASEND_CONNECT_TIMEOUT", 5))
 INTASEND_READ_TIMEOUT = float(os.environ.get("INTASEND_READ_TIMEOUT", 15))
 

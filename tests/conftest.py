@@ -100,10 +100,28 @@ def _fresh_cache(settings) -> Iterator[None]:
     cache.clear()
 
 
+# The key pairs every loopback IntaSend of the suite knows: what its credentials are made of.
+INTASEND_TEST_ACCOUNTS = {INTASEND_PUBLIC_KEY: INTASEND_SECRET_KEY, OTHER_PUBLIC_KEY: OTHER_SECRET_KEY}
+
+
+@pytest.fixture(scope="session")
+def _background_intasend() -> Iterator[FakeIntaSend]:
+    with FakeIntaSend(accounts=INTASEND_TEST_ACCOUNTS) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def _intasend_never_real(settings, _background_intasend: FakeIntaSend) -> None:
+    """No test reaches the real IntaSend: adding a credential checks its keys there, so by default a loopback
+    IntaSend that knows the suite's keys answers; `fake_intasend` (or the app's simulator) takes over where
+    a test needs to see or steer it."""
+    settings.INTASEND_API_BASE_URL = _background_intasend.base_url
+
+
 @pytest.fixture
 def fake_intasend(settings) -> Iterator[FakeIntaSend]:
     """A loopback server speaking IntaSend's HTTP API; the real SDK is pointed at it."""
-    with FakeIntaSend(accounts={INTASEND_PUBLIC_KEY: INTASEND_SECRET_KEY, OTHER_PUBLIC_KEY: OTHER_SECRET_KEY}) as fake:
+    with FakeIntaSend(accounts=INTASEND_TEST_ACCOUNTS) as fake:
         settings.INTASEND_API_BASE_URL = fake.base_url
         settings.INTASEND_CONNECT_TIMEOUT = 2
         settings.INTASEND_READ_TIMEOUT = 2
@@ -208,6 +226,7 @@ def shop(operator: Operator, fake_intasend: FakeIntaSend):
     router = operator.add_router()
     package = operator.add_package(router)
     credential = operator.add_credential()
+    fake_intasend.reset()  # the credential's key check is not the test's traffic: start with an empty log
     return _Shop(operator=operator, router=router, package=package, credential=credential, intasend=fake_intasend)
 
 

@@ -2,6 +2,7 @@
 
 from .base import (
     CheckoutResult,
+    CredentialsRejected,
     GatewayCredentials,
     GatewayError,
     GatewayRejected,
@@ -14,6 +15,7 @@ from .intasend import IntaSendGateway
 
 __all__ = [
     "CheckoutResult",
+    "CredentialsRejected",
     "GatewayCredentials",
     "GatewayError",
     "GatewayRejected",

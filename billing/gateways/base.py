@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CheckoutResult",
+    "CredentialsRejected",
     "GatewayCredentials",
     "GatewayError",
     "GatewayRejected",
@@ -101,6 +102,15 @@ class GatewayRejected(GatewayError):
     throttled). Retrying the same request unchanged will not help, except after a 429."""
 
 
+class CredentialsRejected(GatewayRejected):
+    """The gateway refused the keys themselves. ``keys`` names which: ``"secret"`` (the private key
+    pushes use) and/or ``"publishable"`` (the public key status checks use)."""
+
+    def __init__(self, message: str, *, keys: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.keys = keys
+
+
 class GatewayUnavailable(GatewayError):
     """The gateway could not be reached or answered something unusable (5xx, timeout,
     connection error, non-JSON body, JSON without the expected keys).
@@ -152,4 +162,10 @@ class PaymentGateway(Protocol):
     def find_by_api_ref(self, api_ref: str) -> StatusResult | None:
         """The provider's invoice for our reference (None when it has none): for pushes whose
         answer never came, so whose invoice id we never learnt."""
+        ...
+
+    def verify_keys(self) -> None:
+        """Prove every key with calls that move no money: returns when the provider accepts them,
+        raises :class:`CredentialsRejected` when it refuses some, :class:`GatewayUnavailable` when
+        it cannot tell."""
         ...

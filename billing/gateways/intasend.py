@@ -28,9 +28,11 @@ import requests
 from intasend import exceptions as sdk_exceptions
 from intasend.client import get_service_url
 from intasend.collections import Collect
+from intasend.wallets import Wallet
 
 from .base import (
     CheckoutResult,
+    CredentialsRejected,
     GatewayCredentials,
     GatewayError,
     GatewayRejected,
@@ -50,13 +52,15 @@ _SDK_TEST_FLAG = {"SANDBOX": True, "LIVE": False}
 _DETAIL_LIMIT = 500
 
 
-class _SessionCollect(Collect):
-    """The SDK's collection client with its transport replaced.
+class _SessionTransport:
+    """The SDK clients' transport replaced (mixed in before an SDK class).
 
     Only ``send_request`` (and the headers) change; the SDK's methods still build the payloads.
-    Overriding on our own subclass keeps each gateway's base URL, session and timeout
+    Overriding on our own subclasses keeps each gateway's base URL, session and timeout
     private to that instance.
     """
+
+    publishable_key: str
 
     def __init__(
         self,
@@ -126,6 +130,15 @@ class _SessionCollect(Collect):
             )
 
 
+class _SessionCollect(_SessionTransport, Collect):
+    """The SDK's collection client over our transport."""
+
+
+class _SessionWallet(_SessionTransport, Wallet):
+    """The SDK's wallets client over our transport (``Wallet`` also builds a ``Collect`` of its own,
+    unused here)."""
+
+
 class IntaSendGateway:
     """:class:`~billing.gateways.base.PaymentGateway` over IntaSend's collection API.
 
@@ -155,14 +168,16 @@ class IntaSendGateway:
         self.base_url = _normalise_base_url(base_url) if base_url else get_service_url("", test)
         self.timeout = timeout
         self._session = requests.Session()
-        self._collect = _SessionCollect(
-            token=credentials.private_key,
-            publishable_key=credentials.api_key,
-            test=test,
-            base_url=self.base_url,
-            session=self._session,
-            timeout=timeout,
-        )
+        sdk_options = {
+            "token": credentials.private_key,
+            "publishable_key": credentials.api_key,
+            "test": test,
+            "base_url": self.base_url,
+            "session": self._session,
+            "timeout": timeout,
+        }
+        self._collect = _SessionCollect(**sdk_options)
+        self._wallets = _SessionWallet(**sdk_options)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -298,6 +313,58 @@ class IntaSendGateway:
             )
             return _status_result(best, data)
 
+    def verify_keys(self) -> None:
+        """Prove both keys with IntaSend, moving no money: the secret key (pushes use it) lists the
+        account's wallets, ``GET wallets/`` (the SDK's ``Wallet.retrieve``, Bearer auth); the
+        publishable key (status checks use it) asks the status of an invoice that cannot exist,
+        which IntaSend answers 404 for a key it knows and 401/403 for one it does not.
+
+        Both are asked even when the first is refused, so the caller can say which key is wrong.
+        Raises ``CredentialsRejected`` (``keys`` says which) or ``GatewayUnavailable`` (unreachable,
+        5xx, throttled, or an answer that proves nothing either way)."""
+        refusals = {"secret": self._secret_key_refusal(), "publishable": self._publishable_key_refusal()}
+        rejected = {key: refusal for key, refusal in refusals.items() if refusal is not None}
+        if rejected:
+            raise CredentialsRejected(
+                f"IntaSend refused the {' and '.join(rejected)} key",
+                keys=tuple(rejected),
+                status_code=next(iter(rejected.values())).status_code,
+                detail="; ".join(f"{key}: {refusal.detail}" for key, refusal in rejected.items()),
+            )
+
+    def _secret_key_refusal(self) -> GatewayRejected | None:
+        """IntaSend's refusal of the secret key, or None when it accepted it."""
+        endpoint = "wallets/"
+        try:
+            data = _call(endpoint, self._wallets.retrieve)
+        except GatewayRejected as exc:
+            if _refuses_key(exc):
+                return exc
+            if exc.status_code == 403:  # authenticated, only not allowed to list wallets
+                return None
+            raise _inconclusive(endpoint, exc) from exc
+        if not isinstance(data.get("results"), list):
+            raise _unexpected(endpoint, data, self._wallets.last_status_code)
+        return None
+
+    def _publishable_key_refusal(self) -> GatewayRejected | None:
+        """IntaSend's refusal of the publishable key, or None when it accepted it."""
+        endpoint = "payment/status/"
+        try:
+            data = _call(endpoint, self._collect.status, _KEY_CHECK_INVOICE_ID)
+        except GatewayRejected as exc:
+            if _refuses_key(exc):
+                return exc
+            # The key was taken; the made-up invoice was not (404, or a 400 about invoice_id only).
+            if exc.status_code == 404 or (
+                exc.status_code == 400 and exc.errors and all(e.get("attr") == "invoice_id" for e in exc.errors)
+            ):
+                return None
+            raise _inconclusive(endpoint, exc) from exc
+        with self._expecting(endpoint, data):
+            _mapping(data.get("invoice"))  # an answer about some invoice: the key reads this account
+        return None
+
     @contextmanager
     def _expecting(self, endpoint: str, data: dict[str, Any]) -> Iterator[None]:
         """Turn a 2xx body without the keys we need into ``GatewayUnavailable`` (garbage)."""
@@ -308,6 +375,29 @@ class IntaSendGateway:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+# Longer than any IntaSend invoice id (7 characters), so no account has it.
+_KEY_CHECK_INVOICE_ID = "CLOUDPILOT-KEY-CHECK"
+_KEY_ERROR_CODES = {"authentication_failed", "not_authenticated"}
+
+
+def _refuses_key(exc: GatewayRejected) -> bool:
+    """401 is IntaSend's "wrong key or wrong environment"; its docs also show a bad token as a 403
+    ``authentication_failed``. Any other 403 is a known key that may not do this one thing."""
+    if exc.status_code == 401:
+        return True
+    return exc.status_code == 403 and any(e.get("code") in _KEY_ERROR_CODES for e in exc.errors)
+
+
+def _inconclusive(endpoint: str, exc: GatewayRejected) -> GatewayUnavailable:
+    """A refusal that says nothing about the keys (throttled, a validation error, a missing route)."""
+    return GatewayUnavailable(
+        f"IntaSend {endpoint}: answer proves nothing about the keys",
+        status_code=exc.status_code,
+        detail=exc.detail,
+        errors=exc.errors,
+    )
 
 
 def _normalise_base_url(base_url: str) -> str:
@@ -368,6 +458,9 @@ def _parse_response(endpoint: str, resp: requests.Response) -> dict[str, Any]:
             detail=_clip(resp.text),
         ) from None
     if 200 <= status < 300:
+        if isinstance(data, list):
+            # Lists came as bare arrays in IntaSend's 2021 docs, as DRF pages since: read both as pages.
+            return {"results": data}
         if not isinstance(data, dict):
             raise _unexpected(endpoint, data, status)
         return data

@@ -6,7 +6,8 @@ bytes)``. The Django views (``/simulator/intasend/api/v1/…``) and the tests' l
 (``tests/fakes/intasend_server.py``) are thin transports over it.
 
 Endpoints, relative to the API root ``/api/v1/``: ``payment/mpesa-stk-push/``,
-``payment/status/``, ``checkout/``, ``checkout/details/``, ``GET payment/collection/?api_ref=``.
+``payment/status/``, ``checkout/``, ``checkout/details/``, ``GET payment/collection/?api_ref=``,
+``GET wallets/`` (what a credential check reads with the secret key).
 Failures injected into the ledger (``Injection``: a status and body, or a hang) are served first.
 """
 
@@ -33,6 +34,7 @@ from billing.simulator.ledger import (
     invoice_json,
     status_json,
     stk_push_json,
+    wallet_json,
 )
 
 __all__ = [
@@ -162,6 +164,8 @@ class IntaSendAPI:
         }
         if endpoint == "payment/collection" and method == "GET":
             return self._collections(parse_qs(query), bearer, _public_key(headers, {}))
+        if endpoint == "wallets" and method == "GET":
+            return self._wallets(bearer, _public_key(headers, {}))
         route = routes.get(endpoint)
         if route is None:
             return _json(404, NOT_FOUND)
@@ -260,6 +264,20 @@ class IntaSendAPI:
         ]
         found.sort(key=lambda i: i.created_at, reverse=True)
         results = [invoice_json(i) for i in found]
+        return _json(200, {"count": len(results), "next": None, "previous": None, "results": results})
+
+    def _wallets(self, bearer: str | None, claimed: str | None) -> Response:
+        """``GET wallets/``: the account's wallets, a DRF page (the shape intasend-rs reads; the 2021
+        docs show a bare list). Secret key only, like every list; a public key of another account than
+        the secret's is refused as the STK push refuses it [I]."""
+        if bearer is None:
+            return _json(401, NOT_AUTHENTICATED)
+        public_key = self.ledger.account_for_secret(bearer, claimed)
+        if public_key is None:
+            return _json(401, BAD_TOKEN)
+        if claimed and claimed != public_key:
+            return _json(401, BAD_PUBLIC_KEY)
+        results = [wallet_json(public_key, self.ledger.balance(public_key))]
         return _json(200, {"count": len(results), "next": None, "previous": None, "results": results})
 
     def _create_checkout(

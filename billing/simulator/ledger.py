@@ -42,6 +42,7 @@ __all__ = [
     "invoice_json",
     "status_json",
     "stk_push_json",
+    "wallet_json",
     "webhook_json",
 ]
 
@@ -208,6 +209,25 @@ class IntaSendLedger:
 
     def secret_of(self, public_key: str) -> str:
         return self._accounts[public_key]
+
+    def add_account(self, public_key: str, secret: str) -> None:
+        """One more fixed account (a test registering the keys it is about to store)."""
+        if not public_key or not secret:
+            raise ValueError("an account needs a public key and a secret")
+        with self._lock:
+            self._accounts[public_key] = secret
+
+    def balance(self, public_key: str) -> Decimal:
+        """What the account's settlement wallet holds: the net of its completed invoices."""
+        with self._lock:
+            return sum(
+                (
+                    invoice.net_amount
+                    for invoice in self._invoices.values()
+                    if invoice.public_key == public_key and invoice.state in {"COMPLETE", "COMPLETED"}
+                ),
+                Decimal("0"),
+            )
 
     def _signing_secret(self, public_key: str) -> str:
         return self._accounts.get(public_key) or self._signing_key
@@ -575,6 +595,22 @@ def checkout_json(checkout: Checkout, root_url: str) -> dict[str, Any]:
         "version": "3.0.0",
         "created_at": checkout.created_at,
         "updated_at": checkout.updated_at,
+    }
+
+
+def wallet_json(public_key: str, balance: Decimal) -> dict[str, Any]:
+    """The account's SETTLEMENT wallet as ``GET wallets/`` lists it (the fields of intasend-rs's
+    ``Wallet``; IntaSend's 2021 docs show ``id`` instead of ``wallet_id``). [I] its id is derived
+    from the public key, so it stays the same across calls."""
+    return {
+        "wallet_id": hashlib.sha256(public_key.encode()).hexdigest()[:7].upper(),
+        "label": "default",
+        "can_disburse": True,
+        "currency": "KES",
+        "wallet_type": "SETTLEMENT",
+        "current_balance": _money_str(balance),
+        "available_balance": _money_str(balance),
+        "updated_at": _now(),
     }
 
 

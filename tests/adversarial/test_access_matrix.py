@@ -53,6 +53,20 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         'mutation { addPaymentCredential(input: {apiKey: "k", privateKey: "p", environment: SANDBOX})'
         " { credential { id } errors { code } } }",
     ),
+    "verifyPaymentCredential": (
+        "J",
+        'mutation { verifyPaymentCredential(id: "%(credential)s") { ok error { code } credential { id apiKey }'
+        " errors { code } } }",
+    ),
+    "setPaymentCredentialActive": (
+        "J",
+        'mutation { setPaymentCredentialActive(id: "%(credential)s", isActive: false)'
+        " { credential { id apiKey } errors { code } } }",
+    ),
+    "deletePaymentCredential": (
+        "J",
+        'mutation { deletePaymentCredential(id: "%(credential)s") { credential { id apiKey } errors { code } } }',
+    ),
     "createRouter": (
         "J",
         'mutation { createRouter(input: {name: "x", host: "10.0.0.9", username: "u", password: "p"})'
@@ -210,6 +224,7 @@ def world(shop, other_operator, gql):
         "payment": payment.pk,
         "batch": batch.pk,
         "voucher": voucher.pk,
+        "credential": shop.credential.pk,
     }
     secrets = [
         ALICE_ROUTER_NAME,
@@ -240,7 +255,11 @@ def snapshot(alice) -> dict:
         "packages": sorted(
             Package.objects.filter(router__owner=alice).values_list("id", "price", "is_active", "updated_at")
         ),
-        "credentials": sorted(PaymentCredential.objects.filter(**mine).values_list("id", "is_active")),
+        "credentials": sorted(
+            PaymentCredential.objects.filter(**mine).values_list(
+                "id", "is_active", "deleted_at", "verified_at", "last_verification_error"
+            )
+        ),
         "key": OperatorProfile.objects.get(user=alice).public_key,
         "profile": OperatorProfile.objects.filter(user=alice)
         .values_list("business_name", "support_phone", "portal_message", "language", "time_zone")

@@ -19,6 +19,7 @@ ADD_CREDENTIAL = """mutation($input: AddPaymentCredentialInput!) { addPaymentCre
 CREATE_ROUTER = """mutation($input: CreateRouterInput!) { createRouter(input: $input) {
   router { id name host apiPort useSsl username } errors { code field } } }"""
 
+PUBLIC_KEY = "ISPubKey_test_abc"
 PRIVATE_KEY = "ISSecretKey_test_plaintext_must_not_leak"
 CHALLENGE = "challenge-plaintext-must-not-leak"
 ROUTER_PASSWORD = "router-password-must-not-leak"
@@ -30,13 +31,18 @@ def raw_rows(table: str) -> str:
         return repr(cursor.fetchall())
 
 
+@pytest.fixture(autouse=True)
+def _intasend_knows_the_keys(fake_intasend):
+    fake_intasend.add_account(PUBLIC_KEY, PRIVATE_KEY)
+
+
 def test_secrets_are_stored_encrypted_and_never_returned(gql, operator, caplog):
     caplog.set_level(logging.DEBUG)
     credential = gql(
         ADD_CREDENTIAL,
         {
             "input": {
-                "apiKey": "ISPubKey_test_abc",
+                "apiKey": PUBLIC_KEY,
                 "privateKey": PRIVATE_KEY,
                 "environment": "SANDBOX",
                 "webhookChallenge": CHALLENGE,
@@ -74,7 +80,7 @@ def test_credential_input_is_validated(gql, operator):
 
 
 def test_admin_does_not_show_secrets(admin_client, operator):
-    credential = operator.add_credential(private_key=PRIVATE_KEY, challenge=CHALLENGE)
+    credential = operator.add_credential(api_key=PUBLIC_KEY, private_key=PRIVATE_KEY, challenge=CHALLENGE)
     router = operator.add_router(password=ROUTER_PASSWORD)
     pages = [
         admin_client.get(f"/admin/billing/paymentcredential/{credential.pk}/change/"),
@@ -91,7 +97,7 @@ def test_admin_does_not_show_secrets(admin_client, operator):
 
 def test_key_rotation_old_data_decrypts_and_reencrypt_moves_to_new_key(operator, settings):
     old_key = settings.FIELD_ENCRYPTION_KEYS[0]
-    credential = operator.add_credential(private_key=PRIVATE_KEY, challenge=CHALLENGE)
+    credential = operator.add_credential(api_key=PUBLIC_KEY, private_key=PRIVATE_KEY, challenge=CHALLENGE)
     router = operator.add_router(password=ROUTER_PASSWORD)
 
     new_key = Fernet.generate_key().decode()

@@ -10,7 +10,7 @@ A thin ``ThreadingHTTPServer`` over the simulator shipped in the product (``bill
   process), plus webhook delivery.
 
 Endpoints (under ``/api/v1/``): ``payment/mpesa-stk-push/``, ``payment/status/``, ``checkout/``,
-``checkout/details/``, ``GET payment/collection/?api_ref=``; and ``GET /checkout/<id>/express/``
+``checkout/details/``, ``GET payment/collection/?api_ref=``, ``GET wallets/``; and ``GET /checkout/<id>/express/``
 (a stub page; the app's simulator has the real one).
 """
 
@@ -163,6 +163,10 @@ class FakeIntaSend:
         return self.root_url + CONTROL_PREFIX.lstrip("/")
 
     # -- test controls ------------------------------------------------------------------------
+
+    def add_account(self, public_key: str, secret: str) -> None:
+        """Make a key pair known (IntaSend accepts it from now on), e.g. before storing it as a credential."""
+        self.ledger.add_account(public_key, secret)
 
     def settle(
         self,
@@ -322,6 +326,7 @@ class FakeIntaSend:
         handlers = {
             "settle": self._control_settle,
             "pay_checkout": self._control_pay_checkout,
+            "add_account": lambda a: self.add_account(**a),
             "fail_next": lambda a: self.fail_next(**a),
             "hang_next": lambda a: self.hang_next(**a),
             "requests": lambda a: (

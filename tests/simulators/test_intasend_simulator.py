@@ -243,13 +243,16 @@ def _payment_with(operator, credential):
     )
 
 
-def test_webhooks_carry_only_sandbox_credentials_challenges(operator, other_operator):
+def test_webhooks_carry_only_sandbox_credentials_challenges(operator, other_operator, fake_intasend):
     sandbox = operator.add_credential(challenge="sandbox-challenge")
     assert runtime.invoice_challenge(_invoice_for(sandbox, str(_payment_with(operator, sandbox).pk))) == (
         "sandbox-challenge"
     )
 
-    live = other_operator.add_credential(api_key="ISPubKey_live_bob", challenge="live-challenge")
+    fake_intasend.add_account("ISPubKey_live_bob", "ISSecretKey_live_bob")
+    live = other_operator.add_credential(
+        api_key="ISPubKey_live_bob", private_key="ISSecretKey_live_bob", challenge="live-challenge"
+    )
     PaymentCredential.objects.filter(pk=live.pk).update(environment=PaymentCredential.Environment.LIVE)
     assert runtime.invoice_challenge(_invoice_for(live, str(_payment_with(other_operator, live).pk))) is None
     assert runtime.invoice_challenge(_invoice_for(sandbox, "not-one-of-ours")) is None

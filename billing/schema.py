@@ -18,6 +18,7 @@ from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, 
 from billing import models, selectors, services
 from billing.access_schema import AccessMutation, AccessQuery
 from billing.input_rules import mask_phone, normalise_phone
+from billing.grant_schema import ManualGrantMutation
 from billing.voucher_schema import VoucherMutation, VoucherQuery
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere
@@ -770,7 +771,7 @@ class BillingQuery(AccessQuery, VoucherQuery):
 
 
 @strawberry.type
-class BillingMutation(AccessMutation, VoucherMutation):
+class BillingMutation(AccessMutation, VoucherMutation, ManualGrantMutation):
     @strawberry_django.mutation(
         description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
         "needed. Failed attempts are throttled per username and client address with a growing delay "

@@ -12,6 +12,7 @@ import strawberry_django
 from strawberry import auto
 
 from network import models, selectors, services
+from network.grant_schema import GrantMutation, GrantQuery
 from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
@@ -220,7 +221,7 @@ _ROUTER_ID = "One of the caller's routers (`Router.id`)"
 
 
 @strawberry.type
-class NetworkQuery:
+class NetworkQuery(GrantQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator], description="Operator JWT only. The operator's routers, by name"
     )
@@ -245,7 +246,7 @@ class NetworkQuery:
 
 
 @strawberry.type
-class NetworkMutation:
+class NetworkMutation(GrantMutation):
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
         description="Operator JWT only. Register a MikroTik router (nothing is sent to it yet: see "

@@ -14,7 +14,9 @@ from project.errors import ApplicationError
 from project.graphql_support import IsOperator, UserError, operator_principal
 
 
-@strawberry.input(description="A manual access grant: a cash sale, goodwill, or money that arrived after a payment failed")
+@strawberry.input(
+    description="A manual access grant: a cash sale, goodwill, or money that arrived after a payment failed"
+)
 class GrantAccessInput:
     router_id: strawberry.ID = strawberry.field(
         description="One of the caller's routers (`Router.id`); else ROUTER_NOT_FOUND"

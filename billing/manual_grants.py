@@ -14,6 +14,7 @@ already made; with a different input, IDEMPOTENCY_MISMATCH.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -56,19 +57,28 @@ class _Clean:
     phone_number: str
     mac_address: str
     ip_address: str | None
-    payment_id: int | None
+    payment_id: uuid.UUID | None
     idempotency_key: str | None
 
 
 def _package(router: Router | None, package_id: object) -> Package:
     """A package of that router (on sale or not: an operator may give any of its packages by hand)."""
     pk = as_pk(package_id)
-    package = (
-        Package.objects.filter(router=router, pk=pk, deleted_at__isnull=True).first() if pk and router else None
-    )
+    package = Package.objects.filter(router=router, pk=pk, deleted_at__isnull=True).first() if pk and router else None
     if package is None:
         raise ApplicationError(ErrorCode.PACKAGE_NOT_FOUND, "Package not found for this router", field="packageId")
     return package
+
+
+def _payment_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+
+
+def _payment_pk(raw: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise _payment_not_found() from None
 
 
 def _idempotency_key(raw: str | None) -> str | None:
@@ -107,9 +117,7 @@ def _clean(operator: AbstractBaseUser, data: GrantInput) -> _Clean:
     payment_id = None
     with checks:
         if data.payment_id is not None and str(data.payment_id).strip():
-            payment_id = as_pk(data.payment_id)
-            if payment_id is None:
-                raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+            payment_id = _payment_pk(data.payment_id)
     with checks:
         key = _idempotency_key(data.idempotency_key)
     checks.raise_if_any()
@@ -154,11 +162,9 @@ def _payment_to_link(operator: AbstractBaseUser, clean: _Clean) -> Payment | Non
         .first()
     )
     if payment is None:
-        raise ApplicationError(ErrorCode.PAYMENT_NOT_FOUND, "Payment not found or access denied", field="paymentId")
+        raise _payment_not_found()
     if payment.activation_id is not None:
-        raise ApplicationError(
-            ErrorCode.INVALID_INPUT, "This payment already has an access grant", field="paymentId"
-        )
+        raise ApplicationError(ErrorCode.INVALID_INPUT, "This payment already has an access grant", field="paymentId")
     if not payment.is_final:
         # Its completion would make a grant of its own: one payment, one grant.
         raise ApplicationError(

@@ -17,8 +17,8 @@ from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, 
 
 from billing import models, selectors, services
 from billing.access_schema import AccessMutation, AccessQuery
-from billing.input_rules import mask_phone, normalise_phone
 from billing.grant_schema import ManualGrantMutation
+from billing.input_rules import mask_phone, normalise_phone
 from billing.voucher_schema import VoucherMutation, VoucherQuery
 from network.schema import ActivationType, PackageType, RouterType
 from project.auth import issue_tokens, refresh_tokens, sign_out_everywhere

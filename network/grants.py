@@ -73,7 +73,10 @@ def _activation_locked(*, operator: AbstractBaseUser, activation_id: object) -> 
     """One of the operator's activations, row-locked; unknown and foreign ids read the same."""
     pk = as_pk(activation_id)
     activation = (
-        Activation.objects.select_for_update(of=("self",)).select_related("package").filter(owner=operator, pk=pk).first()
+        Activation.objects.select_for_update(of=("self",))
+        .select_related("package")
+        .filter(owner=operator, pk=pk)
+        .first()
         if pk
         else None
     )
@@ -337,7 +340,5 @@ def session_disconnect(
     router_touch(router_id=router.pk)
     if not removed:
         raise ApplicationError(ErrorCode.INVALID_INPUT, NO_SESSION_MESSAGE, field="macAddress")
-    audit.record(
-        operator=operator, actor=actor, action="disconnectSession", obj=router, changes={"macAddress": mac}
-    )
+    audit.record(operator=operator, actor=actor, action="disconnectSession", obj=router, changes={"macAddress": mac})
     return mac

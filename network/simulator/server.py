@@ -332,7 +332,14 @@ class RouterOSSimulator:
             self._hotspot_login_failure = message
 
     def seed_session(
-        self, user: str, *, mac_address: str, address: str, uptime_seconds: int = 0, bytes_in: int = 0, bytes_out: int = 0
+        self,
+        user: str,
+        *,
+        mac_address: str,
+        address: str,
+        uptime_seconds: int = 0,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
     ) -> None:
         """Add an active session and a MAC cookie for ``user``, as if the device had logged in itself
         ``uptime_seconds`` ago and moved that many bytes."""

@@ -106,6 +106,25 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "JP",
         'query { accessStatus(routerId: "%(router)s", code: "ALICECODE") { status expiresAt errors { code } } }',
     ),
+    "grantAccess": (
+        "J",
+        'mutation { grantAccess(input: {routerId: "%(router)s", packageId: "%(package)s", reason: "x",'
+        ' paymentId: "%(payment)s"}) { activation { id accessCode } errors { code } } }',
+    ),
+    "extendAccess": (
+        "J",
+        'mutation { extendAccess(activationId: "%(activation)s", minutes: 60, reason: "x")'
+        " { activation { id accessCode } errors { code } } }",
+    ),
+    "revokeAccess": (
+        "J",
+        'mutation { revokeAccess(activationId: "%(activation)s", reason: "x") { activation { id } errors { code } } }',
+    ),
+    "activeSessions": ("J", 'query { activeSessions(routerId: "%(router)s") { user macAddress activation { id } } }'),
+    "disconnectSession": (
+        "J",
+        'mutation { disconnectSession(routerId: "%(router)s", macAddress: "AA:BB:CC:DD:EE:99") { errors { code } } }',
+    ),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
@@ -148,7 +167,7 @@ def world(shop, other_operator, gql):
         status=Payment.Status.COMPLETED,
         intasend_invoice_id="ALICEINV",
     )
-    grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
+    activation = grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
     batch = voucher_batch_create(
         operator=alice.user, data=VoucherBatchInput(package_id=shop.package.pk, count=2, note="Alice's kiosk stock")
     )
@@ -185,6 +204,7 @@ def world(shop, other_operator, gql):
         "payment": payment.pk,
         "batch": batch.pk,
         "voucher": voucher.pk,
+        "activation": activation.pk,
     }
     secrets = [
         ALICE_ROUTER_NAME,
@@ -222,7 +242,9 @@ def snapshot(alice) -> dict:
         .get(),
         "token_generation": OperatorProfile.objects.get(user=alice).token_generation,
         "revoked_refresh_tokens": RefreshToken.objects.filter(user=alice, revoked_at__isnull=False).count(),
-        "activations": sorted(Activation.objects.filter(payment__owner=alice).values_list("id", "status", "attempts")),
+        "activations": sorted(
+            Activation.objects.filter(owner=alice).values_list("id", "status", "attempts", "expires_at", "revoked_at")
+        ),
         "voucher_batches": VoucherBatch.objects.filter(owner=alice).count(),
         "vouchers": sorted(Voucher.objects.filter(batch__owner=alice).values_list("id", "status", "revoked_at")),
     }

@@ -28,7 +28,8 @@ EXTEND = """mutation($id: ID!, $minutes: Int!, $reason: String!) {
 REVOKE = """mutation($id: ID!, $reason: String!) {
   revokeAccess(activationId: $id, reason: $reason) { activation { id status } errors { field code message } } }"""
 SESSIONS = """query($router: ID!) { activeSessions(routerId: $router) {
-  user macAddress ipAddress uptimeSeconds bytesIn bytesOut activation { id accessCode status source } } }"""
+  user macAddress ipAddress uptimeSeconds bytesIn bytesOut
+  activation { id accessCode status source expiresAt package { name router { name } } } } }"""
 DISCONNECT = """mutation($router: ID!, $mac: String!) {
   disconnectSession(routerId: $router, macAddress: $mac) { macAddress errors { field code message } } }"""
 ACCESS_STATUS = """query($router: ID!, $code: String!) {
@@ -217,6 +218,8 @@ def test_active_sessions_read_live_and_joined_to_grants(gql, hotspot):
         "accessCode": activation.access_code,
         "status": "ACTIVE",
         "source": "MANUAL",
+        "expiresAt": activation.expires_at.isoformat(),
+        "package": {"name": hotspot.package.name, "router": {"name": hotspot.router.name}},
     }
     assert stranger["activation"] is None and stranger["bytesIn"] == 9
     assert 3723 <= stranger["uptimeSeconds"] <= 3730

@@ -65,8 +65,9 @@ class GrantQuery:
     @strawberry.field(
         permission_classes=[IsOperator],
         description="Operator JWT only. Who is online on the router now, read live from it (user, MAC, IP, uptime, "
-        "bytes), each joined to our grant. Errors (top-level `extensions.code`): ROUTER_NOT_FOUND, "
-        "ROUTER_UNREACHABLE (the router did not answer), ROUTER_NOT_ALLOWED",
+        "bytes), each joined to our grant. Throttled per operator with disconnectSession. Errors (top-level "
+        "`extensions.code`): ROUTER_NOT_FOUND, ROUTER_UNREACHABLE (the router did not answer), ROUTER_NOT_ALLOWED, "
+        "RATE_LIMITED, SERVICE_UNAVAILABLE",
     )
     async def active_sessions(
         self, info: strawberry.Info, router_id: Annotated[strawberry.ID, strawberry.argument(description=_ROUTER_ID)]
@@ -140,8 +141,9 @@ class GrantMutation:
     @strawberry.mutation(
         permission_classes=[IsOperator],
         description="Operator JWT only. Log one device off the router now (`/ip/hotspot/active/remove`, and its "
-        "MAC cookie). Its code keeps working (revokeAccess ends a code). Errors: ROUTER_NOT_FOUND, INVALID_MAC, "
-        "INVALID_INPUT (no device with that MAC online), ROUTER_UNREACHABLE, ROUTER_NOT_ALLOWED",
+        "MAC cookie). Its code keeps working (revokeAccess ends a code). Throttled per operator with "
+        "activeSessions. Errors: ROUTER_NOT_FOUND, INVALID_MAC, INVALID_INPUT (no device with that MAC online), "
+        "ROUTER_UNREACHABLE, ROUTER_NOT_ALLOWED, RATE_LIMITED, SERVICE_UNAVAILABLE",
     )
     async def disconnect_session(
         self,

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -28,6 +29,7 @@ from network.signals import activation_changed_after_commit
 from project import audit
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.ids import as_pk
+from project.throttling import hit
 
 logger = logging.getLogger(__name__)
 
@@ -290,11 +292,22 @@ def _holders(router: Router, codes: set[str]) -> dict[str, Activation]:
     return holders
 
 
+LIVE_RATE_LIMITED_MESSAGE = "Too many requests to your routers just now. Please wait a minute and try again."
+
+
+def _live_budget(operator: AbstractBaseUser) -> None:
+    """Each call is a connection to the router's address: bounded per operator, like checkRouterConnection
+    (a router's host and port can change, so unbounded reads would make a port scanner)."""
+    if not hit("router-live", str(operator.pk), limit=settings.ROUTER_LIVE_RATE_LIMIT, window_seconds=60):
+        raise ApplicationError(ErrorCode.RATE_LIMITED, LIVE_RATE_LIMITED_MESSAGE)
+
+
 def sessions_active(*, operator: AbstractBaseUser, router_id: object) -> list[OnlineDevice]:
     """Who is online on one of the operator's routers now, read from the router, joined to our grants."""
     from network.services import router_driver, router_touch
 
     router = router_get_for(operator=operator, router_id=router_id)
+    _live_budget(operator)
     try:
         with router_driver(router) as driver:
             sessions = driver.hotspot_sessions()
@@ -332,6 +345,7 @@ def session_disconnect(
     with checks:
         mac = clean_mac(mac_address)
     checks.raise_if_any()
+    _live_budget(operator)
     try:
         with router_driver(router) as driver:
             removed = driver.remove_session(mac)

@@ -185,3 +185,22 @@ def test_the_service_refuses_a_reason_it_cannot_keep(shop):
             actor=None,
             data=manual_grants.GrantInput(router_id=shop.router.pk, package_id=shop.package.pk, reason="x" * 501),
         )
+
+
+def test_the_same_key_in_a_concurrent_request_answers_as_its_replay(shop, monkeypatch):
+    """The other request committed between our look-up and our insert: the key's constraint decides."""
+    data = manual_grants.GrantInput(
+        router_id=shop.router.pk, package_id=shop.package.pk, reason="Cash sale", idempotency_key="race"
+    )
+    first = manual_grants.grant_access(operator=shop.operator.user, actor=None, data=data)
+    real = manual_grants._replayed
+    calls = []
+
+    def missed_it_once(operator, clean):
+        calls.append(1)
+        return None if len(calls) == 1 else real(operator, clean)
+
+    monkeypatch.setattr(manual_grants, "_replayed", missed_it_once)
+    again = manual_grants.grant_access(operator=shop.operator.user, actor=None, data=data)
+    assert again.pk == first.pk and len(calls) == 2
+    assert Activation.objects.count() == 1 and AuditEntry.objects.filter(action="grantAccess").count() == 1

@@ -306,3 +306,15 @@ def test_uptime_as_routeros_prints_it(seconds, text):
 
 def test_uptime_other_forms():
     assert parse_uptime("5s120ms") == 5 and parse_uptime("01:02:03") == 3723 and parse_uptime("") == 0
+
+
+def test_live_router_reads_are_throttled_per_operator(gql, hotspot, settings):
+    settings.ROUTER_LIVE_RATE_LIMIT = 2
+    online(hotspot)
+    variables = {"router": str(hotspot.router.pk)}
+    for _ in range(2):
+        assert gql(SESSIONS, variables, **hotspot.operator.auth)["data"]["activeSessions"]
+    body = gql(SESSIONS, variables, **hotspot.operator.auth)
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    refused = gql(DISCONNECT, {**variables, "mac": MAC}, **hotspot.operator.auth)["data"]["disconnectSession"]
+    assert refused["errors"][0]["code"] == "RATE_LIMITED" and len(hotspot.fake.active) == 1

@@ -98,7 +98,8 @@ class GrantMutation:
         permission_classes=[IsOperator],
         description="Operator JWT only. Give an ACTIVE grant more time (1 minute to 1 year): its expiry moves on "
         "and the router user's limit-uptime grows too (pushed in the background, retried while the router is "
-        "down). Errors: ACTIVATION_NOT_FOUND, INVALID_INPUT (minutes, reason, a grant not ACTIVE or renewed since)",
+        "down). Errors: ACTIVATION_NOT_FOUND, INVALID_INPUT (minutes, reason, a grant not ACTIVE, renewed since, or "
+        "within two minutes of its end: grant new access instead)",
     )
     def extend_access(
         self,

@@ -107,11 +107,12 @@ def _minutes(raw: object) -> int:
 def grant_extend(
     *, operator: AbstractBaseUser, actor: AbstractBaseUser | None, activation_id: object, minutes: object, reason: str
 ) -> Activation:
-    """Give an ACTIVE grant ``minutes`` more: its expiry moves on (from now, when it had passed already)
-    and the router user's ``limit-uptime`` grows by as much, pushed in the background.
+    """Give an ACTIVE grant ``minutes`` more: its expiry moves on and the router user's ``limit-uptime``
+    grows by as much, pushed in the background.
 
-    A grant already extended by a renewal is refused: the hotspot user belongs to the newest grant of
-    the code, so that is the one to extend.
+    Refused for a grant already extended by a renewal (the hotspot user belongs to the newest grant of
+    the code: extend that one), and for one within ``ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS`` of its
+    end, as renewals are: the expiry job never removes a user an extension is growing at that moment.
     """
     checks = FieldChecks()
     with checks:
@@ -142,8 +143,16 @@ def grant_extend(
                 field="activationId",
             )
         now = timezone.now()
+        margin = timedelta(seconds=settings.ACTIVATION_RENEWAL_MIN_REMAINING_SECONDS)
+        if activation.expires_at is None or activation.expires_at <= now + margin:
+            # The expiry job may be taking its user off the router right now (renewals keep the same margin).
+            raise ApplicationError(
+                ErrorCode.INVALID_INPUT,
+                "This grant's time is over or about to be: grant new access instead (grantAccess)",
+                field="activationId",
+            )
         before = {"expires_at": activation.expires_at, "limit_uptime_seconds": activation.limit_uptime_seconds}
-        activation.expires_at = max(activation.expires_at or now, now) + timedelta(minutes=minutes)
+        activation.expires_at += timedelta(minutes=minutes)
         granted = activation.limit_uptime_seconds or activation.package.duration_minutes * 60
         activation.limit_uptime_seconds = granted + minutes * 60
         activation.save(update_fields=["expires_at", "limit_uptime_seconds", "updated_at"])

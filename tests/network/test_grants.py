@@ -86,14 +86,14 @@ def test_extend_moves_the_expiry_and_the_router_limit(gql, hotspot):
     assert entry.changes["minutes"] == 90 and "expires_at" in entry.changes
 
 
-def test_extend_of_an_expired_active_grant_counts_from_now(hotspot):
+def test_extend_refuses_a_grant_at_its_end_which_the_expiry_job_may_be_removing(gql, hotspot):
     activation = online(hotspot)
-    Activation.objects.filter(pk=activation.pk).update(expires_at=timezone.now() - timedelta(hours=1))
-    grants.grant_extend(
-        operator=hotspot.operator.user, actor=None, activation_id=activation.pk, minutes=30, reason="Goodwill"
-    )
+    Activation.objects.filter(pk=activation.pk).update(expires_at=timezone.now() + timedelta(seconds=60))
+    body = gql(EXTEND, {"id": str(activation.pk), "minutes": 30, "reason": "Goodwill"}, **hotspot.operator.auth)
+    [error] = body["data"]["extendAccess"]["errors"]
+    assert (error["field"], error["code"]) == ("activationId", "INVALID_INPUT") and "grantAccess" in error["message"]
     activation.refresh_from_db()
-    assert timezone.now() + timedelta(minutes=29) < activation.expires_at <= timezone.now() + timedelta(minutes=30)
+    assert activation.limit_uptime_seconds == 3600 and not AuditEntry.objects.exists()
 
 
 def test_extend_reports_every_invalid_argument_at_once(gql, hotspot):

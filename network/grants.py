@@ -175,11 +175,16 @@ def grant_push_limit(activation_id: int) -> None:
     from network.services import router_driver, router_touch
 
     activation = Activation.objects.select_related("router").filter(pk=activation_id).first()
-    if activation is None or activation.status != Status.ACTIVE or not activation.access_code:
+    if (
+        activation is None
+        or activation.status != Status.ACTIVE
+        or not activation.access_code
+        or not activation.limit_uptime_seconds
+    ):
         return
     with router_driver(activation.router) as driver:
         router_touch(router_id=activation.router_id)
-        if not driver.set_user_limit_uptime(activation.access_code, activation.limit_uptime_seconds or 0):
+        if not driver.set_user_limit_uptime(activation.access_code, activation.limit_uptime_seconds):
             logger.warning("Activation %s: its hotspot user is not on router %s", activation.pk, activation.router_id)
 
 

@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing import services, vouchers
+from billing import manual_grants, services, vouchers
 from billing.input_rules import normalise_phone
 from billing.models import (
     OperatorProfile,
@@ -21,6 +21,7 @@ from billing.models import (
 from project.admin_forms import ServiceRulesForm
 from project.admin_scoping import OwnedByOperatorAdmin
 from project.errors import ApplicationError
+from project.models import AuditEntry
 
 
 class OperatorProfileAdminForm(ServiceRulesForm):
@@ -164,6 +165,7 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     # What proves a payment is the customer's (its client secret, and the idempotency key that returns
     # it): operators see neither (API.md), so the support desk cannot leak them either.
     exclude = ["intasend_checkout_signature", "request_fingerprint", "client_secret", "idempotency_key"]
+    actions = ["grant_paid_package"]
 
     def get_readonly_fields(self, request, obj=None):
         # State changes only through the state machine (services), never by hand in the admin.
@@ -188,6 +190,42 @@ class PaymentAdmin(OwnedByOperatorAdmin):
     def access_code(self, obj: Payment) -> str:
         activation = getattr(obj, "activation", None)
         return (activation.access_code or "—") if activation is not None else "—"
+
+    @admin.action(description="Grant the paid package", permissions=["grant"])
+    def grant_paid_package(self, request: HttpRequest, queryset) -> None:
+        """Money that arrived after the payment failed: give the customer what they paid for, in one click
+        (grantAccess with the payment linked; a second click, or a payment granted already, changes nothing)."""
+        granted, refused = 0, []
+        for payment in queryset.select_related("owner").order_by("pk"):
+            if not payment.paid_after_failure:
+                refused.append(f"{payment.pk}: not paid after failure")
+                continue
+            try:
+                manual_grants.grant_access(
+                    operator=payment.owner,
+                    actor=request.user,
+                    via=AuditEntry.Via.ADMIN,
+                    data=manual_grants.GrantInput(
+                        router_id=payment.router_id,
+                        package_id=payment.package_id,
+                        reason=manual_grants.PAID_AFTER_FAILURE_REASON,
+                        phone_number=payment.phone_number,
+                        mac_address=payment.mac_address,
+                        ip_address=payment.ip_address,
+                        payment_id=payment.pk,
+                        idempotency_key=f"paid-after-failure:{payment.pk}",
+                    ),
+                )
+                granted += 1
+            except ApplicationError as error:
+                refused.append(f"{payment.pk}: {'; '.join(e.message for e in error.errors)}")
+        if granted:
+            self.message_user(request, f"Access granted for {granted} payment(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not granted: {', '.join(refused)}", messages.WARNING)
+
+    def has_grant_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("network.add_activation")
 
     def has_add_permission(self, request) -> bool:
         return False

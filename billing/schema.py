@@ -17,6 +17,7 @@ from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInfo, 
 
 from billing import models, selectors, services
 from billing.access_schema import AccessMutation, AccessQuery
+from billing.grant_schema import ManualGrantMutation
 from billing.input_rules import mask_phone, normalise_phone
 from billing.revenue_schema import RevenueQuery
 from billing.voucher_schema import VoucherMutation, VoucherQuery
@@ -820,7 +821,7 @@ class BillingQuery(AccessQuery, VoucherQuery, RevenueQuery):
 
 
 @strawberry.type
-class BillingMutation(AccessMutation, VoucherMutation):
+class BillingMutation(AccessMutation, VoucherMutation, ManualGrantMutation):
     @strawberry_django.mutation(
         description="Sign in as an operator: a short-lived access token and a refresh token. No credentials "
         "needed. Failed attempts are throttled per username and client address with a growing delay "

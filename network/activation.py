@@ -104,6 +104,15 @@ def _enqueue_after_commit(activation_id: int) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
+def _enqueue_revoked_removal_after_commit(activation_id: int) -> None:
+    def enqueue() -> None:
+        from network.tasks import remove_revoked_user
+
+        remove_revoked_user(activation_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
 # --- Start -------------------------------------------------------------------------------------
 
 
@@ -370,6 +379,10 @@ def _record(
             password = ""
     with transaction.atomic():
         activation = _locked(plan.activation_id)
+        if activation.status == Status.REVOKED:
+            # Revoked (revokeAccess) while this attempt was at the router: take back what it put there.
+            _enqueue_revoked_removal_after_commit(activation.pk)
+            return Outcome.SKIPPED
         activation.claimed_until = None
         if error is None:
             activation.status = Status.ACTIVE

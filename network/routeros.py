@@ -157,6 +157,33 @@ class HotspotSession:
     user: str
     mac_address: str
     address: str
+    uptime_seconds: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+_DURATION_PART = re.compile(r"(\d+)([wdhms])")
+_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_uptime(text: str) -> int:
+    """RouterOS' duration, ``"1w2d3h4m5s"`` (any part may be missing), to whole seconds; ``0`` when unreadable.
+
+    Newer versions may add milliseconds (``"5s120ms"``) or print ``"00:01:02"``; both are read too.
+    """
+    value = (text or "").strip()
+    if ":" in value:
+        try:
+            hours, minutes, seconds = (int(float(part)) for part in value.split(":")[-3:])
+        except ValueError:
+            return 0
+        return hours * 3600 + minutes * 60 + seconds
+    value = re.sub(r"\d+ms", "", value)
+    return sum(int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(value))
+
+
+def _counter(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
 
 
 def format_limit_uptime(seconds: int) -> str:
@@ -441,6 +468,44 @@ class RouterOSDriver:
             )
             for row in rows
         ]
+
+    def hotspot_sessions(self) -> list[HotspotSession]:
+        """Every device online on the hotspot now, with its uptime and byte counters (from the device's view
+        ``bytes-in`` is what it uploaded, as RouterOS counts it)."""
+        rows = self._call(ACTIVE_PATH, "print", proplist="user,mac-address,address,uptime,bytes-in,bytes-out")
+        return [
+            HotspotSession(
+                user=row.get("user", ""),
+                mac_address=row.get("mac-address", ""),
+                address=row.get("address", ""),
+                uptime_seconds=parse_uptime(row.get("uptime", "")),
+                bytes_in=_counter(row.get("bytes-in")),
+                bytes_out=_counter(row.get("bytes-out")),
+            )
+            for row in rows
+        ]
+
+    def remove_session(self, mac_address: str) -> bool:
+        """Log the device with ``mac_address`` off (``/ip/hotspot/active/remove``); False when it had no session.
+
+        Its MAC cookie goes first: left behind, it would log the device straight back in. The code still
+        works: the customer can type it again.
+        """
+        rows = self._call(ACTIVE_PATH, "print", queries={"mac-address": mac_address}, proplist=".id")
+        if not rows:
+            return False
+        for row in self._call(COOKIE_PATH, "print", queries={"mac-address": mac_address}, proplist=".id"):
+            self._remove_id(COOKIE_PATH, row[".id"])
+        for row in rows:
+            self._remove_id(ACTIVE_PATH, row[".id"])
+        return True
+
+    def set_user_limit_uptime(self, name: str, seconds: int) -> bool:
+        """Change hotspot user ``name``'s ``limit-uptime``; False when the router has no such user."""
+        rows = self._call(USER_PATH, "print", queries={"name": name}, proplist=".id")
+        for row in rows:
+            self._call(USER_PATH, "set", {".id": row[".id"], "limit-uptime": format_limit_uptime(seconds)})
+        return bool(rows)
 
     def remove_user(self, name: str) -> None:
         """Take ``name`` off the router: the user, its active sessions and its MAC cookies.

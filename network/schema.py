@@ -12,6 +12,7 @@ import strawberry_django
 from strawberry import auto
 
 from network import models, selectors, services, setup_script
+from network.grant_schema import GrantMutation, GrantQuery
 from project.errors import ApplicationError
 from project.graphql_support import (
     IsOperator,
@@ -309,7 +310,7 @@ class DeletePackagePayload:
 
 
 @strawberry.type
-class NetworkQuery:
+class NetworkQuery(GrantQuery):
     @strawberry_django.field(
         permission_classes=[IsOperator], description="Operator JWT only. The operator's routers, by name"
     )
@@ -356,7 +357,7 @@ class NetworkQuery:
 
 
 @strawberry.type
-class NetworkMutation:
+class NetworkMutation(GrantMutation):
     @strawberry_django.mutation(
         permission_classes=[IsOperator],
         description="Operator JWT only. Register a MikroTik router (nothing is sent to it yet: see "

@@ -10,7 +10,7 @@ from huey.api import Task
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 from huey.exceptions import CancelExecution
 
-from network import activation, health, services
+from network import activation, grants, health, services
 from network.routeros import RouterError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,35 @@ def enqueue_profile_sync(package_id: int) -> None:
         retry_delay=settings.PROFILE_SYNC_RETRY_DELAY_SECONDS,
         retry_backoff=settings.ACTIVATION_RETRY_BACKOFF,
     )
+
+
+def _grant_router_job(what: str, work, activation_id: int, task: Task | None) -> None:
+    try:
+        work(activation_id)
+    except RouterError as exc:
+        retries_left = task.retries if task is not None else 0
+        # Names our objects only: a router's own texts stay out of the logs.
+        logger.warning(
+            "Activation %s: %s on the router failed (%s); %s",
+            activation_id,
+            what,
+            type(exc).__name__,
+            "retrying" if retries_left else "giving up",
+        )
+        _retry_later(task)
+
+
+@db_task(retries=12, retry_delay=5, retry_backoff=2, context=True)
+def push_grant_limit(activation_id: int, task: Task | None = None) -> None:
+    """extendAccess: the router user's limit-uptime grows too; retried while the router is down."""
+    _grant_router_job("raising the limit-uptime", grants.grant_push_limit, activation_id, task)
+
+
+@db_task(retries=12, retry_delay=5, retry_backoff=2, context=True)
+def remove_revoked_user(activation_id: int, task: Task | None = None) -> None:
+    """revokeAccess: every device of the code off the router, the user removed; retried while it is down
+    (12 tries doubling from 5 s: about 6 hours)."""
+    _grant_router_job("removing the revoked user", grants.grant_remove_revoked_user, activation_id, task)
 
 
 @db_periodic_task(crontab(minute="*"))

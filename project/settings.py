@@ -449,6 +449,8 @@ ROUTER_PROBE_MAX_BACKOFF_SECONDS = int(os.environ.get("ROUTER_PROBE_MAX_BACKOFF_
 # checkRouterConnection per operator: at most N checks per window.
 ROUTER_CHECK_RATE_LIMIT = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT", 10))
 ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("ROUTER_CHECK_RATE_LIMIT_WINDOW_SECONDS", 60))
+# activeSessions and disconnectSession per operator (each is a router connection): at most N per minute.
+ROUTER_LIVE_RATE_LIMIT = int(os.environ.get("ROUTER_LIVE_RATE_LIMIT", 60))
 # Retries after the first attempt, with exponential backoff: 5, 10, 20, 40, 80, 160 s (~5 min in all).
 ACTIVATION_RETRIES = int(os.environ.get("ACTIVATION_RETRIES", 6))
 ACTIVATION_RETRY_DELAY_SECONDS = float(os.environ.get("ACTIVATION_RETRY_DELAY_SECONDS", 5))

@@ -32,6 +32,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +226,8 @@ class RouterOSSimulator:
         self._fatals: dict[str, str] = {}
         self._hotspot_login_failure: str | None = None
         self._hooks: dict[str, Callable[[], object]] = {}
+        # When each active session began: its ``uptime`` is counted from here whenever it is read.
+        self._session_started: dict[str, float] = {}
         self.connection_count = 0
 
         self._server: _Server | None = None
@@ -328,11 +331,31 @@ class RouterOSSimulator:
         with self._lock:
             self._hotspot_login_failure = message
 
-    def seed_session(self, user: str, *, mac_address: str, address: str) -> None:
-        """Add an active session and a MAC cookie for ``user``, as if the device had logged in itself."""
+    def seed_session(
+        self,
+        user: str,
+        *,
+        mac_address: str,
+        address: str,
+        uptime_seconds: int = 0,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+    ) -> None:
+        """Add an active session and a MAC cookie for ``user``, as if the device had logged in itself
+        ``uptime_seconds`` ago and moved that many bytes."""
         with self._lock:
-            self._insert(ACTIVE, _active_row(user, mac_address, address))
+            row_id = self._insert(ACTIVE, _active_row(user, mac_address, address))
+            self._session_started[row_id] = time.monotonic() - uptime_seconds
+            self._tables[ACTIVE][row_id].update({"bytes-in": str(bytes_in), "bytes-out": str(bytes_out)})
             self._insert(COOKIE, _cookie_row(user, mac_address))
+
+    def add_traffic(self, mac_address: str, *, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """The device at ``mac_address`` moves data: its session's counters grow, as a router counts them."""
+        with self._lock:
+            for row in self._tables[ACTIVE].values():
+                if row.get("mac-address") == mac_address:
+                    row["bytes-in"] = str(int(row.get("bytes-in", "0")) + bytes_in)
+                    row["bytes-out"] = str(int(row.get("bytes-out", "0")) + bytes_out)
 
     def seed_row(self, path: str, **props: str) -> str:
         """Insert a raw row (keys with ``_`` become ``-``) and return its ``.id``."""
@@ -355,7 +378,15 @@ class RouterOSSimulator:
     def table(self, path: str) -> list[dict[str, str]]:
         """A deep-copied snapshot of a table, rows ordered by insertion, each with ``.id``."""
         with self._lock:
-            return copy.deepcopy(list(self._tables[path].values()))
+            return [self._as_read(path, row) for row in self._tables[path].values()]
+
+    def _as_read(self, path: str, row: dict[str, str]) -> dict[str, str]:
+        """A row as the router prints it: an active session's ``uptime`` is live, e.g. ``1h2m3s``."""
+        shown = copy.deepcopy(row)
+        started = self._session_started.get(row[".id"]) if path == ACTIVE else None
+        if started is not None:
+            shown["uptime"] = format_uptime(int(time.monotonic() - started))
+        return shown
 
     @property
     def users(self) -> list[dict[str, str]]:
@@ -422,7 +453,8 @@ class RouterOSSimulator:
         # One session per MAC: a re-login replaces the device's previous session.
         for row_id in [i for i, r in active.items() if r.get("mac-address") == mac_address]:
             del active[row_id]
-        self._insert(ACTIVE, _active_row(user, mac_address, address))
+            self._session_started.pop(row_id, None)
+        self._session_started[self._insert(ACTIVE, _active_row(user, mac_address, address))] = time.monotonic()
         cookies = self._tables[COOKIE]
         if not any(c.get("user") == user and c.get("mac-address") == mac_address for c in cookies.values()):
             self._insert(COOKIE, _cookie_row(user, mac_address))
@@ -524,6 +556,16 @@ def _active_row(user: str, mac_address: str, address: str) -> dict[str, str]:
         "bytes-in": "0",
         "bytes-out": "0",
     }
+
+
+def format_uptime(seconds: int) -> str:
+    """RouterOS' duration format: ``3723`` -> ``"1h2m3s"``, ``0`` -> ``"0s"``, weeks and days too (``1w2d3h``)."""
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _cookie_row(user: str, mac_address: str) -> dict[str, str]:
@@ -690,7 +732,8 @@ class _Session:
             return handler(table_path, args, queries)
 
     def _print(self, path: str, args: dict[str, str], queries: list[str]) -> list[list[str]]:
-        rows = [row for row in self.sim._tables[path].values() if _matches(row, queries)]
+        shown = [self.sim._as_read(path, row) for row in self.sim._tables[path].values()]
+        rows = [row for row in shown if _matches(row, queries)]
         replies = [_re(row, args.get(".proplist")) for row in rows]
         if not rows and self.sim.empty_replies:
             replies.append(["!empty"])
@@ -765,6 +808,7 @@ class _Session:
             return error
         for row_id in ids:
             del self.sim._tables[path][row_id]
+            self.sim._session_started.pop(row_id, None)
         return [["!done"]]
 
     def _hotspot_login(self, args: dict[str, str]) -> list[list[str]]:

@@ -144,6 +144,25 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         'query { revenueReportCsvUrl(input: {from: "2000-01-01", to: "2000-12-31", routerId: "%(router)s"}) }',
     ),
     "auditLog": ("J", "{ auditLog { totalCount results { id action objectType objectId changes } } }"),
+    "grantAccess": (
+        "J",
+        'mutation { grantAccess(input: {routerId: "%(router)s", packageId: "%(package)s", reason: "x",'
+        ' paymentId: "%(payment)s"}) { activation { id accessCode } errors { code } } }',
+    ),
+    "extendAccess": (
+        "J",
+        'mutation { extendAccess(activationId: "%(activation)s", minutes: 60, reason: "x")'
+        " { activation { id accessCode } errors { code } } }",
+    ),
+    "revokeAccess": (
+        "J",
+        'mutation { revokeAccess(activationId: "%(activation)s", reason: "x") { activation { id } errors { code } } }',
+    ),
+    "activeSessions": ("J", 'query { activeSessions(routerId: "%(router)s") { user macAddress activation { id } } }'),
+    "disconnectSession": (
+        "J",
+        'mutation { disconnectSession(routerId: "%(router)s", macAddress: "AA:BB:CC:DD:EE:99") { errors { code } } }',
+    ),
 }
 # Signing in is how credentials are obtained; it is tested in tests/project/test_auth.py.
 NOT_IN_MATRIX = {"tokenAuth", "refreshToken"}
@@ -187,7 +206,7 @@ def world(shop, other_operator, gql):
         status=Payment.Status.COMPLETED,
         intasend_invoice_id="ALICEINV",
     )
-    grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
+    activation = grant_for(payment, status="FAILED", access_code="ALICECODE", attempts=7)
     batch = voucher_batch_create(
         operator=alice.user, data=VoucherBatchInput(package_id=shop.package.pk, count=2, note="Alice's kiosk stock")
     )
@@ -225,6 +244,7 @@ def world(shop, other_operator, gql):
         "batch": batch.pk,
         "voucher": voucher.pk,
         "credential": shop.credential.pk,
+        "activation": activation.pk,
     }
     secrets = [
         ALICE_ROUTER_NAME,
@@ -266,7 +286,9 @@ def snapshot(alice) -> dict:
         .get(),
         "token_generation": OperatorProfile.objects.get(user=alice).token_generation,
         "revoked_refresh_tokens": RefreshToken.objects.filter(user=alice, revoked_at__isnull=False).count(),
-        "activations": sorted(Activation.objects.filter(payment__owner=alice).values_list("id", "status", "attempts")),
+        "activations": sorted(
+            Activation.objects.filter(owner=alice).values_list("id", "status", "attempts", "expires_at", "revoked_at")
+        ),
         "voucher_batches": VoucherBatch.objects.filter(owner=alice).count(),
         "vouchers": sorted(Voucher.objects.filter(batch__owner=alice).values_list("id", "status", "revoked_at")),
     }

@@ -3,7 +3,10 @@
 Days are the operator's (OperatorProfile.time_zone), `from` and `to` inclusive. Three kinds of money, kept
 apart: completed payments (by `completed_at`, with IntaSend's charges and net where it reported them),
 vouchers redeemed (at their batch's price, on the day of redemption) and money IntaSend confirmed after
-the payment had failed (by `paid_after_failure_at`). One SQL statement answers a whole report.
+the payment had failed (by `paid_after_failure_at`). One SQL statement answers a whole report: the ORM's
+UNION ALL of one grouped query per kind (and, for one router, a row proving the operator owns it), with the
+day bounds computed here from the operator's zone and days/months cut by TruncDay/TruncMonth in that zone, so
+the same code runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,16 +15,30 @@ import csv
 import enum
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    DateTimeField,
+    DecimalField,
+    F,
+    IntegerField,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.urls import reverse
 
-from billing.models import DEFAULT_TIME_ZONE, OperatorProfile, Payment, Voucher, VoucherBatch
-from network.models import Package, Router
+from billing.models import DEFAULT_TIME_ZONE, Payment, Voucher
+from network.models import Router
 from project import signed_links
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.ids import as_pk
@@ -96,67 +113,146 @@ def _owns_router(operator: AbstractBaseUser, router_pk: int) -> bool:
     return Router.objects.filter(owner=operator, pk=router_pk).exists()
 
 
-# The key each kind of money is grouped by, in the operator's zone (a column, never a caller's text).
-_KEYS = {
-    GroupBy.DAY: "to_char(money.at AT TIME ZONE (SELECT zone FROM bounds), 'YYYY-MM-DD')",
-    GroupBy.MONTH: "to_char(money.at AT TIME ZONE (SELECT zone FROM bounds), 'YYYY-MM')",
-    GroupBy.ROUTER: "money.router_id::text",
-    GroupBy.PACKAGE: "money.package_id::text",
-}
-_LABELS = {
-    GroupBy.DAY: "keyed.money_key",
-    GroupBy.MONTH: "keyed.money_key",
-    GroupBy.ROUTER: f"(SELECT name FROM {Router._meta.db_table} WHERE id = keyed.money_key::bigint)",
-    GroupBy.PACKAGE: f"(SELECT name FROM {Package._meta.db_table} WHERE id = keyed.money_key::bigint)",
-}
+def _zone(operator: AbstractBaseUser) -> ZoneInfo:
+    """The operator's zone. The profile comes with the signed-in user (project.auth selects it), so reading it
+    costs no query there; a zone that no longer loads (a row edited by hand) falls back to Nairobi, never a 500."""
+    try:
+        name = operator.operator.time_zone
+    except ObjectDoesNotExist:
+        name = DEFAULT_TIME_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return ZoneInfo(DEFAULT_TIME_ZONE)
 
 
-def _sql(group_by: GroupBy, one_router: bool) -> str:
-    """The whole report in one statement: the operator's zone and day bounds, the router's ownership, three
-    kinds of money in one UNION ALL, conditional sums per key. At least one row, even with no money."""
-    payment, voucher, batch = Payment._meta.db_table, Voucher._meta.db_table, VoucherBatch._meta.db_table
-    profile, router = OperatorProfile._meta.db_table, Router._meta.db_table
-    router_filter = "AND {}.router_id = %(router)s" if one_router else ""
-    router_ok = (
-        f"EXISTS (SELECT 1 FROM {router} WHERE id = %(router)s AND owner_id = %(owner)s)" if one_router else "true"
+def _local_midnight_utc(day: date, zone: ZoneInfo, *, clamp: datetime) -> datetime:
+    """The instant `day` starts in `zone`, in UTC; past the calendar's ends (0001-01-01 east of Greenwich,
+    9999-12-31 + 1) the nearest representable instant, `clamp`."""
+    try:
+        return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        return clamp
+
+
+def _bounds(data: ReportInput, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start of `from`, start of the day after `to`) in the operator's zone, as UTC instants."""
+    low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    start = _local_midnight_utc(data.start, zone, clamp=low if data.start.year == 1 else high)
+    try:
+        after = data.end + timedelta(days=1)
+    except OverflowError:
+        return start, high
+    return start, _local_midnight_utc(after, zone, clamp=low if after.year == 1 else high)
+
+
+_MONEY = DecimalField(max_digits=14, decimal_places=2)
+_NO_MONEY = Value(ZERO, output_field=_MONEY)
+_NO_LABEL = Value("", output_field=CharField())
+# The union's columns (named apart from the models' own fields: Payment has `kind` and `amount`).
+_COLUMNS = ("money_kind", "money_key", "money_label", "money_amount", "money_count", "money_charges", "money_net")
+
+
+def _key(group_by: GroupBy, at: str, router: str, package: str, zone: ZoneInfo):
+    """The key each kind of money is grouped by (a column, never a caller's text) and its label column."""
+    if group_by is GroupBy.DAY:
+        return TruncDay(at, tzinfo=zone), _NO_LABEL
+    if group_by is GroupBy.MONTH:
+        return TruncMonth(at, tzinfo=zone), _NO_LABEL
+    if group_by is GroupBy.ROUTER:
+        return F(f"{router}_id"), F(f"{router}__name")
+    return F(f"{package}_id"), F(f"{package}__name")
+
+
+def _part(queryset: QuerySet, kind: str, at: str, group_by, zone, *, router: str, package: str, amount: str, **sums):
+    """One kind of money grouped by key: kind, key, label, amount, count, charges, net (the union's columns,
+    in this order in every part; no ORDER BY, which SQLite refuses inside a compound statement)."""
+    key, label = _key(group_by, at, router, package, zone)
+    return (
+        queryset.annotate(money_kind=Value(kind, output_field=CharField()), money_key=key, money_label=label)
+        .values("money_kind", "money_key", "money_label")
+        .annotate(
+            money_amount=Coalesce(Sum(amount, output_field=_MONEY), _NO_MONEY),
+            money_count=Count("pk"),
+            money_charges=sums.get("charges", _NO_MONEY),
+            money_net=sums.get("net", _NO_MONEY),
+        )
+        .order_by()
     )
-    in_range = "{0} >= (SELECT start_at FROM bounds) AND {0} < (SELECT end_at FROM bounds)"
-    return f"""
-WITH zone AS (
-    SELECT COALESCE((SELECT time_zone FROM {profile} WHERE user_id = %(owner)s), %(default_zone)s) AS zone
-), bounds AS (
-    SELECT zone, {router_ok} AS router_ok,
-        %(start)s::date::timestamp AT TIME ZONE zone AS start_at,
-        (%(end)s::date + 1)::timestamp AT TIME ZONE zone AS end_at
-    FROM zone
-), money AS (
-    SELECT 'P' AS kind, p.completed_at AS at, p.router_id, p.package_id, p.amount, p.charges, p.net_amount
-    FROM {payment} p
-    WHERE p.owner_id = %(owner)s AND p.status = %(completed)s AND {in_range.format("p.completed_at")}
-      {router_filter.format("p")}
-    UNION ALL
-    SELECT 'V', v.redeemed_at, v.router_id, b.package_id, b.price, NULL, NULL
-    FROM {voucher} v JOIN {batch} b ON b.id = v.batch_id
-    WHERE b.owner_id = %(owner)s AND {in_range.format("v.redeemed_at")} {router_filter.format("v")}
-    UNION ALL
-    SELECT 'F', p.paid_after_failure_at, p.router_id, p.package_id, p.amount, NULL, NULL
-    FROM {payment} p
-    WHERE p.owner_id = %(owner)s AND p.paid_after_failure AND {in_range.format("p.paid_after_failure_at")}
-      {router_filter.format("p")}
-), keyed AS (
-    SELECT {_KEYS[group_by]} AS money_key, money.* FROM money
-)
-SELECT bounds.router_ok, keyed.money_key, {_LABELS[group_by]},
-    COALESCE(SUM(keyed.amount) FILTER (WHERE keyed.kind = 'P'), 0),
-    COUNT(*) FILTER (WHERE keyed.kind = 'P'),
-    COALESCE(SUM(keyed.charges) FILTER (WHERE keyed.kind = 'P'), 0),
-    COALESCE(SUM(COALESCE(keyed.net_amount, keyed.amount)) FILTER (WHERE keyed.kind = 'P'), 0),
-    COALESCE(SUM(keyed.amount) FILTER (WHERE keyed.kind = 'V'), 0),
-    COALESCE(SUM(keyed.amount) FILTER (WHERE keyed.kind = 'F'), 0)
-FROM bounds LEFT JOIN keyed ON true
-GROUP BY bounds.router_ok, keyed.money_key
-ORDER BY keyed.money_key
-"""
+
+
+def _query(operator: AbstractBaseUser, data: ReportInput, router_pk: int | None, zone: ZoneInfo) -> QuerySet:
+    """The whole report as one UNION ALL: completed payments, redeemed vouchers and money paid after a failure,
+    each grouped by key, plus a row saying whether the operator owns the router asked about."""
+    start, end = _bounds(data, zone)
+    group_by = data.group_by
+    one_router = {"router_id": router_pk} if router_pk is not None else {}
+    payments = Payment.objects.filter(owner=operator, **one_router)
+    completed = _part(
+        payments.filter(status=Payment.Status.COMPLETED, completed_at__gte=start, completed_at__lt=end),
+        "P",
+        "completed_at",
+        group_by,
+        zone,
+        router="router",
+        package="package",
+        amount="amount",
+        charges=Coalesce(Sum("charges", output_field=_MONEY), _NO_MONEY),
+        net=Coalesce(Sum(Coalesce("net_amount", "amount"), output_field=_MONEY), _NO_MONEY),
+    )
+    vouchers = _part(
+        Voucher.objects.filter(batch__owner=operator, redeemed_at__gte=start, redeemed_at__lt=end, **one_router),
+        "V",
+        "redeemed_at",
+        group_by,
+        zone,
+        router="router",
+        package="batch__package",
+        amount="batch__price",
+    )
+    after_failure = _part(
+        payments.filter(paid_after_failure=True, paid_after_failure_at__gte=start, paid_after_failure_at__lt=end),
+        "F",
+        "paid_after_failure_at",
+        group_by,
+        zone,
+        router="router",
+        package="package",
+        amount="amount",
+    )
+    parts = [vouchers, after_failure]
+    if router_pk is not None:
+        # Deleted routers included: their history stays readable.
+        key_type = DateTimeField() if group_by in (GroupBy.DAY, GroupBy.MONTH) else BigIntegerField()
+        parts.append(
+            Router.objects.filter(owner=operator, pk=router_pk)
+            .annotate(
+                money_kind=Value("R", output_field=CharField()),
+                money_key=Value(None, output_field=key_type),
+                money_label=_NO_LABEL,
+                money_amount=_NO_MONEY,
+                money_count=Value(0, output_field=IntegerField()),
+                money_charges=_NO_MONEY,
+                money_net=_NO_MONEY,
+            )
+            .values(*_COLUMNS)
+            .order_by()
+        )
+    return completed.union(*parts, all=True)
+
+
+def _money(value: object) -> Decimal:
+    """A sum as cents. SQLite keeps decimals as floating point and Django returns its sums unrounded (25, or
+    49.5000000000000 for 0.01 + … + 0.99): to the cent they are exact far beyond any operator's takings."""
+    return Decimal(str(value or 0)).quantize(ZERO)
+
+
+def _key_text(group_by: GroupBy, key: object, zone: ZoneInfo) -> str:
+    if group_by in (GroupBy.DAY, GroupBy.MONTH):
+        if isinstance(key, datetime) and key.tzinfo is not None:
+            key = key.astimezone(zone)
+        return key.strftime("%Y-%m-%d" if group_by is GroupBy.DAY else "%Y-%m")
+    return str(key)
 
 
 def revenue_report(*, operator: AbstractBaseUser, data: ReportInput) -> Report:
@@ -167,34 +263,35 @@ def revenue_report(*, operator: AbstractBaseUser, data: ReportInput) -> Report:
     router_pk = as_pk(data.router_id) if data.router_id is not None else None
     if _failures(data) or (data.router_id is not None and not router_pk):
         _checked(operator, data)  # raises with every failure
-    params = {
-        "owner": operator.pk,
-        "default_zone": DEFAULT_TIME_ZONE,
-        "completed": Payment.Status.COMPLETED,
-        "start": data.start,
-        "end": data.end,
-        "router": router_pk,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(data.group_by, router_pk is not None), params)
-        fetched = cursor.fetchall()
-    if not fetched[0][0]:
+    zone = _zone(operator)
+    totals = {"P": ZERO, "V": ZERO, "F": ZERO}
+    count, charges, net, router_ok, rows = 0, ZERO, ZERO, router_pk is None, []
+    for fetched in _query(operator, data, router_pk, zone):
+        kind = fetched["money_kind"]
+        if kind == "R":
+            router_ok = True
+            continue
+        amount = _money(fetched["money_amount"])
+        totals[kind] += amount
+        if kind == "P":
+            count += fetched["money_count"]
+            charges += _money(fetched["money_charges"])
+            net += _money(fetched["money_net"])
+            key = _key_text(data.group_by, fetched["money_key"], zone)
+            rows.append(
+                ReportRow(key=key, label=fetched["money_label"] or key, amount=amount, count=fetched["money_count"])
+            )
+    if not router_ok:
         raise _router_missing()
-    rows, totals = [], [ZERO, 0, ZERO, ZERO, ZERO, ZERO]
-    for _, key, label, amount, count, charges, net, vouchers, after_failure in fetched:
-        for index, value in enumerate((amount, count, charges, net, vouchers, after_failure)):
-            totals[index] += value
-        if count:
-            rows.append(ReportRow(key=key, label=label or key, amount=amount, count=count))
-    amount, count, charges, net, vouchers, after_failure = totals
+    rows.sort(key=lambda row: row.key)  # as text, as the report always ordered its keys
     return Report(
         currency=CURRENCY,
-        total_amount=amount,
+        total_amount=totals["P"],
         count=count,
         charges=charges,
         net=net,
-        voucher_amount=vouchers,
-        paid_after_failure_amount=after_failure,
+        voucher_amount=totals["V"],
+        paid_after_failure_amount=totals["F"],
         rows=rows,
     )
 
@@ -226,7 +323,7 @@ def csv_for_token(token: str) -> tuple[str, str] | None:
     request = csv_request(token)
     if request is None:
         return None
-    operator = get_user_model().objects.filter(pk=request[0], is_active=True).first()
+    operator = get_user_model().objects.select_related("operator").filter(pk=request[0], is_active=True).first()
     if operator is None:
         return None
     data = request[1]

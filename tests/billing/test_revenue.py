@@ -301,3 +301,33 @@ def test_money_after_failure_is_dated_and_counted_apart(operator):
 def test_the_calendars_ends_are_no_500(operator, gql, start, end):
     answer = gql(REPORT, {"input": {"from": start, "to": end}}, **operator.auth)
     assert answer["data"]["revenueReport"]["count"] == 0
+
+
+def test_a_stored_zone_that_no_longer_loads_falls_back_to_nairobi(operator, books, gql):
+    # Checked on save; a row edited by hand must not 500.
+    OperatorProfile.objects.filter(user=operator.user).update(time_zone="Nowhere/Land")
+    data = gql(REPORT, {"input": {"from": "2026-03-01", "to": "2026-03-31"}}, **operator.auth)["data"]["revenueReport"]
+    assert (data["totalAmount"], data["count"]) == ("150.00", 3)
+
+
+@pytest.mark.parametrize("group_by", list(revenue.GroupBy))
+def test_a_zone_off_the_hour_keys_its_own_days(operator, books, group_by):
+    """Kathmandu is UTC+5:45: 18:14 UTC on 1 May is 23:59 there, 18:15 is 2 May."""
+    OperatorProfile.objects.filter(user=operator.user).update(time_zone="Asia/Kathmandu")
+    operator.user.refresh_from_db()
+    operator.user.operator.refresh_from_db()
+    router, hour = books["router"], books["hour"]
+    paid(operator, router, hour, utc(2026, 5, 1, 18, 14), amount="1.00")
+    paid(operator, router, hour, utc(2026, 5, 1, 18, 15), amount="2.00")
+    paid(operator, router, hour, utc(2026, 5, 2, 18, 15), amount="4.00")  # 3 May there: out of range
+    paid(operator, router, hour, utc(2026, 4, 30, 18, 14), amount="8.00")  # 30 April there: out of range
+    report = revenue.revenue_report(
+        operator=operator.user,
+        data=revenue.ReportInput(start=datetime(2026, 5, 1).date(), end=datetime(2026, 5, 2).date(), group_by=group_by),
+    )
+    assert (report.total_amount, report.count) == (Decimal("3.00"), 2)
+    if group_by is revenue.GroupBy.DAY:
+        assert [(row.key, row.amount) for row in report.rows] == [
+            ("2026-05-01", Decimal("1.00")),
+            ("2026-05-02", Decimal("2.00")),
+        ]

@@ -139,9 +139,13 @@ def activation_grant(
     grant the customer proved and asked to extend (same router and package, see the module doc);
     ``reference`` names what the grant came from (a payment's id), for people and the router's comment.
     ``access_code`` is given when the grant's code already exists (a redeemed voucher's code becomes
-    its grant's); otherwise the first attempt draws one.
+    its grant's); otherwise one is drawn now, or for a renewal on its first attempt.
     """
     granted_at = granted_at or timezone.now()
+    if not access_code and renews is None:
+        # Known at once, router or not: the operator (and whoever proved the grant) can hand it over
+        # while the router is slow. A renewal learns its code when it reaches the router (_claim).
+        access_code = _unique_code(router.pk)
     activation = Activation.objects.create(
         source=source,
         owner=owner,

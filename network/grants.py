@@ -38,6 +38,8 @@ Status = Activation.Status
 REASON_MAX_LENGTH = 500
 MIN_EXTENSION_MINUTES = 1
 MAX_EXTENSION_MINUTES = 365 * 24 * 60
+# However it is extended, a grant ends within this: the router counts its uptime in 32 bits.
+MAX_TIME_AHEAD = timedelta(days=2 * 365)
 # The states in which a grant still gives (or is about to give) time on the router.
 LIVE = (Status.PENDING, Status.ACTIVE, Status.FAILED)
 
@@ -150,6 +152,13 @@ def grant_extend(
                 ErrorCode.INVALID_INPUT,
                 "This grant's time is over or about to be: grant new access instead (grantAccess)",
                 field="activationId",
+            )
+        if activation.expires_at + timedelta(minutes=minutes) > now + MAX_TIME_AHEAD:
+            # Found from outside: stacked extensions overflowed the router user's limit-uptime field.
+            raise ApplicationError(
+                ErrorCode.INVALID_INPUT,
+                "A grant may run at most two years ahead: grant new access later instead",
+                field="minutes",
             )
         before = {"expires_at": activation.expires_at, "limit_uptime_seconds": activation.limit_uptime_seconds}
         activation.expires_at += timedelta(minutes=minutes)

@@ -643,6 +643,7 @@ def router_check_connection(*, operator: AbstractBaseUser, router_id: object) ->
     except RouterNotAllowed as error:
         raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, str(error)) from None
     except RouterError as error:
+        health.router_failed(router.pk, error)  # an explicit check is news about the router's health too
         return RouterCheck(ok=False, error=str(error))
     router_touch(router_id=router.pk)
     return RouterCheck(ok=True, identity=identity.identity or None, version=identity.version or None)

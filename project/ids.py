@@ -8,8 +8,10 @@ _MAX_PK = 2**63
 
 def as_pk(raw: object) -> int | None:
     """The id as an integer primary key, or None for anything that cannot be one (which reads as missing)."""
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
+    # Plain ASCII digits only: int() also takes " 17" and "٣", which would name an object by another
+    # spelling than its id (found from outside: deletePackage(packageId: " 17") deleted package 17).
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()):
         return None
+    value = int(text)
     return value if 0 < value < _MAX_PK else None

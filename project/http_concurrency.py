@@ -21,9 +21,18 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
+from project.errors import ErrorCode
+
 NOT_QUEUED = ("/healthz/", "/metrics")
 BUSY_BODY = json.dumps(
-    {"errors": [{"message": "The server is busy; try again shortly.", "extensions": {"code": "SERVICE_UNAVAILABLE"}}]}
+    {
+        "errors": [
+            {
+                "message": "The server is busy; try again shortly.",
+                "extensions": {"code": ErrorCode.SERVICE_UNAVAILABLE.value},
+            }
+        ]
+    }
 ).encode()
 
 _current: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar("http_slot", default=None)

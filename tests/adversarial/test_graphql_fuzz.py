@@ -26,6 +26,8 @@ CUSTOM_SCALARS = {
         st.decimals(allow_nan=False, allow_infinity=False, places=2).map(str), st.text(max_size=12)
     ).map(nodes.String),
     "DateTime": st.datetimes().map(lambda value: value.isoformat()).map(nodes.String),
+    "Date": st.one_of(st.dates().map(lambda value: value.isoformat()), st.text(max_size=12)).map(nodes.String),
+    "JSON": st.text(max_size=12).map(nodes.String),
 }
 FUZZ_SECONDS = 90
 

@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.input_rules import normalise_ip, normalise_mac
+from billing.input_rules import normalise_ip
 from billing.models import Payment, Voucher
 from network.activation import (
     ACCESS_CODE_ALPHABET,
@@ -48,6 +48,7 @@ from network.activation import (
     activation_grant,
     activation_restart_for_holder,
 )
+from network.devices import normalise_mac
 from network.models import Activation, Router
 from network.routeros import RouterError
 from network.selectors import router_get_for

@@ -1,4 +1,4 @@
-"""Parsing what portal callers type: Kenyan phone numbers, MAC and IP addresses, amounts."""
+"""Parsing what portal callers type: Kenyan phone numbers, IP addresses, amounts (MACs: network.devices)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from project.errors import ApplicationError, ErrorCode
 # Safaricom, Airtel and Telkom mobile ranges: 07XX XXX XXX and the newer 01XX XXX XXX.
 # ASCII only: `\d` and `str.upper()` let other scripts' digits (`07١٢…`) and ligatures (`ﬀ` → `FF`) in.
 _LOCAL_MOBILE = re.compile(r"[71][0-9]{8}")
-_MAC = re.compile(r"[0-9A-F]{2}([:-]?)[0-9A-F]{2}(\1[0-9A-F]{2}){4}")
 
 
 def normalise_phone(raw: str) -> str:
@@ -35,18 +34,6 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 6:
         return "*" * len(phone)
     return phone[:4] + "*" * (len(phone) - 6) + phone[-2:]
-
-
-def normalise_mac(raw: str | None) -> str:
-    """Empty, or the MAC as RouterOS prints it: `AA:BB:CC:DD:EE:FF`."""
-    value = (raw or "").strip()
-    if not value:
-        return ""
-    value = value.upper() if value.isascii() else value
-    if not _MAC.fullmatch(value):
-        raise ApplicationError(ErrorCode.INVALID_MAC, "Invalid MAC address format", field="macAddress")
-    hex_digits = re.sub(r"[:-]", "", value)
-    return ":".join(hex_digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def normalise_ip(raw: str | None) -> str | None:

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from billing.input_rules import normalise_ip, normalise_mac, normalise_phone
+from billing.input_rules import normalise_ip, normalise_phone
 from billing.models import Payment, PaymentEvent
 from billing.services import _record_change
 from network.activation import activation_grant
 from network.destinations import has_control_characters
+from network.devices import normalise_mac
 from network.grants import clean_reason
 from network.models import Activation, Package, Router
 from network.selectors import router_get_for

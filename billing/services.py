@@ -36,7 +36,7 @@ from billing.gateways.base import (
     StatusResult,
 )
 from billing.gateways.intasend import IntaSendGateway
-from billing.input_rules import normalise_ip, normalise_mac, normalise_phone, parse_amount
+from billing.input_rules import normalise_ip, normalise_phone, parse_amount
 from billing.models import Language, OperatorProfile, Payment, PaymentCredential, PaymentEvent, PaymentProvider
 from billing.notifications import publish_payment_changed
 from billing.selectors import (
@@ -47,6 +47,7 @@ from billing.selectors import (
     payments_for,
 )
 from network.activation import activation_grant, activation_retry
+from network.devices import normalise_mac
 from network.models import Activation, Package, Router
 from network.selectors import activation_for_renewal, package_get_active, router_get_for
 from project import audit, encryption, log_context, metrics, throttling

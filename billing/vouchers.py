@@ -223,8 +223,6 @@ def voucher_revoke(*, operator: AbstractBaseUser, voucher_id: object) -> Voucher
 
 # --- Stock ------------------------------------------------------------------------------------------
 
-STOCK_FIELDS = ("unused_count", "redeemed_count", "revoked_count", "expired_count")
-
 
 def with_stock(batches: QuerySet[VoucherBatch], now: datetime | None = None) -> QuerySet[VoucherBatch]:
     """Each batch with how many of its vouchers are unused, redeemed, revoked and expired (one query).

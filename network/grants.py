@@ -11,7 +11,6 @@ router while the operator waits: their resolvers run them off the shared request
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from network.destinations import has_control_characters
+from network.devices import INVALID_MAC_MESSAGE, normalise_mac
 from network.models import Activation, Router
 from network.routeros import RouterError, RouterNotAllowed
 from network.selectors import router_get_for
@@ -29,6 +28,7 @@ from network.signals import activation_changed_after_commit
 from project import audit
 from project.errors import ApplicationError, ErrorCode, FieldChecks
 from project.ids import as_pk
+from project.text_rules import displayable
 from project.throttling import hit
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ MAX_TIME_AHEAD = timedelta(days=2 * 365)
 LIVE = (Status.PENDING, Status.ACTIVE, Status.FAILED)
 
 ACTIVATION_NOT_FOUND_MESSAGE = "Activation not found"
-# Same shape as billing.input_rules (network may not import billing): the MAC as RouterOS prints it.
-_MAC = re.compile(r"[0-9A-F]{2}([:-]?)[0-9A-F]{2}(\1[0-9A-F]{2}){4}")
 
 
 def clean_reason(raw: str | None, *, field: str = "reason") -> str:
@@ -58,19 +56,17 @@ def clean_reason(raw: str | None, *, field: str = "reason") -> str:
         raise ApplicationError(
             ErrorCode.INVALID_INPUT, f"The reason is longer than {REASON_MAX_LENGTH} characters", field=field
         )
-    if has_control_characters(reason):
+    if not displayable(reason):
         raise ApplicationError(ErrorCode.INVALID_INPUT, "The reason may not contain control characters", field=field)
     return reason
 
 
 def clean_mac(raw: str | None) -> str:
-    """A device's MAC (``AA:BB:CC:DD:EE:FF``, ``aa-bb-…`` or ``AABBCCDDEEFF``) as RouterOS prints it."""
-    value = (raw or "").strip()
-    value = value.upper() if value.isascii() else value
-    if not _MAC.fullmatch(value):
-        raise ApplicationError(ErrorCode.INVALID_MAC, "Invalid MAC address format", field="macAddress")
-    hex_digits = re.sub(r"[:-]", "", value)
-    return ":".join(hex_digits[i : i + 2] for i in range(0, 12, 2))
+    """A device's MAC, required, as RouterOS prints it."""
+    mac = normalise_mac(raw)
+    if not mac:
+        raise ApplicationError(ErrorCode.INVALID_MAC, INVALID_MAC_MESSAGE, field="macAddress")
+    return mac
 
 
 def _activation_locked(*, operator: AbstractBaseUser, activation_id: object) -> Activation:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.input_rules import mask_phone, normalise_ip, normalise_mac, normalise_phone, parse_amount
+from billing.input_rules import mask_phone, normalise_ip, normalise_phone, parse_amount
+from network.devices import normalise_mac
 from project.errors import ApplicationError, ErrorCode
 
 NORMALISED_PHONE = re.compile(r"^254[71]\d{8}$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import models
@@ -43,6 +44,15 @@ class OperatorProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Operator {self.user}"
+
+    @staticmethod
+    def zone_of(profile: OperatorProfile | None) -> ZoneInfo:
+        """The operator's time zone; Nairobi without a profile, or for a name that no longer loads (checked
+        on save, but a row edited by hand must not turn a customer page or a report into a 500)."""
+        try:
+            return ZoneInfo(profile.time_zone if profile else DEFAULT_TIME_ZONE)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            return ZoneInfo(DEFAULT_TIME_ZONE)
 
 
 class RefreshToken(models.Model):

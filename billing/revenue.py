@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.urls import reverse
 
-from billing.models import DEFAULT_TIME_ZONE, Payment, Voucher
+from billing.models import OperatorProfile, Payment, Voucher
 from network.models import Router
 from project import signed_links
 from project.errors import ApplicationError, ErrorCode, FieldChecks
@@ -117,13 +117,10 @@ def _zone(operator: AbstractBaseUser) -> ZoneInfo:
     """The operator's zone. The profile comes with the signed-in user (project.auth selects it), so reading it
     costs no query there; a zone that no longer loads (a row edited by hand) falls back to Nairobi, never a 500."""
     try:
-        name = operator.operator.time_zone
+        profile = operator.operator
     except ObjectDoesNotExist:
-        name = DEFAULT_TIME_ZONE
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        return ZoneInfo(DEFAULT_TIME_ZONE)
+        profile = None
+    return OperatorProfile.zone_of(profile)
 
 
 def _local_midnight_utc(day: date, zone: ZoneInfo, *, clamp: datetime) -> datetime:

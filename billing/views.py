@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from asgiref.sync import sync_to_async
@@ -18,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from billing import revenue, vouchers
-from billing.models import DEFAULT_TIME_ZONE, OperatorProfile, Payment, VoucherBatch
+from billing.models import OperatorProfile, Payment, VoucherBatch
 from billing.selectors import payment_secret_matches
 from billing.webhooks import webhook_receive
 from network.models import Activation
@@ -67,7 +66,7 @@ def payment_result(request: HttpRequest, payment_id, outcome: str) -> HttpRespon
         "secret_query": urlencode({"client_secret": payment.client_secret}) + "&" if holder else "",
     }
     if holder:
-        context |= {"time_zone": _operator_zone(profile), "paid_at": payment.completed_at}
+        context |= {"time_zone": OperatorProfile.zone_of(profile), "paid_at": payment.completed_at}
         if activation is not None:
             context["access_code"] = activation.access_code
             if activation.status == Activation.Status.ACTIVE:
@@ -95,13 +94,6 @@ def _result_state(payment: Payment, outcome: str, holder: bool, activation: Acti
         Activation.Status.EXPIRED: "expired",
         Activation.Status.REVOKED: "revoked",
     }.get(activation.status, "paid")
-
-
-def _operator_zone(profile: OperatorProfile | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(profile.time_zone if profile else DEFAULT_TIME_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):  # checked on save; a row edited by hand must not 500
-        return ZoneInfo(DEFAULT_TIME_ZONE)
 
 
 def _support_phone(profile: OperatorProfile | None) -> dict[str, str]:
@@ -162,7 +154,7 @@ def _sheet_of(request: HttpRequest, token: str) -> _Sheet | None:
         "paper": paper,
         "include_all": include_all,
         "business_name": (profile.business_name if profile else "") or batch.router.name,
-        "time_zone": profile.time_zone if profile else settings.TIME_ZONE,
+        "time_zone": OperatorProfile.zone_of(profile),
         "package_name": package.name,
         "duration": {"days": days, "hours": rest // 60, "minutes": rest % 60},
         "devices": package.shared_users,

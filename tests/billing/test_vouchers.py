@@ -337,6 +337,15 @@ def test_print_url_opens_the_sheet(gql, client, stall):
     assert page.count("<svg") == 2
 
 
+def test_a_zone_edited_by_hand_does_not_break_the_sheet(client, stall):
+    """The sheet printed its batch's end date in the operator's zone without the fallback the return
+    page had: a zone name that no longer loads (edited in the database) made it a 500."""
+    batch = make_batch(stall, count=1, valid_until=timezone.now() + timedelta(days=3))
+    OperatorProfile.objects.filter(user=stall.operator.user).update(time_zone="Nowhere/Land")
+    response = client.get(sheet_url(batch))
+    assert response.status_code == 200
+
+
 def test_sheet_headers_and_no_external_resources(client, stall):
     response = client.get(sheet_url(make_batch(stall, count=1)))
     assert response["Cache-Control"] == "no-store"

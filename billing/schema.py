@@ -35,6 +35,7 @@ from project.graphql_support import (
     request_of,
     without_database,
 )
+from project.ids import as_pk
 from project.signin import sign_in
 from project.unset import given
 
@@ -807,7 +808,7 @@ class BillingQuery(AccessQuery, VoucherQuery, RevenueQuery):
         if filters.status is not None:
             queryset = queryset.filter(status=filters.status.value)
         if filters.router_id is not None:
-            queryset = queryset.filter(router_id=int(filters.router_id) if str(filters.router_id).isdigit() else 0)
+            queryset = queryset.filter(router_id=as_pk(filters.router_id) or 0)
         if filters.phone_number:
             try:
                 queryset = queryset.filter(phone_number=normalise_phone(filters.phone_number))

@@ -37,6 +37,7 @@ from billing.schema import PaymentType
 from project.db_threads import ws_database_read
 from project.errors import ErrorCode
 from project.graphql_support import IsOperator, IsOperatorOrPortal, operator_principal
+from project.ids import as_pk
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ class BillingSubscription:
         ] = None,
     ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
-        router_pk = int(router_id) if router_id is not None and str(router_id).isdigit() else None
+        router_pk = as_pk(router_id) if router_id is not None else None
         if router_id is not None and router_pk is None:
             return
         changed_since = ws_database_read(_changed_since)

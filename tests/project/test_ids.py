@@ -18,3 +18,15 @@ def test_plain_digits_are_ids(raw):
 )
 def test_any_other_spelling_names_nothing(raw):
     assert as_pk(raw) is None
+
+
+@pytest.mark.django_db
+def test_the_payments_filter_takes_no_other_spelling_of_a_router_id(gql, operator):
+    """`payments(filters: {routerId})` parsed ids on its own with `str.isdigit`, which takes "٣" for 3."""
+    router = operator.add_router()
+    package = operator.add_package(router)
+    operator.add_paid_payment(router, package)
+    arabic = str(router.pk).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    query = "query($r: ID) { payments(filters: {routerId: $r}) { totalCount } }"
+    assert gql(query, {"r": str(router.pk)}, **operator.auth)["data"]["payments"]["totalCount"] == 1
+    assert gql(query, {"r": arabic}, **operator.auth)["data"]["payments"]["totalCount"] == 0

@@ -285,6 +285,36 @@ def resolve_first(address: RouterAddress) -> str:
     return resolve_all(address)[0]
 
 
+# However it trickles in, one command's answer (or the login) must be complete within this many times the
+# per-read timeout, and at most this many bytes: found from outside, a "router" sending a word a second
+# held a worker thread for ever (every read came within the timeout), and with a few of them, every
+# tenant's activations, code box and health probe waited behind it.
+COMMAND_DEADLINE_FACTOR = 3
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+class _DeadlineSocket(api_socket.SocketWrapper):
+    """The library's socket, with a deadline and a byte budget for each answer (``start_answer``)."""
+
+    def __init__(self, sock: socket.socket, *, read_timeout: float) -> None:
+        super().__init__(sock)
+        self.read_timeout = read_timeout
+        self.start_answer()
+
+    def start_answer(self) -> None:
+        self.deadline = time.monotonic() + self.read_timeout * COMMAND_DEADLINE_FACTOR
+        self.budget = MAX_ANSWER_BYTES
+
+    def receive(self, length: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or self.budget <= 0:
+            raise TimeoutError("the router's answer took too long or was too large")
+        self.socket.settimeout(min(self.read_timeout, remaining))
+        data = super().receive(length)
+        self.budget -= len(data)
+        return data
+
+
 class _PinnedPool(routeros_api.RouterOsApiPool):
     """The library's pool, connected to one address resolved (and checked) beforehand.
 
@@ -307,8 +337,8 @@ class _PinnedPool(routeros_api.RouterOsApiPool):
             except BaseException:
                 sock.close()
                 raise
-            # From here on as RouterOsApiPool.get_api (routeros-api 0.21).
-            self.socket = api_socket.SocketWrapper(sock)
+            # From here on as RouterOsApiPool.get_api (routeros-api 0.21), with a deadline on each answer.
+            self.socket = _DeadlineSocket(sock, read_timeout=self.socket_timeout)
             communicator = api_communicator.ApiCommunicator(base_api.Connection(self.socket))
             self.api = RouterOsApi(communicator)
             for handler in self._get_exception_handlers():
@@ -613,6 +643,7 @@ class RouterOSDriver:
             self._last_trap_category = None
             self._last_fatal = None
             try:
+                self._pool.socket.start_answer()
                 # Keys pass through the library's munging unchanged: they already use "-" and ".id".
                 reply = self._api.get_resource(path).call(command, args, queries)
             except Exception as exc:  # noqa: BLE001 - translated below; nothing from the library escapes

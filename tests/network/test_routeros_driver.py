@@ -610,3 +610,49 @@ def self_signed_cert(tmp_path: Path) -> tuple[str, str]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return str(cert_path), str(key_path)
+
+
+class _Trickler:
+    """A "router" that answers every sentence with `!re` and then one word every `every` seconds, for ever:
+    each read comes within the read timeout, the answer never ends."""
+
+    def __init__(self, every: float) -> None:
+        import threading
+
+        self.every = every
+        self.stop = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)  # the /login sentence
+            conn.sendall(encode_length(3) + b"!re")
+            while not self.stop.wait(self.every):
+                try:
+                    conn.sendall(encode_length(6) + b"=a=bbb")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+def test_a_router_that_trickles_its_answer_is_cut_off_at_the_deadline() -> None:
+    """Found from outside: a "router" sending a word a second held a worker thread for ever, since every
+    read arrived within the timeout; a few of them stopped every tenant's activations and code box."""
+    trickler = _Trickler(every=0.2)
+    start = time.monotonic()
+    try:
+        with pytest.raises(RouterUnreachable):
+            with RouterOSDriver(RouterAddress("127.0.0.1", trickler.port, API_USER, API_PASSWORD), timeout=0.5):
+                pass  # pragma: no cover
+    finally:
+        trickler.close()
+    assert time.monotonic() - start < 0.5 * 3 + 1.5

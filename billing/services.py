@@ -436,6 +436,10 @@ def _credential_key(value: str | None, field: str, max_length: int, *, required:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} is required", field=field)
     if len(key) > max_length:
         raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} must be at most {max_length} characters", field=field)
+    # Keys travel in HTTP headers to IntaSend: printable ASCII only (found by the GraphQL fuzz: a key in
+    # another script failed inside the HTTP client as an INTERNAL error).
+    if not all(" " < ch < "\x7f" for ch in key):
+        raise ApplicationError(ErrorCode.INVALID_INPUT, f"{field} may hold printable ASCII only", field=field)
     return key
 
 

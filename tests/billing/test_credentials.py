@@ -150,6 +150,17 @@ def test_add_reports_every_invalid_field_without_asking_intasend(gql, operator, 
     assert fake_intasend.requests == [] and PaymentCredential.objects.count() == 0
 
 
+def test_keys_outside_printable_ascii_are_refused_without_asking_intasend(gql, operator, fake_intasend):
+    """Found by the GraphQL fuzz: keys in another script failed inside the HTTP client (they travel in a
+    header) and the mutation answered INTERNAL."""
+    result = add(gql, operator, apiKey="礔üꂗ", privateKey="䮣鸷")
+    assert [(e["field"], e["code"]) for e in result["errors"]] == [
+        ("apiKey", "INVALID_INPUT"),
+        ("privateKey", "INVALID_INPUT"),
+    ]
+    assert fake_intasend.requests == [] and PaymentCredential.objects.count() == 0
+
+
 def test_key_checks_are_throttled_per_operator(gql, operator, other_operator, fake_intasend, settings):
     settings.CREDENTIAL_CHECK_RATE_LIMIT = 2
     assert add(gql, operator, privateKey="ISSecretKey_test_wrong1")["errors"][0]["code"] == "INVALID_CREDENTIALS"

@@ -66,5 +66,6 @@ def test_a_burst_waits_its_turn_instead_of_exhausting_connections(tmp_path, oper
     assert {response.status_code for response in statuses} == {200}
     assert all(response.json()["data"]["packages"] for response in statuses)
     assert health.status_code == 200
-    # The served requests' threads, the WebSocket pool's one thread, /healthz/ and the embedded task consumer.
-    assert most_connections <= LIMIT + 4, most_connections
+    # The served requests' threads, plus the process's own: the WebSocket pool's thread, /healthz/, the
+    # embedded task consumer and its periodic jobs, a router-io thread. Without the limit it is ~100.
+    assert most_connections <= LIMIT + 8, most_connections

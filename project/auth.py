@@ -11,11 +11,12 @@ of the two holders is a thief, and we cannot tell which.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -167,27 +168,46 @@ def principal_from_bearer(value: str | None) -> Principal | None:
     return Principal(operator=user, via="jwt", expires_at=claims.expires_at, generation=claims.generation)
 
 
-def principal_from_public_key(value: str | None) -> Principal | None:
+def well_formed_public_key(value: str | None) -> str | None:
+    """The key in its stored form, or None when it cannot be one (malformed keys never reach the database)."""
     key = (value or "").strip().lower()
-    if not PUBLIC_KEY_RE.match(key):  # malformed keys never reach the database
-        return None
+    return key if PUBLIC_KEY_RE.match(key) else None
+
+
+def portal_principals(keys: Collection[str]) -> dict[str, Principal]:
+    """The principals of well-formed portal keys that belong to an active operator, by key (one query
+    for them all: a reconnect storm's handshakes are read in batches, project.socket_credentials)."""
     from billing.models import OperatorProfile
 
-    profile = OperatorProfile.objects.select_related("user").filter(public_key=key, user__is_active=True).first()
-    return Principal(operator=profile.user, via="public_key", public_key=key) if profile else None
+    profiles = OperatorProfile.objects.select_related("user").filter(public_key__in=keys, user__is_active=True)
+    return {p.public_key: Principal(operator=p.user, via="public_key", public_key=p.public_key) for p in profiles}
 
 
-def principal_still_valid(principal: Principal) -> bool:
-    """Whether a long-lived connection's credentials still hold: token not expired nor revoked, key
-    not rotated, operator still active (one query)."""
+def principal_from_public_key(value: str | None) -> Principal | None:
+    key = well_formed_public_key(value)
+    return portal_principals([key]).get(key) if key else None
+
+
+def credentials_still_valid(principals: Sequence[Principal]) -> list[bool]:
+    """Whether long-lived connections' credentials still hold, in order: token not expired nor
+    revoked, key not rotated, operator still active (one query for them all)."""
     from billing.models import OperatorProfile
 
-    if principal.has_expired:
-        return False
-    current = OperatorProfile.objects.filter(user_id=principal.operator.pk, user__is_active=True)
-    if principal.via == "jwt":
-        return current.filter(token_generation=principal.generation).exists()
-    return current.filter(public_key=principal.public_key).exists()
+    live = [p for p in principals if not p.has_expired]
+    rows = OperatorProfile.objects.filter(user_id__in={p.operator.pk for p in live}, user__is_active=True)
+    current = {
+        user_id: (key, gen) for user_id, key, gen in rows.values_list("user_id", "public_key", "token_generation")
+    }
+
+    def holds(principal: Principal) -> bool:
+        if principal.has_expired or principal.operator.pk not in current:
+            return False
+        public_key, generation = current[principal.operator.pk]
+        if principal.via == "jwt":
+            return principal.generation == generation
+        return hmac.compare_digest(principal.public_key or "", public_key)
+
+    return [holds(principal) for principal in principals]
 
 
 def principal_from_credentials(credentials: Mapping[str, Any]) -> Principal | None:

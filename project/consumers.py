@@ -16,16 +16,11 @@ from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
 from project import metrics, safe_json
-from project.auth import (
-    CREDENTIALS_REVOKED,
-    credentials_group,
-    has_credentials,
-    principal_from_credentials,
-    principal_still_valid,
-)
-from project.db_threads import NoConnectionCleanupPerMessage, ws_database_read
+from project.auth import CREDENTIALS_REVOKED, credentials_group, has_credentials
+from project.db_threads import NoConnectionCleanupPerMessage
 from project.errors import ErrorCode
 from project.socket_caps import SocketCaps
+from project.socket_credentials import socket_credentials_still_valid, socket_principal
 from project.ws_pacing import subscribe_turn
 
 logger = logging.getLogger(__name__)
@@ -66,8 +61,8 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
         other clients may send them as handshake headers instead. Bad or none: close with 4403."""
         params = context.get("connection_params")
         credentials = params if isinstance(params, dict) and has_credentials(params) else self._header_credentials()
-        # Off the thread every HTTP request waits for: thousands of sockets connect at once.
-        principal = await ws_database_read(principal_from_credentials)(credentials) if credentials else None
+        # Off the thread every HTTP request waits for, and batched: thousands of sockets connect at once.
+        principal = await socket_principal(credentials) if credentials else None
         if principal is None:
             # The legacy protocol's handler closes a rejection with 1011, which daphne refuses to
             # send (the socket stayed open): both protocols close with 4403 (SocketCaps.close).
@@ -113,7 +108,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                 return
             # At most one indexed read a second per socket (a flood of frames costs no more).
             if starts and time.monotonic() - getattr(self, "_credentials_checked_at", 0.0) >= 1.0:
-                if not await ws_database_read(principal_still_valid)(principal):
+                if not await socket_credentials_still_valid(principal):
                     await self.close(code=4403, reason="Credentials expired or revoked")
                     return
                 self._credentials_checked_at = time.monotonic()

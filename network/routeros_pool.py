@@ -12,8 +12,9 @@ process keeps the last connection to each router and lends it to one job at a ti
 - Before each loan: a zero-round-trip look at the socket (a router that closed, reset, or sent ``!fatal``
   leaves it readable: dropped); after ``ping_after`` seconds idle, one cheap command
   (``/system/identity/print``) proves the path is still alive (NAT and firewalls forget idle flows silently).
-  Past ``idle_seconds`` unused or ``max_age_seconds`` old it is closed, so a process notices a deleted or
-  changed router, or a changed name resolution and destination policy, within that time at most.
+  Past ``idle_seconds`` unused or ``max_age_seconds`` old it is closed (a background sweeper looks every
+  second, jobs or not), so a process notices a deleted or changed router, or a changed name resolution and
+  destination policy, within that time at most.
 - At most ``max_size`` connections (least recently used closed first). A router whose connection is lent
   out gets a one-off connection, closed after use (what every job did before the pool).
 - Forked children forget the parent's connections (the sockets are shared; the child must neither use nor
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import logging
 import os
 import threading
 import time
@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 from network.routeros import RouterAddress, RouterError, RouterOSDriver
 
-logger = logging.getLogger(__name__)
+# How often idle and old connections are looked for (a few dozen entries under a lock: cheap).
+SWEEP_INTERVAL_SECONDS = 1.0
 
 
 def address_fingerprint(address: RouterAddress) -> str:
@@ -84,6 +85,7 @@ class RouterConnectionPool:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._sweeper: threading.Thread | None = None
 
     # ---- lending --------------------------------------------------------------------------------
 
@@ -155,6 +157,7 @@ class RouterConnectionPool:
             else:
                 self._entries[router_id] = entry
                 transient = False
+                self._start_sweeper_locked()
                 while len(self._entries) > self.max_size:
                     victim_id = next((rid for rid, e in self._entries.items() if not e.busy), None)
                     if victim_id is None:
@@ -217,6 +220,23 @@ class RouterConnectionPool:
                 self._drop_locked(router_id, entry, to_close)
         return to_close
 
+    def expire(self) -> None:
+        """Close the connections idle or old past their limits."""
+        with self._lock:
+            to_close = self._expire_locked(self._clock())
+        _close_all(to_close)
+
+    def _start_sweeper_locked(self) -> None:
+        # Expiry also runs without any further job (a process whose routers all went quiet or were deleted).
+        if self._sweeper is None or not self._sweeper.is_alive():
+            self._sweeper = threading.Thread(target=self._sweep, name="router-pool-sweeper", daemon=True)
+            self._sweeper.start()
+
+    def _sweep(self) -> None:
+        while True:
+            time.sleep(SWEEP_INTERVAL_SECONDS)
+            self.expire()
+
     def after_fork_in_child(self) -> None:
         """In a forked child: drop the parent's connections without a word on the wire.
 
@@ -225,6 +245,7 @@ class RouterConnectionPool:
         """
         self._lock = threading.Lock()  # may have been held by another thread of the parent
         self._entries = OrderedDict()
+        self._sweeper = None  # threads do not survive a fork
 
 
 def _close_all(drivers: list[RouterOSDriver]) -> None:

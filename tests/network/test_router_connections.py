@@ -232,3 +232,13 @@ def test_the_pool_is_bounded(hotspot, settings, fake_router):
             pass
         assert pool.router_ids() == [other.pk]  # the least recently used one was closed
         assert _eventually(lambda: hotspot.fake.open_connections == 0)
+
+
+def test_idle_connections_are_closed_without_any_further_job(hotspot, settings):
+    settings.ROUTER_POOL_IDLE_SECONDS = 0.2
+    with router_driver(hotspot.router):
+        pass
+    assert hotspot.fake.open_connections == 1
+    # Nothing else talks to a router in this process: the sweeper closes it (it wakes at least every second).
+    assert _eventually(lambda: hotspot.fake.open_connections == 0, timeout=5)
+    assert pool.router_ids() == []

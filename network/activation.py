@@ -62,7 +62,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from network.models import Activation, Package, Router
-from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
+from network.routeros import (
+    HotspotProfileSpec,
+    HotspotUserSpec,
+    RouterAuthFailed,
+    RouterError,
+    RouterOSDriver,
+    RouterUnreachable,
+)
+from network.routeros_pool import Lease
 from network.signals import activation_changed_after_commit
 from project import audit, log_context, metrics
 from project.errors import ApplicationError, ErrorCode
@@ -365,13 +373,10 @@ def _router_work(plan: _Plan) -> str | None:
         comment=f"cloudpilot {_comment_ref(plan)};exp:{int(plan.expires_at.timestamp())}",
     )
 
-    def work(lease) -> str | None:
+    def work(lease: Lease) -> str | None:
         driver = lease.driver
         router_touch(router_id=plan.router.pk)
-        if plan.renewal:
-            driver.ensure_user(user)  # the code is on the router already: its limits grow (print + set)
-        else:
-            _add_user(driver, user, profile=profile_spec(plan.package))
+        _put_user(driver, user, profile=profile_spec(plan.package), renewal=plan.renewal)
         if not (plan.mac_address and plan.ip_address):
             return None
         try:
@@ -393,29 +398,44 @@ def _router_work(plan: _Plan) -> str | None:
 _LOGIN_FAILED_TEXT = "Automatic login of the device failed ({error}); the customer can log in with the access code"
 
 
-def _add_user(driver, user: HotspotUserSpec, *, profile) -> None:
-    """``user/add``, with the two fallbacks: the profile missing (ensure it, add once more), the name taken."""
+def _put_user(driver: RouterOSDriver, user: HotspotUserSpec, *, profile: HotspotProfileSpec, renewal: bool) -> None:
+    """The hotspot user on the router. A renewal's user is there already: its limits grow (print + set);
+    any other is added in one command. If the router lacks the profile, it is created and the user put once more."""
+
+    def put() -> None:
+        if renewal:
+            driver.ensure_user(user)
+        else:
+            _add_user(driver, user)
+
+    try:
+        put()
+    except RouterUnreachable:
+        raise
+    except RouterError as error:
+        if _PROFILE_MISSING not in error.message:
+            raise
+        # The router lost the profile (reset, replaced) or its sync never ran: put it back, once.
+        logger.warning("Profile %s missing on the router; creating it before the user", profile.name)
+        driver.ensure_profile(profile)
+        put()
+
+
+def _add_user(driver: RouterOSDriver, user: HotspotUserSpec) -> None:
+    """``user/add``; if the name is taken, it is our own earlier attempt only when it matches the plan."""
     try:
         driver.add_user(user)
         return
     except RouterUnreachable:
         raise
     except RouterError as error:
-        if "already have" in error.message:
-            refused = error
-        elif _PROFILE_MISSING in error.message:
-            # The router lost the profile (reset, replaced) or its sync never ran: put it back, once.
-            logger.warning("Profile %s missing on router; creating it before the user", profile.name)
-            driver.ensure_profile(profile)
-            driver.add_user(user)
-            return
-        else:
+        if "already have" not in error.message:
             raise
     if driver.user_matches(user):
         return  # our own earlier attempt got there (its answer was lost)
-    # Someone else's user by that name (or an earlier attempt with another plan): set it to ours, as
+    # Someone else's user by that name, or an earlier attempt with another plan: set it to ours, as
     # activation always did.
-    logger.warning("A hotspot user with this activation's code already existed and differed; updating it (%s)", refused)
+    logger.warning("A hotspot user with this activation's code existed and differed from the plan; updating it")
     driver.ensure_user(user)
 
 

@@ -176,6 +176,19 @@ def test_a_profile_missing_on_the_router_is_created_and_the_user_added_again(gql
     assert user["profile"] == hotspot.package.profile_name
 
 
+def test_a_renewal_on_a_router_that_lost_the_profile_puts_it_back(gql, client, hotspot):
+    first = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    code = Activation.objects.get(payment=first).access_code
+    hotspot.fake.delete_rows(PROFILE, name=hotspot.package.profile_name)
+    renewal = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP, renewCode=code)
+
+    activation = Activation.objects.get(payment=renewal)
+    assert activation.status == "ACTIVE" and activation.access_code == code
+    assert [p["name"] for p in hotspot.fake.profiles].count(hotspot.package.profile_name) == 1
+    [user] = hotspot.fake.users
+    assert user["limit-uptime"] == f"{2 * 3600}s"
+
+
 def test_activation_updates_the_routers_last_contact(gql, client, hotspot):
     assert hotspot.router.last_contact_at is None
     pay(gql, client, hotspot)

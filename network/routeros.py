@@ -1,6 +1,7 @@
 """A small driver over ``routeros-api`` for what CloudPilot does on a MikroTik hotspot router.
 
-One :class:`RouterOSDriver` is one API connection, used by one job, as a context manager::
+One :class:`RouterOSDriver` is one API connection, used by one job at a time (``network.routeros_pool``
+keeps it open between jobs), as a context manager::
 
     with RouterOSDriver(RouterAddress(host, port, username, password)) as router:
         router.ensure_profile(HotspotProfileSpec(name="cp-1h", rate_limit="2M/5M", shared_users=1))
@@ -9,8 +10,8 @@ One :class:`RouterOSDriver` is one API connection, used by one job, as a context
                                            comment="pay:<id>;exp:<unix>"))
         router.login_active(user=code, password=code, mac_address=mac, ip_address=ip)
 
-Every operation is idempotent (look up by name, then add or set; removing something already gone is
-fine), so a job that failed half-way can simply run again.
+Every operation but :meth:`RouterOSDriver.add_user` is idempotent (look up by name, then add or set;
+removing something already gone is fine), so a job that failed half-way can simply run again.
 
 Errors: everything the library or the socket can raise comes out as :class:`RouterError` or one of its
 subclasses, :class:`RouterUnreachable` (retry later) and :class:`RouterAuthFailed` (fix the router's
@@ -354,9 +355,10 @@ class RouterOSDriver:
     """One RouterOS API connection for one job. Not thread-safe by design, like the library under it.
 
     Opened on ``__enter__`` (plaintext login first; ``routeros-api`` itself falls back to the legacy MD5
-    challenge when an old router answers with ``=ret=``), closed on ``__exit__``. After the connection
-    is lost the driver does not reconnect: it raises :class:`RouterUnreachable` and the job retries
-    with a fresh driver, so no command is silently sent twice.
+    challenge when an old router answers with ``=ret=``), closed on ``__exit__`` (or kept open by the
+    connection pool). After the connection is lost the driver does not reconnect: it raises
+    :class:`RouterUnreachable`, and whoever holds it decides whether repeating its commands on a new
+    connection is safe (see ``network.services.router_session``), so no command is silently sent twice.
     """
 
     def __init__(

@@ -10,10 +10,12 @@ process keeps the last connection to each router and lends it to one job at a ti
 - A connection belongs to a router id *and* a fingerprint of how it was opened (host, port, username,
   password, TLS): a router whose settings changed gets a new connection and the old one is closed.
 - Before each loan: a zero-round-trip look at the socket (a router that closed, reset, or sent ``!fatal``
-  leaves it readable: dropped); after ``ping_after`` seconds idle, one cheap command
-  (``/system/identity/print``) proves the path is still alive (NAT and firewalls forget idle flows silently).
-  Past ``idle_seconds`` unused or ``max_age_seconds`` old it is closed (a background sweeper looks every
-  second, jobs or not), so a process notices a deleted or changed router, or a changed name resolution and
+  leaves it readable: dropped). A path can also die silently (NAT and firewalls forget idle flows), so an
+  idle connection is kept alive in the background: the sweeper sends it one cheap command
+  (``/system/identity/print``) every ``ping_after / 2`` seconds, off every job's critical path. Only a
+  connection not heard from for ``ping_after`` seconds (the sweeper was held up) is pinged before a loan.
+  Past ``idle_seconds`` unused or ``max_age_seconds`` old it is closed (the sweeper looks every second,
+  jobs or not), so a process notices a deleted or changed router, or a changed name resolution and
   destination policy, within that time at most.
 - At most ``max_size`` connections (least recently used closed first). A router whose connection is lent
   out gets a one-off connection, closed after use (what every job did before the pool).
@@ -55,7 +57,8 @@ class _Entry:
     fingerprint: str
     driver: RouterOSDriver
     opened_at: float
-    last_used: float
+    last_used: float  # the last job (idle expiry counts from here)
+    last_heard: float  # the last command answered, a job's or a keepalive's
     busy: bool = False
     discarded: bool = False  # dropped from the registry while lent out: closed when returned
 
@@ -73,9 +76,9 @@ class RouterConnectionPool:
         self,
         *,
         max_size: int = 64,
-        idle_seconds: float = 120.0,
-        ping_after: float = 10.0,
-        max_age_seconds: float = 600.0,
+        idle_seconds: float = 900.0,
+        ping_after: float = 30.0,
+        max_age_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_size = max_size
@@ -138,18 +141,22 @@ class RouterConnectionPool:
     def _healthy(self, entry: _Entry) -> bool:
         if not entry.driver.quiet():
             return False  # closed, reset or an unsolicited !fatal: nothing to ask
-        if self._clock() - entry.last_used < self.ping_after:
+        if self._clock() - entry.last_heard < self.ping_after:
             return True
+        return self._ping(entry)
+
+    def _ping(self, entry: _Entry) -> bool:
         try:
             entry.driver.ping()
         except RouterError:
             return False
+        entry.last_heard = self._clock()
         return True
 
     def _store(self, router_id: int, fingerprint: str, driver: RouterOSDriver) -> tuple[_Entry, bool]:
         """Register a fresh connection (busy); ``transient`` when the router's slot is taken meanwhile."""
         now = self._clock()
-        entry = _Entry(fingerprint, driver, opened_at=now, last_used=now, busy=True)
+        entry = _Entry(fingerprint, driver, opened_at=now, last_used=now, last_heard=now, busy=True)
         to_close: list[RouterOSDriver] = []
         with self._lock:
             if self.max_size <= 0 or router_id in self._entries:
@@ -170,7 +177,7 @@ class RouterConnectionPool:
         lost = not entry.driver.connected
         with self._lock:
             entry.busy = False
-            entry.last_used = self._clock()
+            entry.last_used = entry.last_heard = self._clock()
             close = transient or lost or entry.discarded
             if close and self._entries.get(router_id) is entry:
                 del self._entries[router_id]
@@ -236,6 +243,29 @@ class RouterConnectionPool:
         while True:
             time.sleep(SWEEP_INTERVAL_SECONDS)
             self.expire()
+            self.keep_alive()
+
+    def keep_alive(self) -> None:
+        """Ping the idle connections not heard from for ``ping_after / 2`` seconds, one at a time; drop the
+        ones that do not answer. Each is lent to the sweeper meanwhile, like to a job."""
+        due: list[tuple[int, _Entry]] = []
+        if self.ping_after <= 0:  # every loan pings first: nothing to keep alive
+            return
+        with self._lock:
+            now = self._clock()
+            for router_id, entry in self._entries.items():
+                if not entry.busy and now - entry.last_heard >= self.ping_after / 2:
+                    entry.busy = True
+                    due.append((router_id, entry))
+        for router_id, entry in due:
+            alive = entry.driver.quiet() and self._ping(entry)
+            with self._lock:
+                entry.busy = False
+                close = not alive or entry.discarded
+                if close and self._entries.get(router_id) is entry:
+                    del self._entries[router_id]
+            if close:
+                entry.driver.close()
 
     def after_fork_in_child(self) -> None:
         """In a forked child: drop the parent's connections without a word on the wire.

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from network.models import Activation, Router
-from network.routeros import RouterNotAllowed
-from network.routeros_pool import pool
+from network.routeros import RouterAddress, RouterNotAllowed, RouterOSDriver
+from network.routeros_pool import RouterConnectionPool, pool
 from network.services import RouterUpdate, router_delete, router_driver, router_update
 from tests.fakes.routeros_server import USER
-from tests.network.conftest import IP, pay
+from tests.network.conftest import IP, ROUTER_PASSWORD, ROUTER_USER, pay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,3 +242,41 @@ def test_idle_connections_are_closed_without_any_further_job(hotspot, settings):
     # Nothing else talks to a router in this process: the sweeper closes it (it wakes at least every second).
     assert _eventually(lambda: hotspot.fake.open_connections == 0, timeout=5)
     assert pool.router_ids() == []
+
+
+def _driver_for(fake) -> RouterOSDriver:
+    return RouterOSDriver(RouterAddress(fake.host, fake.port, ROUTER_USER, ROUTER_PASSWORD))
+
+
+def test_idle_connections_are_kept_alive_off_the_critical_path(hotspot):
+    """The keepalive pings an idle connection in the background, so the next job sends no ping first."""
+    now = [0.0]
+    local = RouterConnectionPool(ping_after=30, clock=lambda: now[0])
+    with local.lease(1, "fp", lambda: _driver_for(hotspot.fake)):
+        pass
+    hotspot.fake.clear_commands()
+    now[0] = 10.0
+    local.keep_alive()
+    assert hotspot.fake.command_paths() == []  # heard from 10 s ago: not due
+    now[0] = 16.0
+    local.keep_alive()
+    assert hotspot.fake.command_paths() == ["/system/identity/print"]
+    hotspot.fake.clear_commands()
+    now[0] = 40.0  # 40 s after the last job, 24 s after the keepalive: no ping before the loan
+    with local.lease(1, "fp", lambda: _driver_for(hotspot.fake)) as lease:
+        assert lease.reused
+        lease.driver.find_user("nobody")
+    assert "/system/identity/print" not in hotspot.fake.command_paths()
+    local.close_all()
+
+
+def test_a_connection_that_fails_its_keepalive_is_dropped(hotspot):
+    now = [0.0]
+    local = RouterConnectionPool(ping_after=30, clock=lambda: now[0])
+    with local.lease(1, "fp", lambda: _driver_for(hotspot.fake)):
+        pass
+    hotspot.fake.drop_next("/system/identity/print")  # the path died: the keepalive gets no answer
+    now[0] = 20.0
+    local.keep_alive()
+    assert local.router_ids() == []
+    assert _eventually(lambda: hotspot.fake.open_connections == 0)

@@ -62,7 +62,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from network.models import Activation, Package, Router
-from network.routeros import HotspotUserSpec, RouterAuthFailed, RouterError, RouterUnreachable
+from network.routeros import (
+    HotspotProfileSpec,
+    HotspotUserSpec,
+    RouterAuthFailed,
+    RouterError,
+    RouterOSDriver,
+    RouterUnreachable,
+)
+from network.routeros_pool import Lease
 from network.signals import activation_changed_after_commit
 from project import audit, log_context, metrics
 from project.errors import ApplicationError, ErrorCode
@@ -337,38 +345,98 @@ def _comment_ref(plan: _Plan) -> str:
     return f"{_COMMENT_PREFIX.get(plan.source, 'grant')}:{plan.reference or plan.activation_id}"
 
 
+# RouterOS' words when user/add names a profile the router does not have (reset, or never synced).
+_PROFILE_MISSING = "value of profile"
+
+
 def _router_work(plan: _Plan) -> str | None:
-    """Step 2, no transaction: profile, hotspot user, then the device's login.
+    """Step 2, no transaction: the hotspot user, then the device's login, on the router's pooled connection.
 
     Returns the login failure (not fatal: the customer can still type the code); raises RouterError
     when the user could not be put on the router.
-    """
-    from network.services import profile_spec, router_driver, router_touch
 
-    with router_driver(plan.router) as driver:
+    Only what completion needs goes on the wire: ``user/add`` and ``active/login`` (profiles are the
+    profile sync's: createPackage, updatePackage and a router's new address push them). If a reused
+    connection dies mid-way, ``router_session`` runs this once more on a new one. That is safe although
+    the first ``user/add`` may have reached the router: the repeat then hears "already have", finds the
+    user exactly as planned (password and comment included) and takes it as its own; a re-login of the
+    same device replaces its session.
+    """
+    from network.services import profile_spec, router_session, router_touch
+
+    user = HotspotUserSpec(
+        name=plan.code,
+        password=plan.code,
+        profile=plan.package.profile_name,
+        limit_uptime_seconds=plan.limit_uptime_seconds,
+        limit_bytes_total=plan.limit_bytes_total,
+        comment=f"cloudpilot {_comment_ref(plan)};exp:{int(plan.expires_at.timestamp())}",
+    )
+
+    def work(lease: Lease) -> str | None:
+        driver = lease.driver
         router_touch(router_id=plan.router.pk)
-        # Always, right before the user: activation never depends on a profile sync having run.
-        driver.ensure_profile(profile_spec(plan.package))
-        driver.ensure_user(
-            HotspotUserSpec(
-                name=plan.code,
-                password=plan.code,
-                profile=plan.package.profile_name,
-                limit_uptime_seconds=plan.limit_uptime_seconds,
-                limit_bytes_total=plan.limit_bytes_total,
-                comment=f"cloudpilot {_comment_ref(plan)};exp:{int(plan.expires_at.timestamp())}",
-            )
-        )
+        _put_user(driver, user, profile=profile_spec(plan.package), renewal=plan.renewal)
         if not (plan.mac_address and plan.ip_address):
             return None
         try:
             driver.login_active(
                 user=plan.code, password=plan.code, mac_address=plan.mac_address, ip_address=plan.ip_address
             )
+        except RouterUnreachable as error:
+            if lease.reused:
+                raise  # the pooled connection died: all again on a new one
+            return _LOGIN_FAILED_TEXT.format(error=error)
         except RouterError as error:
             # The user exists: the portal can still post the code to the router's login page.
-            return f"Automatic login of the device failed ({error}); the customer can log in with the access code"
-    return None
+            return _LOGIN_FAILED_TEXT.format(error=error)
+        return None
+
+    return router_session(plan.router, work)
+
+
+_LOGIN_FAILED_TEXT = "Automatic login of the device failed ({error}); the customer can log in with the access code"
+
+
+def _put_user(driver: RouterOSDriver, user: HotspotUserSpec, *, profile: HotspotProfileSpec, renewal: bool) -> None:
+    """The hotspot user on the router. A renewal's user is there already: its limits grow (print + set);
+    any other is added in one command. If the router lacks the profile, it is created and the user put once more."""
+
+    def put() -> None:
+        if renewal:
+            driver.ensure_user(user)
+        else:
+            _add_user(driver, user)
+
+    try:
+        put()
+    except RouterUnreachable:
+        raise
+    except RouterError as error:
+        if _PROFILE_MISSING not in error.message:
+            raise
+        # The router lost the profile (reset, replaced) or its sync never ran: put it back, once.
+        logger.warning("Profile %s missing on the router; creating it before the user", profile.name)
+        driver.ensure_profile(profile)
+        put()
+
+
+def _add_user(driver: RouterOSDriver, user: HotspotUserSpec) -> None:
+    """``user/add``; if the name is taken, it is our own earlier attempt only when it matches the plan."""
+    try:
+        driver.add_user(user)
+        return
+    except RouterUnreachable:
+        raise
+    except RouterError as error:
+        if "already have" not in error.message:
+            raise
+    if driver.user_matches(user):
+        return  # our own earlier attempt got there (its answer was lost)
+    # Someone else's user by that name, or an earlier attempt with another plan: set it to ours, as
+    # activation always did.
+    logger.warning("A hotspot user with this activation's code existed and differed from the plan; updating it")
+    driver.ensure_user(user)
 
 
 def _record(

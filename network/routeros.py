@@ -1,6 +1,7 @@
 """A small driver over ``routeros-api`` for what CloudPilot does on a MikroTik hotspot router.
 
-One :class:`RouterOSDriver` is one API connection, used by one job, as a context manager::
+One :class:`RouterOSDriver` is one API connection, used by one job at a time (``network.routeros_pool``
+keeps it open between jobs), as a context manager::
 
     with RouterOSDriver(RouterAddress(host, port, username, password)) as router:
         router.ensure_profile(HotspotProfileSpec(name="cp-1h", rate_limit="2M/5M", shared_users=1))
@@ -9,8 +10,8 @@ One :class:`RouterOSDriver` is one API connection, used by one job, as a context
                                            comment="pay:<id>;exp:<unix>"))
         router.login_active(user=code, password=code, mac_address=mac, ip_address=ip)
 
-Every operation is idempotent (look up by name, then add or set; removing something already gone is
-fine), so a job that failed half-way can simply run again.
+Every operation but :meth:`RouterOSDriver.add_user` is idempotent (look up by name, then add or set;
+removing something already gone is fine), so a job that failed half-way can simply run again.
 
 Errors: everything the library or the socket can raise comes out as :class:`RouterError` or one of its
 subclasses, :class:`RouterUnreachable` (retry later) and :class:`RouterAuthFailed` (fix the router's
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import select
 import socket
 import ssl
 import threading
@@ -352,9 +355,10 @@ class RouterOSDriver:
     """One RouterOS API connection for one job. Not thread-safe by design, like the library under it.
 
     Opened on ``__enter__`` (plaintext login first; ``routeros-api`` itself falls back to the legacy MD5
-    challenge when an old router answers with ``=ret=``), closed on ``__exit__``. After the connection
-    is lost the driver does not reconnect: it raises :class:`RouterUnreachable` and the job retries
-    with a fresh driver, so no command is silently sent twice.
+    challenge when an old router answers with ``=ret=``), closed on ``__exit__`` (or kept open by the
+    connection pool). After the connection is lost the driver does not reconnect: it raises
+    :class:`RouterUnreachable`, and whoever holds it decides whether repeating its commands on a new
+    connection is safe (see ``network.services.router_session``), so no command is silently sent twice.
     """
 
     def __init__(
@@ -440,6 +444,29 @@ class RouterOSDriver:
         if pool is not None:
             self._safe_disconnect(pool)
 
+    @property
+    def connected(self) -> bool:
+        return self._api is not None
+
+    def quiet(self) -> bool:
+        """Connected, and nothing waiting on the socket between commands (no round trip).
+
+        Between commands a router sends nothing: a readable socket means it closed or reset the
+        connection, or sent ``!fatal``. Silently lost paths are not seen here (see :meth:`ping`).
+        """
+        pool = self._pool
+        if self._api is None or pool is None:
+            return False
+        try:
+            readable, _, _ = select.select([pool.socket.socket], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def ping(self) -> None:
+        """One cheap command, to prove an idle connection still reaches the router; raises RouterError."""
+        self._call("/system/identity", "print", proplist="name")
+
     # ---- operations -----------------------------------------------------------------------------
 
     def identity(self) -> RouterIdentity:
@@ -468,14 +495,31 @@ class RouterOSDriver:
         Updating keeps the user's used-uptime and byte counters (RouterOS only resets them on remove):
         fine for retries of the same activation; a new sale should use a new code.
         """
-        props: dict[str, str | None] = {
-            "password": spec.password,
-            "profile": spec.profile,
-            "limit-uptime": format_limit_uptime(spec.limit_uptime_seconds),
-            "limit-bytes-total": None if spec.limit_bytes_total is None else str(spec.limit_bytes_total),
-            "comment": spec.comment or None,
-        }
-        return self._ensure(USER_PATH, spec.name, props)
+        return self._ensure(USER_PATH, spec.name, _user_props(spec))
+
+    def add_user(self, spec: HotspotUserSpec) -> str:
+        """Add hotspot user ``spec.name`` in one command (no look-up); returns its ``.id``.
+
+        Refused with RouterError when the name exists (``already have``) or the profile does not
+        (``input does not match any value of profile``); :meth:`ensure_user` is the idempotent form.
+        """
+        args = {"name": spec.name, **{k: v for k, v in _user_props(spec).items() if v is not None}}
+        return self._call_raw(USER_PATH, "add", args).done_message.get("ret", "")
+
+    def user_matches(self, spec: HotspotUserSpec) -> bool:
+        """Whether hotspot user ``spec.name`` exists exactly as ``spec`` says (password included,
+        compared here and never returned)."""
+        rows = self._call(USER_PATH, "print", queries={"name": spec.name})
+        if len(rows) != 1:
+            return False
+        row = rows[0]
+        wanted = _user_props(spec)
+        if not secrets.compare_digest(row.get("password", "").encode(), spec.password.encode()):
+            return False
+        # The router prints limit-uptime normalised ("1h"), not as we sent it ("3600s").
+        if parse_uptime(row.get("limit-uptime", "")) != spec.limit_uptime_seconds:
+            return False
+        return all(row.get(key) == value for key, value in wanted.items() if key not in ("password", "limit-uptime"))
 
     def login_active(self, *, user: str, password: str, mac_address: str, ip_address: str) -> None:
         """Log the device waiting on the hotspot login page in as ``user`` (``/ip/hotspot/active/login``).
@@ -787,6 +831,17 @@ class RouterOSDriver:
                 "duration_ms": duration_ms,
             },
         )
+
+
+def _user_props(spec: HotspotUserSpec) -> dict[str, str | None]:
+    """A hotspot user's properties as RouterOS names them; ``None``: not set."""
+    return {
+        "password": spec.password,
+        "profile": spec.profile,
+        "limit-uptime": format_limit_uptime(spec.limit_uptime_seconds),
+        "limit-bytes-total": None if spec.limit_bytes_total is None else str(spec.limit_bytes_total),
+        "comment": spec.comment or None,
+    }
 
 
 def _timed_out(exc: BaseException) -> bool:

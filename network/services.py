@@ -9,18 +9,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from network import destinations, health
+from network import destinations, health, routeros_pool
 from network.models import MAX_DURATION_MINUTES, MAX_SHARED_USERS, Activation, Package, Router
 from network.routeros import (
     HotspotProfileSpec,
@@ -29,6 +30,7 @@ from network.routeros import (
     RouterError,
     RouterNotAllowed,
     RouterOSDriver,
+    RouterUnreachable,
     format_rate_limit,
 )
 from network.selectors import package_get_for, router_get_for
@@ -40,6 +42,8 @@ from project.throttling import hit
 from project.unset import UNSET
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
@@ -297,6 +301,7 @@ def router_update(*, operator: AbstractBaseUser, data: RouterUpdate) -> Router:
             router.save()
             audit.record(operator=operator, actor=operator, action="updateRouter", obj=router, changes=changes)
         if reconnect:
+            transaction.on_commit(lambda: router_forget_connection(router.pk), robust=True)
             for package_id in router.packages.filter(deleted_at__isnull=True).values_list("pk", flat=True):
                 _sync_profile_after_commit(package_id)
     return router
@@ -323,6 +328,7 @@ def router_delete(*, operator: AbstractBaseUser, router_id: object, force: bool 
         )
         router.deleted_at = now
         router.save(update_fields=["deleted_at", "updated_at"])
+        transaction.on_commit(lambda: router_forget_connection(router.pk), robust=True)
         audit.record(
             operator=operator,
             actor=operator,
@@ -561,8 +567,8 @@ def _sync_profile_after_commit(package_id: int) -> None:
 # --- Talking to routers -----------------------------------------------------------------------
 
 
-def router_driver(router: Router, *, timeout: float | None = None) -> RouterOSDriver:
-    """A driver for one job; the password is decrypted here and lives only in the driver.
+def _router_address(router: Router) -> RouterAddress:
+    """How to reach the router; the password is decrypted here and lives only in the driver.
 
     A password that no longer decrypts (lost FIELD_ENCRYPTION_KEY) is reported like wrong
     credentials: retrying cannot help, the operator must enter it again.
@@ -575,17 +581,79 @@ def router_driver(router: Router, *, timeout: float | None = None) -> RouterOSDr
             command="/login",
             text="The router's stored API password could not be decrypted; enter it again",
         ) from None
-    address = RouterAddress(
+    return RouterAddress(
         host=router.host,
         port=router.api_port,
         username=router.username,
         password=password,
         use_ssl=router.use_ssl,
     )
+
+
+def _new_driver(address: RouterAddress, timeout: float | None = None) -> RouterOSDriver:
     # Every connection (activation, profile sync, expiry, checks) is checked and pinned to one address.
     return RouterOSDriver(
         address, timeout=timeout or settings.ROUTER_API_TIMEOUT_SECONDS, resolve=destinations.connect_address
     )
+
+
+def _configured_pool() -> routeros_pool.RouterConnectionPool:
+    pool = routeros_pool.pool
+    pool.max_size = settings.ROUTER_POOL_SIZE
+    pool.idle_seconds = settings.ROUTER_POOL_IDLE_SECONDS
+    pool.ping_after = settings.ROUTER_POOL_PING_AFTER_SECONDS
+    pool.max_age_seconds = settings.ROUTER_POOL_MAX_AGE_SECONDS
+    return pool
+
+
+@contextmanager
+def router_lease(router: Router) -> Iterator[routeros_pool.Lease]:
+    """The router's pooled connection (see ``network.routeros_pool``), opened (and checked) if needed.
+
+    A deleted router gets a one-off connection and loses any pooled one.
+    """
+    address = _router_address(router)
+    pool = _configured_pool()
+    if router.deleted_at is not None:
+        pool.discard(router.pk)
+        with _new_driver(address) as driver:
+            yield routeros_pool.Lease(driver, reused=False)
+        return
+    fingerprint = routeros_pool.address_fingerprint(address)
+    with pool.lease(router.pk, fingerprint, lambda: _new_driver(address)) as lease:
+        yield lease
+
+
+@contextmanager
+def router_driver(router: Router, *, timeout: float | None = None, pooled: bool = True) -> Iterator[RouterOSDriver]:
+    """A connected driver for one job: the router's pooled connection, or with ``timeout`` or
+    ``pooled=False`` a connection of its own (a probe or an explicit check must log in for real)."""
+    if timeout is None and pooled:
+        with router_lease(router) as lease:
+            yield lease.driver
+        return
+    with _new_driver(_router_address(router), timeout) as driver:
+        yield driver
+
+
+def router_session(router: Router, work: Callable[[routeros_pool.Lease], T]) -> T:
+    """``work`` on the router's pooled connection; if a *reused* connection turns out dead (RouterUnreachable),
+    once more on a newly opened one. Only for work that is safe to run twice (its commands may have reached
+    the router before the connection died)."""
+    with router_lease(router) as lease:
+        try:
+            return work(lease)
+        except RouterUnreachable as error:
+            if not lease.reused:
+                raise
+            logger.info("Router %s: its pooled connection was dead (%s); opening a new one", router.pk, error.message)
+    with router_lease(router) as lease:
+        return work(lease)
+
+
+def router_forget_connection(router_id: int) -> None:
+    """Close this process's pooled connection to the router (deleted, or its address changed)."""
+    routeros_pool.pool.discard(router_id)
 
 
 def router_touch(*, router_id: int, at: datetime | None = None) -> None:
@@ -638,7 +706,7 @@ def router_check_connection(*, operator: AbstractBaseUser, router_id: object) ->
         raise ApplicationError(ErrorCode.RATE_LIMITED, "Too many router checks. Please wait a minute and try again.")
     router = router_get_for(operator=operator, router_id=router_id)
     try:
-        with router_driver(router) as driver:
+        with router_driver(router, pooled=False) as driver:  # the operator asks whether a login works now
             identity = driver.identity()
     except RouterNotAllowed as error:
         raise ApplicationError(ErrorCode.ROUTER_NOT_ALLOWED, str(error)) from None

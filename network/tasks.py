@@ -49,20 +49,21 @@ def enqueue_activation(activation_id: int) -> None:
 
 @db_task(retries=3, retry_delay=10, retry_backoff=2, context=True)
 def sync_package_profile(package_id: int, task: Task | None = None) -> None:
-    """Push a package's hotspot user profile to its router (activation also does it, right before use)."""
+    """Push a package's hotspot user profile to its router (activation only creates one the router lacks)."""
     try:
         services.package_profile_sync(package_id=package_id)
     except RouterError as exc:
         retries_left = task.retries if task is not None else 0
         attempt = max(settings.PROFILE_SYNC_RETRIES - retries_left, 0) + 1
         # Messages name our objects only: a router's own texts stay out of the logs.
-        # Not ERROR even on the last try: activation syncs the profile again right before it is used.
+        # Not ERROR even on the last try: activation creates the profile if the router lacks it (a changed
+        # profile waits for the next sync: updatePackage, or the router's address changing).
         logger.warning(
             "Profile sync of package %s failed on attempt %d (%s); %s",
             package_id,
             attempt,
             type(exc).__name__,
-            "retrying" if retries_left else "giving up, activation will push it again",
+            "retrying" if retries_left else "giving up, activation creates it if the router lacks it",
         )
         _retry_later(task)
 

@@ -432,6 +432,13 @@ HTTP_QUEUE_TIMEOUT_SECONDS = float(os.environ.get("HTTP_QUEUE_TIMEOUT_SECONDS", 
 # --- Router activation (network) ---------------------------------------------------------------
 # Seconds for connecting to a router's API and for each reply.
 ROUTER_API_TIMEOUT_SECONDS = float(os.environ.get("ROUTER_API_TIMEOUT_SECONDS", 5))
+# Live API connections kept per process (network.routeros_pool): at most N routers (0: none, a
+# connection per job); one idle longer than PING_AFTER is proven alive with one command before use,
+# longer than IDLE (or older than MAX_AGE) closed, and reopened (resolved and checked again) when needed.
+ROUTER_POOL_SIZE = int(os.environ.get("ROUTER_POOL_SIZE", 64))
+ROUTER_POOL_PING_AFTER_SECONDS = float(os.environ.get("ROUTER_POOL_PING_AFTER_SECONDS", 30))
+ROUTER_POOL_IDLE_SECONDS = float(os.environ.get("ROUTER_POOL_IDLE_SECONDS", 900))
+ROUTER_POOL_MAX_AGE_SECONDS = float(os.environ.get("ROUTER_POOL_MAX_AGE_SECONDS", 3600))
 # Where a router's host may point (network.destinations): CIDRs allowed although normally refused
 # (loopback, link-local, ...), and CIDRs refused on top (this installation's own subnets: its
 # database, Redis, metadata service).

@@ -100,6 +100,16 @@ def _fresh_cache(settings) -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_pooled_router_connections_between_tests() -> Iterator[None]:
+    """Each test starts with no live router connection (router ids and ports are reused across tests)."""
+    from network.routeros_pool import pool
+
+    pool.close_all()
+    yield
+    pool.close_all()
+
+
 # The key pairs every loopback IntaSend of the suite knows: what its credentials are made of.
 INTASEND_TEST_ACCOUNTS = {INTASEND_PUBLIC_KEY: INTASEND_SECRET_KEY, OTHER_PUBLIC_KEY: OTHER_SECRET_KEY}
 

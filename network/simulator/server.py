@@ -183,6 +183,8 @@ class RouterOSSimulator:
     ``ssl_context`` (server side) turns it into an API-SSL endpoint.
     ``bind_host``/``bind_port`` choose the listening address (port 0: any free one); ``max_commands``
     keeps only that many recorded commands (a long-running simulator; ``None``: all of them).
+    ``reply_delay`` (seconds) holds every answer back that long: a router one round trip away on a
+    real network (the benchmarks' latency injection; 0, the default, answers at once).
     """
 
     def __init__(
@@ -199,8 +201,10 @@ class RouterOSSimulator:
         bind_host: str = "127.0.0.1",
         bind_port: int = 0,
         max_commands: int | None = None,
+        reply_delay: float = 0.0,
     ) -> None:
         self.username = username
+        self.reply_delay = reply_delay
         self.password = password
         self.legacy_login_only = legacy_login_only
         self.empty_replies = empty_replies
@@ -361,6 +365,22 @@ class RouterOSSimulator:
         """Insert a raw row (keys with ``_`` become ``-``) and return its ``.id``."""
         with self._lock:
             return self._insert(path, {k.replace("_", "-"): v for k, v in props.items()})
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now."""
+        with self._lock:
+            return len(self._clients)
+
+    def delete_rows(self, path: str, **match: str) -> int:
+        """Delete the rows whose properties (``_`` read as ``-``) all match, as an operator (or a reset) would."""
+        wanted = {k.replace("_", "-"): v for k, v in match.items()}
+        with self._lock:
+            table = self._tables[path]
+            doomed = [row_id for row_id, row in table.items() if all(row.get(k) == v for k, v in wanted.items())]
+            for row_id in doomed:
+                del table[row_id]
+        return len(doomed)
 
     @property
     def commands(self) -> list[RecordedCommand]:
@@ -606,6 +626,8 @@ class _Session:
             if tag is not None:
                 words = [*words, f".tag={tag}"]
             data += encode_sentence(words)
+        if self.sim.reply_delay:
+            time.sleep(self.sim.reply_delay)  # one answer is one round trip
         self.sock.sendall(bytes(data))
 
     # ---- dispatch -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from billing import access
 from billing.models import Payment, Voucher, VoucherBatch
 from network.activation import activation_grant
 from network.models import Activation, Package, Router
+from network.services import package_profile_sync
 from network.tasks import activate_customer
 from project import throttling
 from project.errors import ApplicationError, ErrorCode
@@ -81,6 +82,7 @@ class Spot:
         self.router = operator.add_router(host=fake.host, port=fake.port)
         package = operator.add_package(self.router)
         Package.objects.filter(pk=package.pk).update(shared_users=2)
+        package_profile_sync(package_id=package.pk)  # as updatePackage's sync job would
         self.package = Package.objects.get(pk=package.pk)
         self.client = Client()
 

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import asdict
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,6 +90,8 @@ class FakeIntaSend:
     ``webhook_url`` (+ ``webhook_challenge``) makes every ``settle()`` POST the webhook body to
     that URL, in a background thread by default (``webhook_sync=True`` delivers before
     ``settle()`` returns; ``wait_for_webhooks()`` joins background deliveries).
+    ``response_delay`` (seconds) holds every HTTP response back that long: IntaSend one round trip
+    away (the benchmarks' latency injection; 0 by default).
     """
 
     def __init__(
@@ -100,8 +103,10 @@ class FakeIntaSend:
         webhook_sync: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        response_delay: float = 0.0,
     ) -> None:
         self.ledger = IntaSendLedger(accounts)
+        self.response_delay = response_delay
         self.webhook_url = webhook_url
         self.webhook_challenge = webhook_challenge
         self.webhook_sync = webhook_sync
@@ -404,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the fake must show up as a 500, not a hung client
             logger.exception("fake IntaSend crashed on %s %s", method, self.path)
             response = _json_response(500, DEFAULT_FAILURE_BODIES[500])
+        if fake.response_delay:
+            time.sleep(fake.response_delay)
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)

@@ -20,7 +20,7 @@ from billing.models import Payment
 from network.models import Router
 from network.tasks import activate_customer
 from tests.documents import INITIATE, PAYMENT
-from tests.fakes.routeros_server import FakeRouterOS
+from tests.fakes.routeros_server import PROFILE, FakeRouterOS
 
 ROUTER_USER = "cloudpilot"  # what Operator.add_router registers
 ROUTER_PASSWORD = "router-pass-123"
@@ -88,9 +88,11 @@ def fake_router() -> Iterator[FakeRouterOS]:
 @pytest.fixture
 def hotspot(shop, fake_router):
     """Alice's shop (router, 25 KES/1 h package at 1024k up/2048k down, credentials), the router's
-    API pointing at the fake MikroTik."""
+    API pointing at the fake MikroTik, which has the package's profile."""
     Router.objects.filter(pk=shop.router.pk).update(host=fake_router.host, api_port=fake_router.port)
     shop.router.refresh_from_db()
+    # The package's profile as its sync job (after createPackage's commit) puts it on the router.
+    fake_router.seed_row(PROFILE, name=shop.package.profile_name, rate_limit="1024k/2048k", shared_users="1")
     shop.fake = fake_router
     return shop
 

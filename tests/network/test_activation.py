@@ -9,7 +9,7 @@ import pytest
 
 from network.activation import ACCESS_CODE_ALPHABET
 from network.models import Activation, Router
-from tests.fakes.routeros_server import HOTSPOT_LOGIN_FAILED
+from tests.fakes.routeros_server import HOTSPOT_LOGIN_FAILED, PROFILE
 from tests.network.conftest import (
     IP,
     MAC,
@@ -118,11 +118,12 @@ def test_data_capless_package_has_no_byte_limit_and_no_login_without_mac(gql, cl
 
 def test_webhook_replay_never_creates_a_second_user(gql, client, hotspot):
     payment = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    assert hotspot.fake.command_paths().count("/ip/hotspot/user/add") == 1
+    hotspot.fake.clear_commands()
     for _ in range(5):
         deliver_webhook(client, hotspot, payment)
     assert len(hotspot.fake.users) == 1
-    assert hotspot.fake.command_paths().count("/ip/hotspot/user/add") == 1
-    assert hotspot.fake.command_paths().count("/ip/hotspot/active/login") == 1
+    assert hotspot.fake.commands == []
     activation = Activation.objects.get(payment=payment)
     assert activation.attempts == 1 and activation.status == "ACTIVE"
 
@@ -150,14 +151,42 @@ def test_device_login_failure_is_recorded_and_the_activation_is_still_active(gql
     assert scheduled_retries() == []  # not retried: the customer can type the code
 
 
-def test_profile_is_ensured_right_before_the_user_even_if_never_synced(gql, client, hotspot):
-    # The package was created without a commit (no sync job ran): the router has no profile for it.
-    assert [p["name"] for p in hotspot.fake.profiles] == ["default"]
-    pay(gql, client, hotspot)
-    paths = hotspot.fake.command_paths()
-    assert paths.index("/ip/hotspot/user/profile/add") < paths.index("/ip/hotspot/user/add")
+def test_completion_sends_only_user_add_and_the_device_login(gql, client, hotspot):
+    pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    # The profile is the profile sync's: no print or set of it on the way to online.
+    assert hotspot.fake.command_paths() == ["/login", "/ip/hotspot/user/add", "/ip/hotspot/active/login"]
+    assert [s["mac-address"] for s in hotspot.fake.active] == [MAC]
+
+
+def test_a_profile_missing_on_the_router_is_created_and_the_user_added_again(gql, client, hotspot):
+    # The router was reset (or the package's sync never ran): it has no profile for the package.
+    hotspot.fake.delete_rows(PROFILE, name=hotspot.package.profile_name)
+    pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    assert hotspot.fake.command_paths() == [
+        "/login",
+        "/ip/hotspot/user/add",  # refused: no such profile
+        "/ip/hotspot/user/profile/print",
+        "/ip/hotspot/user/profile/add",
+        "/ip/hotspot/user/add",
+        "/ip/hotspot/active/login",
+    ]
     [profile] = [p for p in hotspot.fake.profiles if p["name"] == hotspot.package.profile_name]
     assert profile["rate-limit"] == "1024k/2048k" and profile["shared-users"] == "1"
+    [user] = hotspot.fake.users
+    assert user["profile"] == hotspot.package.profile_name
+
+
+def test_a_renewal_on_a_router_that_lost_the_profile_puts_it_back(gql, client, hotspot):
+    first = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP)
+    code = Activation.objects.get(payment=first).access_code
+    hotspot.fake.delete_rows(PROFILE, name=hotspot.package.profile_name)
+    renewal = pay(gql, client, hotspot, macAddress=MAC, ipAddress=IP, renewCode=code)
+
+    activation = Activation.objects.get(payment=renewal)
+    assert activation.status == "ACTIVE" and activation.access_code == code
+    assert [p["name"] for p in hotspot.fake.profiles].count(hotspot.package.profile_name) == 1
+    [user] = hotspot.fake.users
+    assert user["limit-uptime"] == f"{2 * 3600}s"
 
 
 def test_activation_updates_the_routers_last_contact(gql, client, hotspot):

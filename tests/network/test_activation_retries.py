@@ -164,7 +164,7 @@ def test_two_workers_never_work_on_the_same_activation_at_once(gql, client, hots
         first_is_at_the_router.set()
         second_is_done.wait(timeout=10)
 
-    hotspot.fake.on_next("/ip/hotspot/user/print", hold_first_worker)
+    hotspot.fake.on_next("/ip/hotspot/user/add", hold_first_worker)
     outcomes: dict[str, Outcome] = {}
 
     def first_worker() -> None:

@@ -7,6 +7,7 @@ import pytest
 from network.models import Activation, Package, Router
 from network.services import PLAINTEXT_WARNING, WHOLE_SHILLINGS
 from project.models import AuditEntry
+from tests.fakes.routeros_server import PROFILE
 from tests.grants import grant_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +67,7 @@ def test_update_router_changes_only_the_given_fields_and_is_audited(gql, hotspot
 
 
 def test_a_new_address_resyncs_the_package_profiles(gql, hotspot):
-    hotspot.fake.profiles.clear()
+    hotspot.fake.delete_rows(PROFILE, name=hotspot.package.profile_name)  # a reset or replaced device
     result = update_router(gql, hotspot.operator, routerId=str(hotspot.router.pk), apiPort=hotspot.fake.port)
     assert result["errors"] == []
     assert _profile(hotspot.fake, hotspot.package.pk) is None  # same port: nothing changed, nothing pushed
@@ -76,7 +77,7 @@ def test_a_new_address_resyncs_the_package_profiles(gql, hotspot):
 
 
 def test_a_changed_login_resyncs_profiles(gql, hotspot):
-    hotspot.fake.profiles.clear()
+    hotspot.fake.delete_rows(PROFILE, name=hotspot.package.profile_name)  # a reset or replaced device
     result = update_router(gql, hotspot.operator, routerId=str(hotspot.router.pk), password="router-pass-123")
     assert result["errors"] == []
     assert _profile(hotspot.fake, hotspot.package.pk) is not None

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 _pending: deque[tuple[int, float, int]] = deque(maxlen=10_000)
 _started: list[float] = [0.0]
 _installed = threading.Lock()
+# The frozen generation may grow this much (in objects) before a quiet moment is used to collect it.
+UNFREEZE_GROWTH = 1.25
 _done = False
 
 
@@ -63,17 +65,41 @@ def install_probe() -> None:
         gc.callbacks.append(_probe)
 
 
+class Refreezer:
+    """Moves what survived since the last time into the frozen generation; unfreezes to collect once
+    garbage may have piled up there and few sockets are open."""
+
+    def __init__(self) -> None:
+        self.baseline = gc.get_freeze_count()
+
+    def run(self) -> None:
+        from project.metrics import gc_frozen, open_socket_count
+
+        frozen = gc.get_freeze_count()
+        if frozen > self.baseline * UNFREEZE_GROWTH and open_socket_count() <= settings.GC_QUIET_SOCKETS:
+            # Frozen objects are still freed by reference counting; what grew is the start-up heap, the
+            # few open sockets and cycles that died frozen. Walking that is cheap while few are open.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self.baseline = gc.get_freeze_count()
+        else:
+            gc.collect(1)  # young garbage goes now, not into the frozen generation
+            gc.freeze()
+        gc_frozen(gc.get_freeze_count())
+
+
 def _maintain() -> None:
-    """The flush-and-refreeze thread: metrics every second, re-freeze every GC_REFREEZE_SECONDS."""
+    """The probe's records into the metrics every second; the refreezer every GC_REFREEZE_SECONDS."""
     refreeze_every = settings.GC_REFREEZE_SECONDS if settings.GC_FREEZE else 0
+    refreezer = Refreezer()
     last_refreeze = time.monotonic()
     while True:
-        time.sleep(1)
+        time.sleep(min(1.0, refreeze_every or 1.0))
         record_pauses()
         if refreeze_every and time.monotonic() - last_refreeze >= refreeze_every:
             last_refreeze = time.monotonic()
-            gc.collect(1)  # young garbage goes now, not into the frozen generation
-            gc.freeze()
+            refreezer.run()
 
 
 def configure() -> None:
@@ -89,6 +115,9 @@ def configure() -> None:
             gc.collect()  # garbage left by the imports is not worth keeping forever
             gc.freeze()
         install_probe()
+        from project.metrics import gc_frozen
+
+        gc_frozen(gc.get_freeze_count())
         threading.Thread(target=_maintain, name="gc-maintenance", daemon=True).start()
         logger.info(
             "GC thresholds %s, %s objects frozen, re-freeze every %ss",

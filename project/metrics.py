@@ -137,6 +137,13 @@ GC_LONGEST_PAUSE_SECONDS = Gauge(
     registry=None,
     multiprocess_mode="livemax",
 )
+GC_FROZEN_OBJECTS = Gauge(
+    "cloudpilot_gc_frozen_objects",
+    "Objects in the frozen generation (gc.freeze), never walked by a collection: steady growth while "
+    "sockets come and go is garbage waiting for a quiet moment (project.gc_tuning)",
+    registry=None,
+    multiprocess_mode="livesum",
+)
 _RECORDED_IN_PROCESS = (
     WEBHOOK_DELIVERIES,
     PAYMENT_CONFIRMATION_SECONDS,
@@ -149,6 +156,7 @@ _RECORDED_IN_PROCESS = (
     GC_PAUSE_SECONDS,
     GC_COLLECTED_OBJECTS,
     GC_LONGEST_PAUSE_SECONDS,
+    GC_FROZEN_OBJECTS,
 )
 
 # Every label value exists from the start: `rate()` and `increase()` need a series before its first event.
@@ -209,6 +217,10 @@ def socket_opened(consumer: Any) -> None:
     _refresh_busiest_sockets()
 
 
+def open_socket_count() -> int:
+    return len(_open_sockets)
+
+
 def socket_closed(consumer: Any) -> None:
     if consumer in _open_sockets:
         _open_sockets.discard(consumer)
@@ -243,6 +255,10 @@ def gc_collection(generation: int, seconds: float, collected: int) -> None:
     if seconds > _longest_gc_pause[0]:
         _longest_gc_pause[0] = seconds
         GC_LONGEST_PAUSE_SECONDS.set(seconds)
+
+
+def gc_frozen(objects: int) -> None:
+    GC_FROZEN_OBJECTS.set(objects)
 
 
 # --- Read at scrape time ------------------------------------------------------------------------

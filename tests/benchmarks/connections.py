@@ -82,21 +82,22 @@ SERVER_ENV = {
     "METRICS_TOKEN": METRICS_TOKEN,
 }
 # Imported by every Python process started with the benchmark's PYTHONPATH (daphne, migrate):
-# "<unix time> <generation> <seconds> <collected>" per collection, into gc-<pid>.log.
+# "<unix time> <generation> <seconds> <collected> <CPU seconds>" per collection, into gc-<pid>.log.
+# The CPU time (of the collecting thread) tells the collector's work from the machine's other load.
 GC_PROBE = """
 import gc, os, time
 
 _dir = os.environ.get("BENCH_GC_LOG_DIR")
 if _dir:
     _log = open(os.path.join(_dir, f"gc-{os.getpid()}.log"), "a", buffering=1)
-    _started = [0.0]
+    _started = [0.0, 0.0]
 
     def _bench_gc_probe(phase, info):
         if phase == "start":
-            _started[0] = time.perf_counter()
+            _started[:] = time.perf_counter(), time.thread_time()
         else:
-            seconds = time.perf_counter() - _started[0]
-            _log.write(f"{time.time():.3f} {info['generation']} {seconds:.6f} {info['collected']}\\n")
+            seconds, cpu = time.perf_counter() - _started[0], time.thread_time() - _started[1]
+            _log.write(f"{time.time():.3f} {info['generation']} {seconds:.6f} {info['collected']} {cpu:.6f}\\n")
 
     gc.callbacks.append(_bench_gc_probe)
 """
@@ -173,6 +174,8 @@ class Level:
     problem: str | None = None
     # per phase: longest GC pause (s), full collections, /healthz/ latencies (s) and non-200 answers
     gc_max_s: dict = field(default_factory=dict)
+    gc_max_cpu_s: dict = field(default_factory=dict)
+    gc_total_s: dict = field(default_factory=dict)
     gc_full: dict = field(default_factory=dict)
     health_s: dict = field(default_factory=dict)
     health_bad: dict = field(default_factory=dict)
@@ -215,15 +218,15 @@ class HealthPoller(threading.Thread):
             self.stopped.wait(max(0.0, self.interval - (time.perf_counter() - started)))
 
 
-def gc_pauses(log: Path) -> list[tuple[float, int, float]]:
-    """(unix time, generation, seconds) of each collection the injected probe logged."""
+def gc_pauses(log: Path) -> list[tuple[float, int, float, float]]:
+    """(unix time, generation, seconds, CPU seconds) of each collection the injected probe logged."""
     if not log.exists():
         return []
     rows = []
     for line in log.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4:
-            rows.append((float(parts[0]), int(parts[1]), float(parts[2])))
+        if len(parts) == 5:
+            rows.append((float(parts[0]), int(parts[1]), float(parts[2]), float(parts[4])))
     return rows
 
 
@@ -291,13 +294,40 @@ def run_level(n: int, env: dict, work_dir: Path, shop: Shop, payment_ids: list[s
             level.problem = f"daphne exited with {daphne.popen.returncode}"
     pauses = gc_pauses(work_dir / f"gc-{pid}.log")
     for phase, (start, end) in bounds.items():
-        inside = [(generation, seconds) for at, generation, seconds in pauses if start <= at <= end]
-        level.gc_max_s[phase] = max((seconds for _, seconds in inside), default=math.nan if not pauses else 0.0)
-        level.gc_full[phase] = sum(1 for generation, _ in inside if generation == 2)
+        inside = [(generation, seconds, cpu) for at, generation, seconds, cpu in pauses if start <= at <= end]
+        level.gc_max_s[phase] = max((seconds for _, seconds, _ in inside), default=math.nan if not pauses else 0.0)
+        level.gc_max_cpu_s[phase] = max((cpu for _, _, cpu in inside), default=math.nan if not pauses else 0.0)
+        level.gc_full[phase] = sum(1 for generation, _, _ in inside if generation == 2)
+        level.gc_total_s[phase] = sum(seconds for _, seconds, _ in inside)
     for phase, samples in poller.samples.items():
         level.health_s[phase] = [seconds for seconds, _ in samples]
         level.health_bad[phase] = sum(1 for _, ok in samples if not ok)
     return level
+
+
+def run_churn(n: int, env: dict, work_dir: Path, shop: Shop, payment_ids: list[str], args) -> list[int]:
+    """`--churn K`: N sockets open, held `--churn-hold` s, closed, K times over; daphne's VmRSS (KiB)
+    before and after each round. Garbage the server can never collect shows as RSS growing every round."""
+    nofile = raise_open_files_limit()
+    daphne = BenchDaphne(env, work_dir, f"daphne-churn-{n}", nofile=nofile)
+    context = multiprocessing.get_context("spawn")
+    shares = [n // 4 + (1 if i < n % 4 else 0) for i in range(4)] if n > PER_CLIENT_PROCESS else [n]
+    with running(daphne):
+        daphne.wait_healthy(60)
+        _finish(_spawn(context, daphne.ws_url, shop.public_key, payment_ids, [20], args))
+        time.sleep(args.settle)
+        rss = [stable_rss(daphne.popen.pid)]
+        for round_ in range(args.churn):
+            clients = _spawn(context, daphne.ws_url, shop.public_key, payment_ids, shares, args)
+            failed = 0
+            for _, conn in clients:
+                failed += conn.recv()["failed"] if conn.poll(args.connect_timeout + 30) else n
+            time.sleep(args.churn_hold)
+            _finish(clients)
+            time.sleep(args.settle)
+            rss.append(stable_rss(daphne.popen.pid))
+            print(f"churn {n}: round {round_ + 1}, {failed} failed, RSS {rss[-1] / 1024:.1f} MiB", file=sys.stderr)
+    return rss
 
 
 def _spawn(context, url, key, payment_ids, shares, args):
@@ -354,9 +384,9 @@ def table(levels: list[Level]) -> str:
 
 def stall_table(levels: list[Level]) -> str:
     lines = [
-        "| connections | phase | longest GC pause ms | full collections | /healthz/ p50 ms | /healthz/ max ms "
-        "| /healthz/ polls (non-200) |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| connections | phase | longest GC pause ms | its CPU ms | all GC s | full collections | /healthz/ p50 ms "
+        "| /healthz/ max ms | /healthz/ polls (non-200) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lv in levels:
         for phase in PHASES:
@@ -364,7 +394,8 @@ def stall_table(levels: list[Level]) -> str:
                 continue
             health = lv.health_s.get(phase, [])
             lines.append(
-                f"| {lv.connections} | {phase} | **{fmt(1000 * lv.gc_max_s[phase], 0)}** | {lv.gc_full[phase]} | "
+                f"| {lv.connections} | {phase} | **{fmt(1000 * lv.gc_max_s[phase], 0)}** | "
+                f"{fmt(1000 * lv.gc_max_cpu_s[phase], 0)} | {fmt(lv.gc_total_s[phase])} | {lv.gc_full[phase]} | "
                 f"{fmt(1000 * percentile(health, 50), 0)} | {fmt(1000 * max(health, default=math.nan), 0)} | "
                 f"{len(health)} ({lv.health_bad.get(phase, 0)}) |"
             )
@@ -387,9 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-interval", type=float, default=0.5, help="seconds between /healthz/ polls")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--churn", type=int, default=0, help="instead: open and close each level this many times")
+    parser.add_argument("--churn-hold", type=float, default=10.0, help="seconds the churn's sockets stay open")
     args = parser.parse_args(argv)
     levels_wanted = [int(n) for n in args.levels.split(",") if n.strip()]
     extra = dict(item.split("=", 1) for item in args.env)
+    extra_shown = " ".join(args.env) or "default settings"
     nofile = raise_open_files_limit()
 
     from tests.fakes.intasend_server import FakeIntaSend
@@ -429,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
                 levels.append(Level(n, problem=f"RLIMIT_NOFILE hard limit is {nofile}: daphne cannot hold {n}"))
                 continue
             print(f"== {n} connections ==", file=sys.stderr, flush=True)
+            if args.churn:
+                rss = run_churn(n, env, work_dir, shop, payment_ids, args)
+                print(f"\n#### Churn: {n} sockets opened and closed {args.churn} times ({args.mode}, {extra_shown})\n")
+                print("| after round | " + " | ".join(str(i) for i in range(len(rss))) + " |")
+                print("| --- |" + " ---: |" * len(rss))
+                print("| daphne VmRSS MiB | " + " | ".join(fmt(kib / 1024) for kib in rss) + " |")
+                continue
             try:
                 level = run_level(n, env, work_dir, shop, payment_ids, args)
             except Exception as exc:  # one level failing must not lose the others
@@ -437,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
             print(table([level]).splitlines()[-1], file=sys.stderr, flush=True)
             print("\n".join(stall_table([level]).splitlines()[2:]), file=sys.stderr, flush=True)
         connections.close_all()
+    if args.churn:
+        print(machine_line())
+        return finish(work_dir, ok=True, keep_logs=args.keep_logs)
     setup = (
         "Embedded daphne (SQLite, in-memory layer, consumer inside)"
         if args.mode == "embedded"

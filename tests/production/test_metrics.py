@@ -266,6 +266,7 @@ def test_any_process_of_a_host_serves_every_process_series(shop_online, tmp_path
             assert value(seen_from_a, "cloudpilot_websockets_busiest_public_key") == 1
             # Both daphne processes time their collections (project.gc_tuning, set up by project.asgi).
             assert sum(value(seen_from_a, "cloudpilot_gc_pause_seconds_count", generation=g) for g in "012") > 0
+            assert value(seen_from_a, "cloudpilot_gc_frozen_objects") > 100_000  # both start-up heaps
 
             shop_online.intasend.settle(payment["intasendInvoiceId"], "COMPLETE", webhook=False)
             status, _ = shop_online.intasend.deliver_webhook(

@@ -7,13 +7,14 @@ loop for 1-2 s. Two things bound it:
 
 - `gc.freeze()` once start-up is done (Django, the schema, the task consumer): those objects live
   as long as the process, and frozen they are never walked again.
-- Re-freezing: every `GC_REFREEZE_SECONDS` (60 s), what survived a young collection moves to the
+- Re-freezing: every `GC_REFREEZE_SECONDS` (1 s), what survived a young collection moves to the
   frozen generation too, so a full collection walks only what was promoted since the last freeze,
   not every socket still open. Frozen objects are still freed by reference counting when they are
   released; only garbage cycles among them wait, and the same task collects those when they
-  amount to something: once the frozen generation has grown by half since the last unfreeze,
-  it is unfrozen and collected in one pass (the cost of today's full collection, paid rarely and
-  on a schedule, not every 25% of growth).
+  amount to something: once the frozen generation has grown by a quarter since the last unfreeze,
+  it is unfrozen and collected in one pass, but only while few sockets are open (`GC_QUIET_SOCKETS`):
+  that pass walks every live object, so it is short only then. A process that never gets quiet
+  keeps those cycles (a few objects per closed socket) until it does or restarts.
 
 `gc.callbacks` times every collection for `/metrics` (project.metrics.GC_PAUSE_SECONDS). The
 callback only appends to a deque: it runs wherever an allocation triggered the collection,
@@ -38,6 +39,7 @@ _started: list[float] = [0.0]
 _installed = threading.Lock()
 # The frozen generation may grow this much (in objects) before a quiet moment is used to collect it.
 UNFREEZE_GROWTH = 1.25
+QUIET_CHECK_SECONDS = 30
 _done = False
 
 
@@ -72,34 +74,45 @@ class Refreezer:
     def __init__(self) -> None:
         self.baseline = gc.get_freeze_count()
 
-    def run(self) -> None:
+    def refreeze(self) -> None:
+        gc.collect(1)  # young garbage goes now, not into the frozen generation
+        gc.freeze()
+
+    def collect_if_quiet(self) -> None:
         from project.metrics import gc_frozen, open_socket_count
 
+        if open_socket_count() > settings.GC_QUIET_SOCKETS:
+            return
+        # Counting walks the frozen objects (one pass over a linked list, the GIL held): only now.
         frozen = gc.get_freeze_count()
-        if frozen > self.baseline * UNFREEZE_GROWTH and open_socket_count() <= settings.GC_QUIET_SOCKETS:
+        if frozen > self.baseline * UNFREEZE_GROWTH:
             # Frozen objects are still freed by reference counting; what grew is the start-up heap, the
             # few open sockets and cycles that died frozen. Walking that is cheap while few are open.
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self.baseline = gc.get_freeze_count()
-        else:
-            gc.collect(1)  # young garbage goes now, not into the frozen generation
-            gc.freeze()
-        gc_frozen(gc.get_freeze_count())
+            frozen = self.baseline = gc.get_freeze_count()
+        gc_frozen(frozen)
 
 
 def _maintain() -> None:
-    """The probe's records into the metrics every second; the refreezer every GC_REFREEZE_SECONDS."""
+    """The probe's records into the metrics every second; a refreeze every GC_REFREEZE_SECONDS, and
+    every QUIET_CHECK_SECONDS a look at whether the frozen generation should be collected."""
     refreeze_every = settings.GC_REFREEZE_SECONDS if settings.GC_FREEZE else 0
     refreezer = Refreezer()
-    last_refreeze = time.monotonic()
+    last_refreeze = last_quiet_check = time.monotonic()
     while True:
         time.sleep(min(1.0, refreeze_every or 1.0))
         record_pauses()
-        if refreeze_every and time.monotonic() - last_refreeze >= refreeze_every:
-            last_refreeze = time.monotonic()
-            refreezer.run()
+        if not refreeze_every:
+            continue
+        now = time.monotonic()
+        if now - last_refreeze >= refreeze_every:
+            last_refreeze = now
+            refreezer.refreeze()
+        if now - last_quiet_check >= QUIET_CHECK_SECONDS:
+            last_quiet_check = now
+            refreezer.collect_if_quiet()
 
 
 def configure() -> None:

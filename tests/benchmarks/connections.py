@@ -116,16 +116,20 @@ async def _hold(url: str, key: str, payment_ids: list[str], count: int, concurre
     async def one(index: int) -> None:
         async with gate:
             try:
-                ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, ping_interval=None,
-                                   max_queue=4)
+                ws = await connect(
+                    url, subprotocols=["graphql-transport-ws"], open_timeout=60, ping_interval=None, max_queue=4
+                )
                 sockets.append(ws)
                 await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Public-Key": key}}))
                 ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 if ack.get("type") != "connection_ack":
                     raise RuntimeError(f"no ack: {ack}")
                 variables = {"id": payment_ids[index % len(payment_ids)], "secret": CLIENT_SECRET}
-                await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                          "payload": {"query": SUBSCRIBE, "variables": variables}}))
+                await ws.send(
+                    json.dumps(
+                        {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": variables}}
+                    )
+                )
                 while True:
                     message = json.loads(await asyncio.wait_for(ws.recv(), 60))
                     if message.get("type") == "ping":
@@ -142,8 +146,14 @@ async def _hold(url: str, key: str, payment_ids: list[str], count: int, concurre
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout)
     except TimeoutError:
         problems.append(f"timed out after {timeout:g} s")
-    conn.send({"ok": count - len(problems), "failed": len(problems), "seconds": time.perf_counter() - started,
-               "problem": problems[0] if problems else None})
+    conn.send(
+        {
+            "ok": count - len(problems),
+            "failed": len(problems),
+            "seconds": time.perf_counter() - started,
+            "problem": problems[0] if problems else None,
+        }
+    )
     # Idle until told to go; drain whatever arrives (pings are answered by the library).
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, conn.recv)

@@ -190,6 +190,7 @@ def test_webhook_outcomes_are_counted(client, scrape, shop_online, gql):
 
 # --- Several processes, one directory -------------------------------------------------------------
 
+
 class _Cycle:
     def __init__(self) -> None:
         self.me = self

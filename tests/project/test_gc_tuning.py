@@ -24,14 +24,11 @@ def _thaw():
 
 def _frozen_cycle() -> weakref.ref:
     node = _Node()
-    refreezer = Refreezer()
-    refreezer.baseline = gc.get_freeze_count() * 10  # no unfreeze this time
-    refreezer.run()
+    Refreezer().refreeze()
     return weakref.ref(node)
 
 
-def test_survivors_are_frozen_and_no_collection_walks_them(settings):
-    settings.GC_QUIET_SOCKETS = 500
+def test_survivors_are_frozen_and_no_collection_walks_them():
     before = gc.get_freeze_count()
     kept = [[] for _ in range(1000)]  # noqa: F841 - alive across the refreeze
     dead = _frozen_cycle()
@@ -45,7 +42,7 @@ def test_cycles_that_died_frozen_are_collected_when_few_sockets_are_open(setting
     dead = _frozen_cycle()
     refreezer = Refreezer()
     refreezer.baseline = gc.get_freeze_count() // 2  # the frozen generation grew
-    refreezer.run()
+    refreezer.collect_if_quiet()
     assert dead() is None
     assert gc.get_freeze_count() > 0  # frozen again after the collection
 
@@ -55,5 +52,5 @@ def test_not_while_many_sockets_are_open(settings):
     dead = _frozen_cycle()
     refreezer = Refreezer()
     refreezer.baseline = gc.get_freeze_count() // 2
-    refreezer.run()
+    refreezer.collect_if_quiet()
     assert dead() is not None

@@ -139,8 +139,8 @@ GC_LONGEST_PAUSE_SECONDS = Gauge(
 )
 GC_FROZEN_OBJECTS = Gauge(
     "cloudpilot_gc_frozen_objects",
-    "Objects in the frozen generation (gc.freeze), never walked by a collection: steady growth while "
-    "sockets come and go is garbage waiting for a quiet moment (project.gc_tuning)",
+    "Objects in the frozen generation (gc.freeze), never walked by a collection; counted at start-up "
+    "and while few sockets are open (project.gc_tuning)",
     registry=None,
     multiprocess_mode="livesum",
 )

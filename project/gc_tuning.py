@@ -8,13 +8,13 @@ loop for 1-2 s. Two things bound it:
 - `gc.freeze()` once start-up is done (Django, the schema, the task consumer): those objects live
   as long as the process, and frozen they are never walked again.
 - Re-freezing: every `GC_REFREEZE_SECONDS` (1 s), what survived a young collection moves to the
-  frozen generation too, so a full collection walks only what was promoted since the last freeze,
-  not every socket still open. Frozen objects are still freed by reference counting when they are
-  released; only garbage cycles among them wait, and the same task collects those when they
-  amount to something: once the frozen generation has grown by a quarter since the last unfreeze,
-  it is unfrozen and collected in one pass, but only while few sockets are open (`GC_QUIET_SOCKETS`):
-  that pass walks every live object, so it is short only then. A process that never gets quiet
-  keeps those cycles (a few objects per closed socket) until it does or restarts.
+  frozen generation too, so a full collection walks only what was promoted since, not every socket
+  still open. Frozen objects are still freed by reference counting, but a closed socket's objects
+  are cycles (about 40 KiB of them, measured): frozen, they wait. So once at least
+  `GC_COLLECT_AFTER_CLOSED` (500) sockets, and at least as many as are still open, have closed
+  since the last time, the frozen generation is unfrozen and collected in one pass. That pass
+  walks everything, so at 10,000 open sockets it is the old 1-3 s pause, but it comes once per
+  10,000 closes instead of at every 25% of heap growth, and dead sockets never outnumber live ones.
 
 `gc.callbacks` times every collection for `/metrics` (project.metrics.GC_PAUSE_SECONDS). The
 callback only appends to a deque: it runs wherever an allocation triggered the collection,
@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 _pending: deque[tuple[int, float, int]] = deque(maxlen=10_000)
 _started: list[float] = [0.0]
 _installed = threading.Lock()
-# The frozen generation may grow this much (in objects) before a quiet moment is used to collect it.
-UNFREEZE_GROWTH = 1.25
-QUIET_CHECK_SECONDS = 30
 _done = False
 
 
@@ -69,38 +66,37 @@ def install_probe() -> None:
 
 class Refreezer:
     """Moves what survived since the last time into the frozen generation; unfreezes to collect once
-    garbage may have piled up there and few sockets are open."""
+    enough sockets have closed since the last time (their objects are cycles, frozen with them)."""
 
     def __init__(self) -> None:
-        self.baseline = gc.get_freeze_count()
+        from project.metrics import sockets_closed
+
+        self.closed_at_last_collection = sockets_closed()
 
     def refreeze(self) -> None:
         gc.collect(1)  # young garbage goes now, not into the frozen generation
         gc.freeze()
 
-    def collect_if_quiet(self) -> None:
-        from project.metrics import gc_frozen, open_socket_count
+    def collect_if_due(self) -> None:
+        from project.metrics import gc_frozen, open_socket_count, sockets_closed
 
-        if open_socket_count() > settings.GC_QUIET_SOCKETS:
+        closed = sockets_closed() - self.closed_at_last_collection
+        if closed < max(settings.GC_COLLECT_AFTER_CLOSED, open_socket_count()):
             return
-        # Counting walks the frozen objects (one pass over a linked list, the GIL held): only now.
-        frozen = gc.get_freeze_count()
-        if frozen > self.baseline * UNFREEZE_GROWTH:
-            # Frozen objects are still freed by reference counting; what grew is the start-up heap, the
-            # few open sockets and cycles that died frozen. Walking that is cheap while few are open.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-            frozen = self.baseline = gc.get_freeze_count()
-        gc_frozen(frozen)
+        # The garbage is at least as large as what is still open: one full pass now costs at most
+        # about twice the garbage, and memory never holds more dead sockets than live ones.
+        self.closed_at_last_collection += closed
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        gc_frozen(gc.get_freeze_count())
 
 
 def _maintain() -> None:
-    """The probe's records into the metrics every second; a refreeze every GC_REFREEZE_SECONDS, and
-    every QUIET_CHECK_SECONDS a look at whether the frozen generation should be collected."""
+    """The probe's records into the metrics every second; a refreeze every GC_REFREEZE_SECONDS."""
     refreeze_every = settings.GC_REFREEZE_SECONDS if settings.GC_FREEZE else 0
     refreezer = Refreezer()
-    last_refreeze = last_quiet_check = time.monotonic()
+    last_refreeze = time.monotonic()
     while True:
         time.sleep(min(1.0, refreeze_every or 1.0))
         record_pauses()
@@ -110,9 +106,7 @@ def _maintain() -> None:
         if now - last_refreeze >= refreeze_every:
             last_refreeze = now
             refreezer.refreeze()
-        if now - last_quiet_check >= QUIET_CHECK_SECONDS:
-            last_quiet_check = now
-            refreezer.collect_if_quiet()
+            refreezer.collect_if_due()
 
 
 def configure() -> None:

@@ -140,7 +140,7 @@ GC_LONGEST_PAUSE_SECONDS = Gauge(
 GC_FROZEN_OBJECTS = Gauge(
     "cloudpilot_gc_frozen_objects",
     "Objects in the frozen generation (gc.freeze), never walked by a collection; counted at start-up "
-    "and while few sockets are open (project.gc_tuning)",
+    "and after each collection of it (project.gc_tuning)",
     registry=None,
     multiprocess_mode="livesum",
 )
@@ -217,13 +217,22 @@ def socket_opened(consumer: Any) -> None:
     _refresh_busiest_sockets()
 
 
+_sockets_closed = [0]
+
+
 def open_socket_count() -> int:
     return len(_open_sockets)
+
+
+def sockets_closed() -> int:
+    """Authenticated sockets closed since the process started (project.gc_tuning)."""
+    return _sockets_closed[0]
 
 
 def socket_closed(consumer: Any) -> None:
     if consumer in _open_sockets:
         _open_sockets.discard(consumer)
+        _sockets_closed[0] += 1
         WEBSOCKETS_OPEN.dec()
     _refresh_busiest_sockets()
 

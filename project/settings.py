@@ -411,8 +411,9 @@ GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS"
 GC_FREEZE = env_bool("GC_FREEZE", True)
 GC_REFREEZE_SECONDS = float(os.environ.get("GC_REFREEZE_SECONDS", 1))
 GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", ""))
-# Cycles that die frozen wait for a moment with at most this many sockets open (a short full collection).
-GC_QUIET_SOCKETS = int(os.environ.get("GC_QUIET_SOCKETS", 500))
+# Closed sockets' objects (cycles) frozen with them are collected once at least this many sockets, and
+# as many as are still open, have closed since the last time.
+GC_COLLECT_AFTER_CLOSED = int(os.environ.get("GC_COLLECT_AFTER_CLOSED", 500))
 # Open sockets per client address and per portal public key, counted per server process (N web
 # processes allow N times as many). One address is often a whole hotspot behind NAT, each paying
 # customer's portal holding one socket; a public key serves all of an operator's hotspots. Beyond

@@ -21,7 +21,9 @@ from tests.live import Daphne, GraphQLWebSocket, base_env, running, scratch_redi
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REDIS_URL = scratch_redis_url()
-SUBSCRIBE = "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
+SUBSCRIBE = (
+    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
+)
 
 
 def _healthz_seconds(server: Daphne) -> float:

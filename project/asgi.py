@@ -17,7 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from project import autobahn_debug_lines, daphne_close_reason  # noqa: E402
+from project import autobahn_debug_lines, daphne_close_reason, gc_tuning  # noqa: E402
 from project.consumers import GraphQLConsumer  # noqa: E402
 from project.embedded import LoopRecordingApp, start_task_consumer  # noqa: E402
 from project.http_concurrency import ConcurrencyLimit  # noqa: E402
@@ -54,3 +54,6 @@ if settings.SIMULATORS_ENABLED and settings.ROUTEROS_SIMULATOR_AUTOSTART:
     from network.simulator.runtime import start_router_simulator
 
     start_router_simulator()
+
+# Last: everything above lives as long as the process (project.gc_tuning).
+gc_tuning.configure()

@@ -117,6 +117,33 @@ WEBSOCKETS_BUSIEST_PUBLIC_KEY = Gauge(
     registry=None,
     multiprocess_mode="livemax",
 )
+GC_GENERATIONS = ("0", "1", "2")
+GC_PAUSE_SECONDS = Histogram(
+    "cloudpilot_gc_pause_seconds",
+    "Garbage collections by generation and how long each stopped the process (project.gc_tuning)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+    registry=None,
+)
+GC_COLLECTED_OBJECTS = Counter(
+    "cloudpilot_gc_collected_objects",
+    "Unreachable objects the garbage collector freed, by generation",
+    ["generation"],
+    registry=None,
+)
+GC_LONGEST_PAUSE_SECONDS = Gauge(
+    "cloudpilot_gc_longest_pause_seconds",
+    "The longest garbage collection pause since the process started (the longest of the host's processes)",
+    registry=None,
+    multiprocess_mode="livemax",
+)
+GC_FROZEN_OBJECTS = Gauge(
+    "cloudpilot_gc_frozen_objects",
+    "Objects in the frozen generation (gc.freeze), never walked by a collection; counted at start-up "
+    "and after each collection of it (project.gc_tuning)",
+    registry=None,
+    multiprocess_mode="livesum",
+)
 _RECORDED_IN_PROCESS = (
     WEBHOOK_DELIVERIES,
     PAYMENT_CONFIRMATION_SECONDS,
@@ -126,6 +153,10 @@ _RECORDED_IN_PROCESS = (
     SUBSCRIPTIONS_ACTIVE,
     WEBSOCKETS_BUSIEST_ADDRESS,
     WEBSOCKETS_BUSIEST_PUBLIC_KEY,
+    GC_PAUSE_SECONDS,
+    GC_COLLECTED_OBJECTS,
+    GC_LONGEST_PAUSE_SECONDS,
+    GC_FROZEN_OBJECTS,
 )
 
 # Every label value exists from the start: `rate()` and `increase()` need a series before its first event.
@@ -136,6 +167,9 @@ for _outcome in ACTIVATION_ATTEMPT_OUTCOMES:
 for _source in CONFIRMATION_SOURCES:
     for _kind in PAYMENT_KINDS:
         PAYMENT_CONFIRMATION_SECONDS.labels(source=_source, kind=_kind)
+for _generation in GC_GENERATIONS:
+    GC_PAUSE_SECONDS.labels(generation=_generation)
+    GC_COLLECTED_OBJECTS.labels(generation=_generation)
 
 
 # --- Recording (one call at each place where it happens) ----------------------------------------
@@ -183,9 +217,22 @@ def socket_opened(consumer: Any) -> None:
     _refresh_busiest_sockets()
 
 
+_sockets_closed = [0]
+
+
+def open_socket_count() -> int:
+    return len(_open_sockets)
+
+
+def sockets_closed() -> int:
+    """Authenticated sockets closed since the process started (project.gc_tuning)."""
+    return _sockets_closed[0]
+
+
 def socket_closed(consumer: Any) -> None:
     if consumer in _open_sockets:
         _open_sockets.discard(consumer)
+        _sockets_closed[0] += 1
         WEBSOCKETS_OPEN.dec()
     _refresh_busiest_sockets()
 
@@ -205,6 +252,22 @@ def subscription_listening() -> Iterator[None]:
         yield
     finally:
         SUBSCRIPTIONS_ACTIVE.dec()
+
+
+_longest_gc_pause = [0.0]
+
+
+def gc_collection(generation: int, seconds: float, collected: int) -> None:
+    """One garbage collection, timed by project.gc_tuning's probe."""
+    GC_PAUSE_SECONDS.labels(generation=str(generation)).observe(seconds)
+    GC_COLLECTED_OBJECTS.labels(generation=str(generation)).inc(collected)
+    if seconds > _longest_gc_pause[0]:
+        _longest_gc_pause[0] = seconds
+        GC_LONGEST_PAUSE_SECONDS.set(seconds)
+
+
+def gc_frozen(objects: int) -> None:
+    GC_FROZEN_OBJECTS.set(objects)
 
 
 # --- Read at scrape time ------------------------------------------------------------------------
@@ -322,6 +385,9 @@ def _forget_stopped_processes(directory: str) -> None:
 
 class _Scrape:
     def collect(self) -> Iterator[Metric]:
+        from project.gc_tuning import record_pauses
+
+        record_pauses()  # this process's collections so far, not only those of the last flush
         if MULTIPROCESS_DIR:
             _forget_stopped_processes(MULTIPROCESS_DIR)
             yield from MultiProcessCollector(None, path=MULTIPROCESS_DIR).collect()

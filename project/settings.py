@@ -405,6 +405,15 @@ PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS = int(os.environ.get("PAYMENT_UNKNOWN_OUTCOM
 # Subscriptions re-read the row this often even without a hint (hints are at-most-once).
 SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))
+# The garbage collector (project.gc_tuning): freeze the start-up heap, and every GC_REFREEZE_SECONDS
+# what has survived since (0: never), so full collections do not walk every open socket's objects;
+# GC_THRESHOLDS: gc.set_threshold's three numbers, comma-separated (empty: CPython's 700,10,10).
+GC_FREEZE = env_bool("GC_FREEZE", True)
+GC_REFREEZE_SECONDS = float(os.environ.get("GC_REFREEZE_SECONDS", 1))
+GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", ""))
+# Closed sockets' objects (cycles) frozen with them are collected once at least this many sockets, and
+# as many as are still open, have closed since the last time.
+GC_COLLECT_AFTER_CLOSED = int(os.environ.get("GC_COLLECT_AFTER_CLOSED", 500))
 # Open sockets per client address and per portal public key, counted per server process (N web
 # processes allow N times as many). One address is often a whole hotspot behind NAT, each paying
 # customer's portal holding one socket; a public key serves all of an operator's hotspots. Beyond

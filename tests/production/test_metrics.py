@@ -6,6 +6,7 @@ Huey worker sharing one PROMETHEUS_MULTIPROC_DIR, as production does, and scrape
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from django.urls import path
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import Payment
+from project.gc_tuning import install_probe
 from project.metrics import metrics_view
 from project.urls import urlpatterns as project_urlpatterns
 from tests.documents import INITIATE
@@ -35,7 +37,7 @@ urlpatterns = [path("metrics", metrics_view), *project_urlpatterns]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
 
 TOKEN = "metrics-token-0123456789abcdef"
-ALLOWED_LABELS = {"status", "provider", "outcome", "source", "kind", "scope", "le"}
+ALLOWED_LABELS = {"status", "provider", "outcome", "source", "kind", "scope", "le", "generation"}
 
 Samples = dict[tuple[str, frozenset], float]
 
@@ -157,7 +159,7 @@ def test_a_paid_payment_shows_in_the_series(gql, client, shop_online, scrape):
             continue
         assert {label for label, _ in labels} <= ALLOWED_LABELS, name
         for label, label_value in labels:
-            assert label == "le" or not label_value.isdigit(), (name, label, label_value)
+            assert label in {"le", "generation"} or not label_value.isdigit(), (name, label, label_value)
             assert not any(secret in label_value for secret in secrets if secret), (name, label)
 
 
@@ -187,6 +189,30 @@ def test_webhook_outcomes_are_counted(client, scrape, shop_online, gql):
 
 
 # --- Several processes, one directory -------------------------------------------------------------
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_forced_collection_shows_in_the_gc_series(scrape):
+    """Issue 14 item 2: on-call sees collection pauses (and the benchmark reads them) on /metrics."""
+    install_probe()  # the server installs it at start-up (project.asgi); tests do not import that
+    before = scrape()
+    for _ in range(500):
+        _Cycle()  # unreachable only through their cycles: the collector's to free
+    gc.collect()
+    after = scrape()
+    full = "cloudpilot_gc_pause_seconds_count"
+    assert value(after, full, generation="2") >= value(before, full, generation="2") + 1
+    collected = "cloudpilot_gc_collected_objects_total"
+    assert value(after, collected, generation="2") >= value(before, collected, generation="2") + 500
+    assert value(after, "cloudpilot_gc_longest_pause_seconds") > 0
+    assert value(after, "cloudpilot_gc_pause_seconds_bucket", generation="2", le="+Inf") == value(
+        after, full, generation="2"
+    )
+
 
 SUBSCRIBE = """subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) {
   id status activation { status } } }"""
@@ -239,6 +265,9 @@ def test_any_process_of_a_host_serves_every_process_series(shop_online, tmp_path
             assert value(seen_from_a, "cloudpilot_websockets_open") == 1
             assert value(seen_from_a, "cloudpilot_subscriptions_active") == 1
             assert value(seen_from_a, "cloudpilot_websockets_busiest_public_key") == 1
+            # Both daphne processes time their collections (project.gc_tuning, set up by project.asgi).
+            assert sum(value(seen_from_a, "cloudpilot_gc_pause_seconds_count", generation=g) for g in "012") > 0
+            assert value(seen_from_a, "cloudpilot_gc_frozen_objects") > 100_000  # both start-up heaps
 
             shop_online.intasend.settle(payment["intasendInvoiceId"], "COMPLETE", webhook=False)
             status, _ = shop_online.intasend.deliver_webhook(

@@ -1,0 +1,81 @@
+"""project.gc_tuning's refreezer (issue 14 item 2): survivors move to the frozen generation, which no
+collection walks, and the cycles closed sockets leave there are collected once enough have closed."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from project import metrics
+from project.gc_tuning import Refreezer
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector can free it
+
+
+class _Socket:
+    """Stands in for a consumer in metrics' open-socket bookkeeping (only its identity counts)."""
+
+
+@pytest.fixture(autouse=True)
+def _thaw():
+    yield
+    gc.unfreeze()  # the rest of the session collects as usual
+
+
+def _frozen_cycle() -> weakref.ref:
+    node = _Node()
+    Refreezer().refreeze()
+    return weakref.ref(node)
+
+
+def _close_sockets(count: int) -> None:
+    for _ in range(count):
+        socket = _Socket()
+        metrics.socket_opened(socket)
+        metrics.socket_closed(socket)
+
+
+def test_survivors_are_frozen_and_no_collection_walks_them():
+    before = gc.get_freeze_count()
+    kept = [[] for _ in range(1000)]  # noqa: F841 - alive across the refreeze
+    dead = _frozen_cycle()
+    assert gc.get_freeze_count() >= before + 1000
+    gc.collect()
+    assert dead() is not None  # frozen: a full collection does not see it
+
+
+def test_frozen_cycles_are_collected_once_enough_sockets_closed(settings):
+    settings.GC_COLLECT_AFTER_CLOSED = 3
+    refreezer = Refreezer()
+    dead = _frozen_cycle()
+    _close_sockets(2)
+    refreezer.collect_if_due()
+    assert dead() is not None  # 2 of 3
+    _close_sockets(1)
+    refreezer.collect_if_due()
+    assert dead() is None
+    assert gc.get_freeze_count() > 0  # frozen again after the collection
+
+
+def test_not_before_as_many_have_closed_as_are_open(settings):
+    settings.GC_COLLECT_AFTER_CLOSED = 1
+    still_open = [_Socket() for _ in range(5)]
+    for socket in still_open:
+        metrics.socket_opened(socket)
+    try:
+        refreezer = Refreezer()
+        dead = _frozen_cycle()
+        _close_sockets(4)
+        refreezer.collect_if_due()
+        assert dead() is not None  # 4 dead sockets, 5 live ones: not worth a full pass yet
+        _close_sockets(1)
+        refreezer.collect_if_due()
+        assert dead() is None
+    finally:
+        for socket in still_open:
+            metrics.socket_closed(socket)

@@ -6,15 +6,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
 from project import metrics, safe_json
 from project.auth import (
     CREDENTIALS_REVOKED,
@@ -25,6 +22,7 @@ from project.auth import (
 )
 from project.db_threads import NoConnectionCleanupPerMessage, ws_database_read
 from project.errors import ErrorCode
+from project.live_hub import LiveHub
 from project.socket_caps import SocketCaps
 from project.ws_pacing import subscribe_turn
 
@@ -34,27 +32,11 @@ BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
 
 
 class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
-    # Channels reads this connection's channel in a loop and lets any error end the consumer,
-    # closing the socket with 1011. A Redis restart must not cut every portal off: keep the
-    # socket, retry the read with backoff (subscriptions poll the database meanwhile).
-    @property
-    def channel_receive(self):
-        return self._receive_surviving_layer_outages
-
-    @channel_receive.setter
-    def channel_receive(self, receive) -> None:
-        self._layer_receive = receive
-
-    async def _receive_surviving_layer_outages(self) -> dict:
-        delay = 0.2
-        while True:
-            try:
-                return await self._layer_receive()
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
-                logger.warning("Channel layer read failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    # No channel-layer channel of its own, nor a task reading it: hints for the socket's
+    # subscriptions and its credentials reach it through the process's one channel
+    # (project.live_hub), which also survives a Redis restart. That reader was a good part of what
+    # an idle socket cost (issue 14).
+    channel_layer_alias = None
 
     def decode_json(self, data: str | bytes) -> object:
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is
@@ -84,20 +66,13 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     # subscription checks the credentials first, in case the hint was lost.
 
     async def _watch_credentials(self, principal) -> None:
-        try:
-            await self.channel_layer.group_add(credentials_group(principal.operator.pk), self.channel_name)
-            self._credentials_group = credentials_group(principal.operator.pk)
-        except CHANNEL_LAYER_ERRORS as exc:
-            raise_if_cancelling(exc)
-            logger.warning("Channel layer unavailable (%s): credentials checked per subscription only", exc)
+        self._credentials_group = credentials_group(principal.operator.pk)
+        await LiveHub.here().join(self._credentials_group, self._credentials_hint)
 
-    async def dispatch(self, message: dict) -> None:
-        if message.get("type") == CREDENTIALS_REVOKED:
-            principal = self.scope.get("principal")
-            if principal is not None and principal.via == message.get("via"):
-                await self.close(code=4403, reason="Credentials revoked")
-            return
-        await super().dispatch(message)
+    def _credentials_hint(self, message: dict) -> None:
+        principal = self.scope.get("principal")
+        if message.get("type") == CREDENTIALS_REVOKED and principal is not None and principal.via == message.get("via"):
+            self._closing = asyncio.ensure_future(self.close(code=4403, reason="Credentials revoked"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         principal = self.scope.get("principal")
@@ -131,23 +106,11 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     async def disconnect(self, code: int) -> None:
         group = getattr(self, "_credentials_group", None)
         if group is not None:
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
+            await LiveHub.here().leave(group, self._credentials_hint)
         try:
             await super().disconnect(code)
         finally:
             metrics.socket_closed(self)
-
-    @asynccontextmanager
-    async def listen_to_channel(
-        self, type: str, *, timeout: float | None = None, groups: Sequence[str] = ()
-    ) -> AsyncIterator[Any]:
-        """Every subscription listens here (billing.subscriptions) while it runs: count it meanwhile."""
-        async with super().listen_to_channel(type, timeout=timeout, groups=groups) as messages:
-            with metrics.subscription_listening():
-                yield messages
 
     def _header_credentials(self) -> dict[str, str]:
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in self.scope["headers"]}

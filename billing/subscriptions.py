@@ -9,7 +9,7 @@ The subscriptions of one event loop share the work (`_LiveUpdates`, project.live
 joins each followed payment's or operator's group once, reads the row once per hint for all of
 its local subscribers, and one resync task reads the versions of every followed payment in one
 query. A completion reaching 1,000 subscribers of one payment used to be 1,000 channel messages and
-reads (issue 14); each subscriber now waits on an asyncio.Event.
+reads (issue 14); each subscriber now waits on a future of its own.
 """
 
 from __future__ import annotations
@@ -49,15 +49,31 @@ def _ensure_still_valid(principal) -> None:
 
 
 class _Watch:
-    """One subscription waiting for news: `woken` is set when it should read again (a hint, a
-    resync that found a change, its token to check). Operator streams also note how far they read."""
+    """One subscription waiting for news (a hint, a resync that found a change, its token to
+    check). A flag and, only while it waits, a future: an asyncio.Event costs a deque (~0.7 KiB)
+    per idle subscription. Operator streams also note how far they have read (`since`)."""
 
-    __slots__ = ("principal", "woken", "since")
+    __slots__ = ("principal", "since", "news", "waiter")
 
     def __init__(self, principal, since=None) -> None:
         self.principal = principal
-        self.woken = asyncio.Event()
         self.since = since
+        self.news = False
+        self.waiter: asyncio.Future | None = None
+
+    def wake(self) -> None:
+        self.news = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until woken since the last `news = False` (at once if that already happened)."""
+        if not self.news:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
 
 class _Followed:
@@ -82,7 +98,7 @@ class _Followed:
     def wake(self) -> None:
         self.generation += 1
         for watch in self.watches:
-            watch.woken.set()
+            watch.wake()
 
 
 def _versions(payment_ids: list[str]) -> dict[str, tuple]:
@@ -144,16 +160,20 @@ class _LiveUpdates:
             live = cls._here[loop] = cls(loop)
         return live
 
-    async def follow(self, table: dict, key, group: str, watch: _Watch) -> _Followed:
-        """Join before the first read: no change falls between the read and the hints."""
+    def follow(self, table: dict, key, group: str, watch: _Watch) -> _Followed:
+        """`watch` follows `key` from now on; `join` before the first read."""
         followed = table.get(key)
         if followed is None:
             followed = table[key] = _Followed(key, group)
         followed.watches.add(watch)
         if self.resync is None or self.resync.done():
             self.resync = self.loop.create_task(self._resync())
-        await LiveHub.here().join(group, followed.hint)
         return followed
+
+    @staticmethod
+    async def join(followed: _Followed) -> None:
+        """Once this returns no change falls between a read and the hints (or the layer is down)."""
+        await LiveHub.here().join(followed.group, followed.hint)
 
     async def unfollow(self, table: dict, followed: _Followed, watch: _Watch) -> None:
         followed.watches.discard(watch)
@@ -243,7 +263,7 @@ class _LiveUpdates:
             for followed in [*self.payments.values(), *self.operators.values()]:
                 for watch in followed.watches:
                     if watch.principal.has_expired:
-                        watch.woken.set()
+                        watch.wake()
 
 
 def _activation(payment: models.Payment):
@@ -294,34 +314,36 @@ class BillingSubscription:
     ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
         live, watch = _LiveUpdates.here(), _Watch(principal)
-        followed = await live.follow(live.payments, str(payment_id), payment_group(payment_id), watch)
+        followed = live.follow(live.payments, str(payment_id), payment_group(payment_id), watch)
         last_version = None
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()  # no context manager: one less object per idle stream
         try:
-            with metrics.subscription_listening():
-                while True:
-                    _ensure_still_valid(principal)
-                    watch.woken.clear()  # before the read: a hint arriving during it wakes us again
-                    payment = await live.payment(followed)
-                    # Shared by every local subscriber of the payment: who may see it is checked here.
-                    if payment is None or not (
-                        payment.owner_id == principal.operator.pk
-                        and (principal.is_operator or selectors.payment_secret_matches(payment, client_secret))
-                    ):
-                        if last_version is None:
-                            raise GraphQLError(
-                                "Payment not found or access denied",
-                                extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
-                            )
-                        return
-                    version = _version(payment)
-                    if version != last_version:
-                        last_version = version
-                        yield payment  # type: ignore[misc]
-                    if _stream_is_over(payment):
-                        return
-                    del payment  # keep nothing of the row while idle
-                    await watch.woken.wait()
+            await live.join(followed)
+            while True:
+                _ensure_still_valid(principal)
+                watch.news = False  # before the read: a hint arriving during it wakes us again
+                payment = await live.payment(followed)
+                # Shared by every local subscriber of the payment: who may see it is checked here.
+                if payment is None or not (
+                    payment.owner_id == principal.operator.pk
+                    and (principal.is_operator or selectors.payment_secret_matches(payment, client_secret))
+                ):
+                    if last_version is None:
+                        raise GraphQLError(
+                            "Payment not found or access denied",
+                            extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
+                        )
+                    return
+                version = _version(payment)
+                if version != last_version:
+                    last_version = version
+                    yield payment  # type: ignore[misc]
+                if _stream_is_over(payment):
+                    return
+                del payment  # keep nothing of the row while idle
+                await watch.wait()
         finally:
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
             await live.unfollow(live.payments, followed, watch)
 
     @strawberry.subscription(
@@ -345,31 +367,33 @@ class BillingSubscription:
         seen: set = set()
         live, watch = _LiveUpdates.here(), _Watch(principal, since=started)
         operator_id = principal.operator.pk
-        followed = await live.follow(live.operators, operator_id, operator_group(operator_id), watch)
+        followed = live.follow(live.operators, operator_id, operator_group(operator_id), watch)
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()  # no context manager: one less object per idle stream
         try:
-            with metrics.subscription_listening():
-                while True:
-                    _ensure_still_valid(principal)
-                    watch.woken.clear()
-                    changed = await live.changes(followed)
-                    fresh = [
-                        p
-                        for p in changed
-                        if p.updated_at >= watch.since - timedelta(seconds=2)
-                        and (router_pk is None or p.router_id == router_pk)
-                        and (p.pk, _version(p)) not in seen
-                        and _changed_at(p) >= started
-                    ]
-                    # Past everything read, not only what this stream yields: the shared read of
-                    # the operator's streams starts at the earliest of them.
-                    watch.since = max([watch.since, *(p.updated_at for p in changed)])
-                    del changed
-                    for payment in fresh:
-                        seen.add((payment.pk, _version(payment)))
-                        yield payment  # type: ignore[misc]
-                    del fresh
-                    if len(seen) > 10_000:
-                        seen = {entry for entry in seen if entry[1][0] >= watch.since - timedelta(seconds=2)}
-                    await watch.woken.wait()
+            await live.join(followed)
+            while True:
+                _ensure_still_valid(principal)
+                watch.news = False
+                changed = await live.changes(followed)
+                fresh = [
+                    p
+                    for p in changed
+                    if p.updated_at >= watch.since - timedelta(seconds=2)
+                    and (router_pk is None or p.router_id == router_pk)
+                    and (p.pk, _version(p)) not in seen
+                    and _changed_at(p) >= started
+                ]
+                # Past everything read, not only what this stream yields: the shared read of
+                # the operator's streams starts at the earliest of them.
+                watch.since = max([watch.since, *(p.updated_at for p in changed)])
+                del changed
+                for payment in fresh:
+                    seen.add((payment.pk, _version(payment)))
+                    yield payment  # type: ignore[misc]
+                del fresh
+                if len(seen) > 10_000:
+                    seen = {entry for entry in seen if entry[1][0] >= watch.since - timedelta(seconds=2)}
+                await watch.wait()
         finally:
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
             await live.unfollow(live.operators, followed, watch)

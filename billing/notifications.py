@@ -73,7 +73,8 @@ def publish_after_commit(groups: list[str], message: dict) -> None:
 
         async def send_all() -> None:
             for group in groups:
-                await layer.group_send(group, message)
+                # The group rides along: each process reads its groups' hints from one channel.
+                await layer.group_send(group, {**message, "group": group})
 
         try:
             if run_on_server_loop(send_all):

@@ -3,20 +3,22 @@
 Channel-layer messages are hints (ids only, at-most-once): every wake-up re-reads the database.
 A subscription joins its group before its first read, so no change falls in between. Every
 SUBSCRIPTION_RESYNC_SECONDS the database is checked anyway, so a lost hint, a worker in another
-process on the in-memory layer, or a Redis outage only delays an update. For `paymentUpdates` one
-resync task per event loop (`_ResyncHub`) reads the versions of all watched payments in one query
-and wakes only the subscriptions whose payment changed (or whose token expired): one ORM read per
-subscription per interval kept a core busy at a few thousand idle portals (tests/benchmarks/).
+process on the in-memory layer, or a Redis outage only delays an update.
+
+The subscriptions of one event loop share the work (`_LiveUpdates`, project.live_hub): the process
+joins each followed payment's or operator's group once, reads the row once per hint for all of
+its local subscribers, and one resync task reads the versions of every followed payment in one
+query. A completion reaching 1,000 subscribers of one payment used to be 1,000 channel messages and
+reads (issue 14); each subscriber now waits on a future of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -26,18 +28,14 @@ from django.utils import timezone
 from graphql import GraphQLError
 
 from billing import models, selectors
-from billing.notifications import (
-    CHANNEL_LAYER_ERRORS,
-    PAYMENT_CHANGED,
-    operator_group,
-    payment_group,
-    raise_if_cancelling,
-)
+from billing.notifications import PAYMENT_CHANGED, operator_group, payment_group
 from billing.schema import PaymentType
+from project import metrics
 from project.db_threads import ws_database_read
 from project.errors import ErrorCode
 from project.graphql_support import IsOperator, IsOperatorOrPortal, operator_principal
 from project.ids import as_pk
+from project.live_hub import LiveHub
 
 logger = logging.getLogger(__name__)
 
@@ -50,55 +48,57 @@ def _ensure_still_valid(principal) -> None:
         )
 
 
-async def _wake_ups(
-    consumer, principal, groups: list[str], wanted: Callable[[dict], bool], *, ticks: bool = True
-) -> AsyncGenerator[None]:
-    """Yield at once, on every wanted hint, and (with `ticks`) on every resync tick, surviving layer
-    outages. Without `ticks` the resync hints come from `_ResyncHub`."""
-    # Ticks arrive as hints from a timer task, so no asyncio.wait_for (which on Python 3.11 can
-    # swallow a cancellation) sits in the read and the stream never leaves its groups.
-    ticker = asyncio.create_task(_tick(consumer, groups)) if ticks else None
-    started = False
-    try:
-        while True:
+class _Watch:
+    """One subscription waiting for news (a hint, a resync that found a change, its token to
+    check). A flag and, only while it waits, a future: an asyncio.Event costs a deque (~0.7 KiB)
+    per idle subscription. Operator streams also note how far they have read (`since`)."""
+
+    __slots__ = ("principal", "since", "news", "waiter")
+
+    def __init__(self, principal, since=None) -> None:
+        self.principal = principal
+        self.since = since
+        self.news = False
+        self.waiter: asyncio.Future | None = None
+
+    def wake(self) -> None:
+        self.news = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until woken since the last `news = False` (at once if that already happened)."""
+        if not self.news:
+            self.waiter = asyncio.get_running_loop().create_future()
             try:
-                async with (
-                    consumer.listen_to_channel(PAYMENT_CHANGED, groups=groups) as messages,
-                    aclosing(messages) as hints,
-                ):
-                    _ensure_still_valid(principal)
-                    started = True
-                    yield
-                    async for hint in hints:
-                        if (ticks and hint.get("resync")) or wanted(hint):
-                            _ensure_still_valid(principal)
-                            yield
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
-                # Redis restarting: keep the subscriber, poll the database until the layer is back.
-                logger.warning("Channel layer unavailable for %s (%s); polling", groups, exc)
-                if started:  # the first result never waits for the layer
-                    await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
-                _ensure_still_valid(principal)
-                started = True
-                yield
-    finally:
-        if ticker is not None:
-            ticker.cancel()
+                await self.waiter
+            finally:
+                self.waiter = None
 
 
-async def _tick(consumer, groups: list[str]) -> None:
-    """Every SUBSCRIPTION_RESYNC_SECONDS renew the stream's group memberships (a restarted Redis
-    forgot them) and hand it a resync hint."""
-    while True:
-        await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
-        try:
-            for group in groups:
-                await consumer.channel_layer.group_add(group, consumer.channel_name)
-        except CHANNEL_LAYER_ERRORS as exc:
-            raise_if_cancelling(exc)
-            logger.warning("Channel layer unavailable for %s (%s); resync continues", groups, exc)
-        await consumer.dispatch({"type": PAYMENT_CHANGED, "resync": True})
+class _Followed:
+    """A payment (or an operator's payments) followed by this process's subscriptions: its group is
+    joined once, each hint bumps `generation` and wakes every watch, and the row is read once per
+    generation for all of them (`_LiveUpdates.payment` / `.changes`)."""
+
+    __slots__ = ("key", "group", "watches", "generation", "read", "read_key", "version")
+
+    def __init__(self, key, group: str) -> None:
+        self.key, self.group = key, group
+        self.watches: set[_Watch] = set()
+        self.generation = 0
+        self.read: asyncio.Future | None = None  # the read of `read_key`, dropped once handed out
+        self.read_key: Any = None
+        self.version: tuple | None = None  # of the payment as last read (the resync compares it)
+
+    def hint(self, message: dict) -> None:
+        if message.get("type") == PAYMENT_CHANGED:
+            self.wake()
+
+    def wake(self) -> None:
+        self.generation += 1
+        for watch in self.watches:
+            watch.wake()
 
 
 def _versions(payment_ids: list[str]) -> dict[str, tuple]:
@@ -112,129 +112,158 @@ def _versions(payment_ids: list[str]) -> dict[str, tuple]:
     return found
 
 
-class _ResyncHub:
-    """The periodic safety net of the `paymentUpdates` subscriptions of one event loop.
-
-    Each subscription registers the version of the payment it last read; every
-    SUBSCRIPTION_RESYNC_SECONDS one task reads the current versions of all of them and hands a hint
-    to those whose payment changed or vanished, or whose access token expired. The hint goes
-    straight to the subscription's consumer (not through the channel layer, so it also works while
-    Redis is down), and the subscription re-reads the row as for any hint.
-    """
-
-    _hubs: dict[asyncio.AbstractEventLoop, _ResyncHub] = {}
-    _tokens = itertools.count()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.watching: dict[int, tuple[Any, Any, str, tuple]] = {}  # token → (consumer, principal, id, version)
-        self.task: asyncio.Task | None = None
-
-    @classmethod
-    def here(cls) -> _ResyncHub:
-        loop = asyncio.get_running_loop()
-        hub = cls._hubs.get(loop)
-        if hub is None:
-            hub = cls._hubs[loop] = cls(loop)
-        return hub
-
-    def watch(self, token: int, consumer, principal, payment_id: str, version: tuple) -> None:
-        self.watching[token] = (consumer, principal, payment_id, version)
-        if self.task is None or self.task.done():
-            self.task = self.loop.create_task(self._run())
-
-    def unwatch(self, token: int) -> None:
-        self.watching.pop(token, None)
-        if not self.watching:
-            if self.task is not None:
-                self.task.cancel()
-                self.task = None
-            if self._hubs.get(self.loop) is self:
-                del self._hubs[self.loop]
-
-    async def _run(self) -> None:
-        versions = ws_database_read(_versions)
-        while self.watching:
-            await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
-            watched = list(self.watching.values())
-            try:
-                current = await versions(list({payment_id for _, _, payment_id, _ in watched}))
-            except Exception:  # the database is down: try again next interval, never die
-                logger.exception("Resync of %d subscription(s) failed", len(watched))
-                current = None
-            for consumer, principal, payment_id, version in watched:
-                if (current is not None and current.get(payment_id) != version) or principal.has_expired:
-                    await consumer.dispatch({"type": PAYMENT_CHANGED, "payment_id": payment_id})
-
-
-def _payments_of(operator, payment_ids: list[uuid.UUID]) -> dict[uuid.UUID, models.Payment]:
-    """Many of one operator's payments, one query per 500 ids (the caller's secret is checked after)."""
-    found: dict[uuid.UUID, models.Payment] = {}
-    queryset = selectors.payments_for(operator).select_related("router", "package", "activation")
+def _payments(payment_ids: list[str]) -> dict[str, models.Payment]:
+    """Many payments, one query per 500 ids; who may see each is checked per subscription after."""
+    found: dict[str, models.Payment] = {}
+    queryset = models.Payment.objects.select_related("router", "package", "activation")
     for start in range(0, len(payment_ids), 500):
-        found.update({p.pk: p for p in queryset.filter(pk__in=payment_ids[start : start + 500])})
+        found.update({str(p.pk): p for p in queryset.filter(pk__in=payment_ids[start : start + 500])})
     return found
 
 
-class _PaymentLoads:
-    """The reads of the `paymentUpdates` subscriptions of one event loop, batched.
+def _changes(operator_id: int, since) -> list[models.Payment]:
+    """An operator's payments changed from `since` on (a little before: rows committed out of
+    timestamp order are caught, each stream's `seen` dedupes), oldest first, at most 200."""
+    queryset = models.Payment.objects.filter(owner_id=operator_id).select_related("router", "package", "activation")
+    return list(queryset.filter(updated_at__gte=since - timedelta(seconds=2)).order_by("updated_at")[:200])
 
-    One client setting up thousands of subscriptions, or one completion waking thousands of
-    subscribers, costs one query per operator per round instead of one per subscription: per-row
-    ORM work in threads starved the event loop (and with it `/healthz/` and the webhook) through
-    the GIL. One round runs at a time, on the WebSocket database pool (project.db_threads); loads
-    asked for meanwhile wait for the next round, so rounds grow with the load.
+
+class _LiveUpdates:
+    """The live subscriptions of one event loop (issue 14): one group membership per followed
+    payment or operator (project.live_hub), one read per hint shared by all of its subscribers,
+    and one resync task. Each subscription still runs its own GraphQL execution and access check on
+    the shared row: what a caller may see differs (masking, client secret).
+
+    Every SUBSCRIPTION_RESYNC_SECONDS the resync reads the versions of all followed payments in one
+    query and wakes the followers of those that changed, wakes every operator stream (one shared
+    read per operator), and wakes subscriptions whose token expired: a lost hint, a worker on
+    another process's in-memory layer or a Redis outage only delays an update. Reads of many
+    payments asked for together (thousands of portals subscribing at once) go in batches, on the
+    WebSocket database pool (project.db_threads), one round at a time.
     """
 
-    _loads: dict[asyncio.AbstractEventLoop, _PaymentLoads] = {}
+    _here: dict[asyncio.AbstractEventLoop, _LiveUpdates] = {}
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: dict[Any, tuple[Any, dict[uuid.UUID, list[asyncio.Future]]]] = {}
-        self.task: asyncio.Task | None = None
+        self.payments: dict[str, _Followed] = {}
+        self.operators: dict[int, _Followed] = {}
+        self.resync: asyncio.Task | None = None
+        self.wanted: dict[str, list[asyncio.Future]] = {}  # payment reads waiting for the next round
+        self.rounds: asyncio.Task | None = None
 
     @classmethod
-    def here(cls) -> _PaymentLoads:
+    def here(cls) -> _LiveUpdates:
         loop = asyncio.get_running_loop()
-        loads = cls._loads.get(loop)
-        if loads is None:
-            loads = cls._loads[loop] = cls(loop)
-        return loads
+        live = cls._here.get(loop)
+        if live is None:
+            live = cls._here[loop] = cls(loop)
+        return live
 
-    async def load(self, principal, payment_id: uuid.UUID, client_secret: str | None) -> models.Payment | None:
-        """The payment as `selectors.payment_find_for_caller` gives it: own payments for operators,
-        and for a public-key caller only with the payment's client secret."""
+    def follow(self, table: dict, key, group: str, watch: _Watch) -> _Followed:
+        """`watch` follows `key` from now on; `join` before the first read."""
+        followed = table.get(key)
+        if followed is None:
+            followed = table[key] = _Followed(key, group)
+        followed.watches.add(watch)
+        if self.resync is None or self.resync.done():
+            self.resync = self.loop.create_task(self._resync())
+        return followed
+
+    @staticmethod
+    async def join(followed: _Followed) -> None:
+        """Once this returns no change falls between a read and the hints (or the layer is down)."""
+        await LiveHub.here().join(followed.group, followed.hint)
+
+    async def unfollow(self, table: dict, followed: _Followed, watch: _Watch) -> None:
+        followed.watches.discard(watch)
+        if followed.watches:
+            return
+        if table.get(followed.key) is followed:
+            del table[followed.key]
+        if not (self.payments or self.operators):  # a loop that ends leaves nothing behind
+            if self.resync is not None:
+                self.resync.cancel()
+            if self._here.get(self.loop) is self:
+                del self._here[self.loop]
+        await LiveHub.here().leave(followed.group, followed.hint)
+
+    def _shared(self, followed: _Followed, key, read: Callable[[], Awaitable]) -> asyncio.Future:
+        """The read of `key` for every subscription that asks before it is handed out."""
+        current = followed.read
+        failed = current is not None and current.done() and (current.cancelled() or current.exception() is not None)
+        if current is None or followed.read_key != key or failed:
+            current = followed.read = asyncio.ensure_future(read())
+            followed.read_key = key
+            # Handed to those waiting, then dropped: nothing of the row is kept while idle.
+            current.add_done_callback(lambda done: self.loop.call_soon(self._forget, followed, done))
+        return current
+
+    @staticmethod
+    def _forget(followed: _Followed, done: asyncio.Future) -> None:
+        if followed.read is done:
+            followed.read = None
+
+    async def payment(self, followed: _Followed) -> models.Payment | None:
+        """The followed payment as it is since the latest hint: one read for all its subscribers."""
+
+        async def read() -> models.Payment | None:
+            payment = await self._batched(followed.key)
+            followed.version = _version(payment) if payment is not None else None
+            return payment
+
+        return await asyncio.shield(self._shared(followed, followed.generation, read))
+
+    async def changes(self, followed: _Followed) -> list[models.Payment]:
+        """The operator's payments changed since the earliest of its streams' `since`: one read
+        per hint for all of them (each stream filters its router, `seen` and start)."""
+        since = min(watch.since for watch in followed.watches)
+        read = functools.partial(ws_database_read(_changes), followed.key, since)
+        return await asyncio.shield(self._shared(followed, (followed.generation, since), read))
+
+    async def _batched(self, payment_id: str) -> models.Payment | None:
         future = self.loop.create_future()
-        operator = principal.operator
-        self.pending.setdefault(operator.pk, (operator, {}))[1].setdefault(payment_id, []).append(future)
-        if self.task is None or self.task.done():
-            self.task = self.loop.create_task(self._run())
-        payment = await future
-        if payment is None or not (principal.is_operator or selectors.payment_secret_matches(payment, client_secret)):
-            return None
-        return payment
+        self.wanted.setdefault(payment_id, []).append(future)
+        if self.rounds is None or self.rounds.done():
+            self.rounds = self.loop.create_task(self._rounds())
+        return await future
 
-    async def _run(self) -> None:
-        read = ws_database_read(_payments_of)
-        while self.pending:
-            batch, self.pending = self.pending, {}
-            for operator, wanted in batch.values():
-                try:
-                    found = await read(operator, list(wanted))
-                except Exception as exc:  # each waiting subscription gets the error, as from its own read
-                    found, error = {}, exc
-                else:
-                    error = None
-                for payment_id, futures in wanted.items():
-                    for future in futures:
-                        if future.done():  # the subscriber went away meanwhile
-                            continue
-                        if error is not None:
-                            future.set_exception(error)
-                        else:
-                            future.set_result(found.get(payment_id))
-        if self._loads.get(self.loop) is self:  # nothing waits: a loop that ends leaves nothing behind
-            del self._loads[self.loop]
+    async def _rounds(self) -> None:
+        read = ws_database_read(_payments)
+        while self.wanted:
+            batch, self.wanted = self.wanted, {}
+            try:
+                found, error = await read(list(batch)), None
+            except Exception as exc:  # each waiting subscription gets the error, as from its own read
+                found, error = {}, exc
+            for payment_id, futures in batch.items():
+                for future in futures:
+                    if future.done():  # the subscriber went away meanwhile
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(found.get(payment_id))
+
+    async def _resync(self) -> None:
+        versions = ws_database_read(_versions)
+        while self.payments or self.operators:
+            await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
+            payments = list(self.payments.values())
+            try:
+                current = await versions([followed.key for followed in payments]) if payments else {}
+            except Exception:  # the database is down: try again next interval, never die
+                logger.exception("Resync of %d payment(s) failed", len(payments))
+                current = None
+            for followed in payments:
+                if current is not None and current.get(followed.key) != followed.version:
+                    followed.wake()
+            for followed in list(self.operators.values()):
+                followed.wake()
+            for followed in [*self.payments.values(), *self.operators.values()]:
+                for watch in followed.watches:
+                    if watch.principal.has_expired:
+                        watch.wake()
 
 
 def _activation(payment: models.Payment):
@@ -262,16 +291,6 @@ def _changed_at(payment: models.Payment):
     return max(stamp for stamp in _version(payment) if stamp is not None)
 
 
-def _changed_since(principal, router_id: int | None, since, seen: set, started) -> list[models.Payment]:
-    queryset = selectors.payments_for(principal.operator).select_related("router", "package", "activation")
-    if router_id is not None:
-        queryset = queryset.filter(router_id=router_id)
-    # Overlap the window a little: rows committed out of timestamp order are caught, `seen` dedupes.
-    # The overlap must not reach behind the subscription's start: it yields only what changed after.
-    changed = queryset.filter(updated_at__gte=since - timedelta(seconds=2)).order_by("updated_at")[:200]
-    return [p for p in changed if (p.pk, _version(p)) not in seen and _changed_at(p) >= started]
-
-
 @strawberry.type(name="Subscription", description="Live updates over WebSocket on /graphql/")
 class BillingSubscription:
     @strawberry.subscription(
@@ -294,41 +313,38 @@ class BillingSubscription:
         ] = None,
     ) -> AsyncGenerator[PaymentType]:
         principal = operator_principal(info)
-        consumer = info.context["ws"]
+        live, watch = _LiveUpdates.here(), _Watch(principal)
+        followed = live.follow(live.payments, str(payment_id), payment_group(payment_id), watch)
         last_version = None
-        # Closed here, in this task, however the stream ends: a cancellation landing while the body
-        # awaits would leave it suspended for the garbage collector, whose finalizer closes it and
-        # the generators it holds concurrently, each `aclose()` finding the others still running.
-        wake_ups = _wake_ups(
-            consumer,
-            principal,
-            [payment_group(payment_id)],
-            lambda hint: hint.get("payment_id") == str(payment_id),
-            ticks=False,
-        )
-        hub, token = _ResyncHub.here(), next(_ResyncHub._tokens)
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()  # no context manager: one less object per idle stream
         try:
-            async with aclosing(wake_ups):
-                async for _ in wake_ups:
-                    # Batched with the other subscriptions' reads, never on the thread HTTP requests wait for.
-                    payment = await _PaymentLoads.here().load(principal, payment_id, client_secret)
-                    if payment is None:
-                        if last_version is None:
-                            raise GraphQLError(
-                                "Payment not found or access denied",
-                                extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
-                            )
-                        return
-                    version = _version(payment)
-                    if version != last_version:
-                        last_version = version
-                        yield payment  # type: ignore[misc]
-                    if _stream_is_over(payment):
-                        return
-                    hub.watch(token, consumer, principal, str(payment_id), version)
-                    del payment  # keep nothing of the row while idle
+            await live.join(followed)
+            while True:
+                _ensure_still_valid(principal)
+                watch.news = False  # before the read: a hint arriving during it wakes us again
+                payment = await live.payment(followed)
+                # Shared by every local subscriber of the payment: who may see it is checked here.
+                if payment is None or not (
+                    payment.owner_id == principal.operator.pk
+                    and (principal.is_operator or selectors.payment_secret_matches(payment, client_secret))
+                ):
+                    if last_version is None:
+                        raise GraphQLError(
+                            "Payment not found or access denied",
+                            extensions={"code": ErrorCode.PAYMENT_NOT_FOUND.value},
+                        )
+                    return
+                version = _version(payment)
+                if version != last_version:
+                    last_version = version
+                    yield payment  # type: ignore[misc]
+                if _stream_is_over(payment):
+                    return
+                del payment  # keep nothing of the row while idle
+                await watch.wait()
         finally:
-            hub.unwatch(token)
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
+            await live.unfollow(live.payments, followed, watch)
 
     @strawberry.subscription(
         permission_classes=[IsOperator],
@@ -347,15 +363,37 @@ class BillingSubscription:
         router_pk = as_pk(router_id) if router_id is not None else None
         if router_id is not None and router_pk is None:
             return
-        changed_since = ws_database_read(_changed_since)
         started = timezone.now()
-        since, seen = started, set()
-        wake_ups = _wake_ups(info.context["ws"], principal, [operator_group(principal.operator.pk)], lambda _: True)
-        async with aclosing(wake_ups):  # closed in this task, as for paymentUpdates
-            async for _ in wake_ups:
-                for payment in await changed_since(principal, router_pk, since, seen, started):
+        seen: set = set()
+        live, watch = _LiveUpdates.here(), _Watch(principal, since=started)
+        operator_id = principal.operator.pk
+        followed = live.follow(live.operators, operator_id, operator_group(operator_id), watch)
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()  # no context manager: one less object per idle stream
+        try:
+            await live.join(followed)
+            while True:
+                _ensure_still_valid(principal)
+                watch.news = False
+                changed = await live.changes(followed)
+                fresh = [
+                    p
+                    for p in changed
+                    if p.updated_at >= watch.since - timedelta(seconds=2)
+                    and (router_pk is None or p.router_id == router_pk)
+                    and (p.pk, _version(p)) not in seen
+                    and _changed_at(p) >= started
+                ]
+                # Past everything read, not only what this stream yields: the shared read of
+                # the operator's streams starts at the earliest of them.
+                watch.since = max([watch.since, *(p.updated_at for p in changed)])
+                del changed
+                for payment in fresh:
                     seen.add((payment.pk, _version(payment)))
-                    since = max(since, payment.updated_at)
                     yield payment  # type: ignore[misc]
+                del fresh
                 if len(seen) > 10_000:
-                    seen = {entry for entry in seen if entry[1][0] >= since - timedelta(seconds=2)}
+                    seen = {entry for entry in seen if entry[1][0] >= watch.since - timedelta(seconds=2)}
+                await watch.wait()
+        finally:
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
+            await live.unfollow(live.operators, followed, watch)

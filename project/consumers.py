@@ -6,19 +6,18 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections import deque
 from typing import Any
 
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from billing.notifications import CHANNEL_LAYER_ERRORS, raise_if_cancelling
 from project import metrics, safe_json
 from project.auth import CREDENTIALS_REVOKED, credentials_group, has_credentials
 from project.db_threads import NoConnectionCleanupPerMessage
 from project.errors import ErrorCode
+from project.live_hub import LiveHub
 from project.socket_caps import SocketCaps
 from project.socket_credentials import socket_credentials_still_valid, socket_principal
 from project.ws_pacing import subscribe_turn
@@ -28,28 +27,47 @@ logger = logging.getLogger(__name__)
 BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
 
 
-class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
-    # Channels reads this connection's channel in a loop and lets any error end the consumer,
-    # closing the socket with 1011. A Redis restart must not cut every portal off: keep the
-    # socket, retry the read with backoff (subscriptions poll the database meanwhile).
-    @property
-    def channel_receive(self):
-        return self._receive_surviving_layer_outages
+class _Frames:
+    """strawberry's queue of a socket's incoming frames (it only calls `put_nowait` and, from one
+    task, `get`) without what an asyncio.Queue holds while empty: four deques and an Event, ~3 KiB
+    per idle socket (issue 14). The deque exists only while frames wait."""
 
-    @channel_receive.setter
-    def channel_receive(self, receive) -> None:
-        self._layer_receive = receive
+    __slots__ = ("_frames", "_waiter")
 
-    async def _receive_surviving_layer_outages(self) -> dict:
-        delay = 0.2
-        while True:
+    def __init__(self) -> None:
+        self._frames: deque | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, frame: Any) -> None:
+        if self._frames is None:
+            self._frames = deque()
+        self._frames.append(frame)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._frames:
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                return await self._layer_receive()
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
-                logger.warning("Channel layer read failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await self._waiter
+            finally:
+                self._waiter = None
+        frame = self._frames.popleft()
+        if not self._frames:
+            self._frames = None
+        return frame
+
+
+class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
+    # No channel-layer channel of its own, nor a task reading it: hints for the socket's
+    # subscriptions and its credentials reach it through the process's one channel
+    # (project.live_hub), which also survives a Redis restart. That reader was a good part of what
+    # an idle socket cost (issue 14).
+    channel_layer_alias = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.message_queue = _Frames()  # type: ignore[assignment]
 
     def decode_json(self, data: str | bytes) -> object:
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is
@@ -79,20 +97,13 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     # subscription checks the credentials first, in case the hint was lost.
 
     async def _watch_credentials(self, principal) -> None:
-        try:
-            await self.channel_layer.group_add(credentials_group(principal.operator.pk), self.channel_name)
-            self._credentials_group = credentials_group(principal.operator.pk)
-        except CHANNEL_LAYER_ERRORS as exc:
-            raise_if_cancelling(exc)
-            logger.warning("Channel layer unavailable (%s): credentials checked per subscription only", exc)
+        self._credentials_group = credentials_group(principal.operator.pk)
+        await LiveHub.here().join(self._credentials_group, self._credentials_hint)
 
-    async def dispatch(self, message: dict) -> None:
-        if message.get("type") == CREDENTIALS_REVOKED:
-            principal = self.scope.get("principal")
-            if principal is not None and principal.via == message.get("via"):
-                await self.close(code=4403, reason="Credentials revoked")
-            return
-        await super().dispatch(message)
+    def _credentials_hint(self, message: dict) -> None:
+        principal = self.scope.get("principal")
+        if message.get("type") == CREDENTIALS_REVOKED and principal is not None and principal.via == message.get("via"):
+            self._closing = asyncio.ensure_future(self.close(code=4403, reason="Credentials revoked"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         principal = self.scope.get("principal")
@@ -126,23 +137,11 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     async def disconnect(self, code: int) -> None:
         group = getattr(self, "_credentials_group", None)
         if group is not None:
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
+            await LiveHub.here().leave(group, self._credentials_hint)
         try:
             await super().disconnect(code)
         finally:
             metrics.socket_closed(self)
-
-    @asynccontextmanager
-    async def listen_to_channel(
-        self, type: str, *, timeout: float | None = None, groups: Sequence[str] = ()
-    ) -> AsyncIterator[Any]:
-        """Every subscription listens here (billing.subscriptions) while it runs: count it meanwhile."""
-        async with super().listen_to_channel(type, timeout=timeout, groups=groups) as messages:
-            with metrics.subscription_listening():
-                yield messages
 
     def _header_credentials(self) -> dict[str, str]:
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in self.scope["headers"]}

@@ -22,7 +22,6 @@ import logging
 import os
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -243,15 +242,6 @@ def _refresh_busiest_sockets() -> None:
     by_address, by_public_key = open_sockets()
     WEBSOCKETS_BUSIEST_ADDRESS.set(max(by_address.values(), default=0))
     WEBSOCKETS_BUSIEST_PUBLIC_KEY.set(max(by_public_key.values(), default=0))
-
-
-@contextmanager
-def subscription_listening() -> Iterator[None]:
-    SUBSCRIPTIONS_ACTIVE.inc()
-    try:
-        yield
-    finally:
-        SUBSCRIPTIONS_ACTIVE.dec()
 
 
 _longest_gc_pause = [0.0]

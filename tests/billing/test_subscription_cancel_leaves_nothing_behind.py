@@ -1,13 +1,10 @@
-"""A subscription cancelled mid-read closes its inner generators in its own task.
+"""A subscription cancelled mid-read leaves nothing of itself in the process's live hub.
 
-Found from outside: portals closing their sockets made the server log ERROR lines ("Task exception was
-never retrieved ... aclose(): asynchronous generator is already running"). A cancellation landing
-while `paymentUpdates` awaited its database read left the wake-up generator suspended; the garbage
-collector's finalizer then closed it and the channel-listening generators it holds concurrently, each
-`aclose()` finding another still running. That only shows when a collection runs at the wrong moment,
-so this test checks the cause directly: right after the cancellation, with no collection, the wake-up
-generator must already be closed. (It wraps billing.subscriptions' own `_wake_ups` and `load` to see
-the generator and to hold the read open; nothing else is replaced.)
+Portals close their sockets at any moment, often while their subscription waits for the read a
+hint started. The subscription's watch, the followed payment, the process's group membership and
+its hub must all be gone once the socket is, or every portal that ever connected would stay in
+memory and its payment's group would be joined forever. (It wraps billing.subscriptions' own batched
+read to hold it open; nothing else is replaced.)
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
 from billing import services, subscriptions
 from billing.models import Payment, PaymentEvent
+from project.live_hub import LiveHub
 from tests.documents import INITIATE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,21 +33,11 @@ def processing(gql, shop):
     return Payment.objects.get(pk=result["payment"]["id"])
 
 
-async def test_a_stream_cancelled_during_its_read_has_closed_its_wake_up_generator(monkeypatch, shop, processing, gql):
+async def test_a_stream_cancelled_during_its_read_leaves_the_hub(monkeypatch, shop, processing, gql):
     from project.asgi import application
 
-    generators = []
-    original_wake_ups = subscriptions._wake_ups
-
-    def recording_wake_ups(*args, **kwargs):
-        generator = original_wake_ups(*args, **kwargs)
-        generators.append(generator)
-        return generator
-
-    monkeypatch.setattr(subscriptions, "_wake_ups", recording_wake_ups)
-
     reads, read_started, release = 0, asyncio.Event(), asyncio.Event()
-    original_load = subscriptions._PaymentLoads.load
+    original_read = subscriptions._LiveUpdates._batched
 
     async def held_second_read(self, *args, **kwargs):
         nonlocal reads
@@ -57,15 +45,17 @@ async def test_a_stream_cancelled_during_its_read_has_closed_its_wake_up_generat
         if reads == 2:  # the first read answers; the one a change wakes is held open
             read_started.set()
             await release.wait()
-        return await original_load(self, *args, **kwargs)
+        return await original_read(self, *args, **kwargs)
 
-    monkeypatch.setattr(subscriptions._PaymentLoads, "load", held_second_read)
+    monkeypatch.setattr(subscriptions._LiveUpdates, "_batched", held_second_read)
 
     portal = {"X-Public-Key": await sync_to_async(lambda: shop.operator.public_key)()}
     ws = GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=portal)
     await ws.__aenter__()
     stream = ws.subscribe(SUBSCRIBE, {"id": str(processing.pk), "secret": processing.client_secret})
     assert (await stream.__anext__()).data["paymentUpdates"]["status"] == "PROCESSING"
+    loop = asyncio.get_running_loop()
+    assert str(processing.pk) in subscriptions._LiveUpdates._here[loop].payments
     await sync_to_async(services.payment_apply_gateway_state)(
         payment_id=processing.pk, source=PaymentEvent.Source.WEBHOOK, state="FAILED", raw={}, failed_reason="x"
     )
@@ -74,6 +64,6 @@ async def test_a_stream_cancelled_during_its_read_has_closed_its_wake_up_generat
     await ws.__aexit__(None, None, None)  # the socket goes: strawberry cancels the operation's task
     await asyncio.sleep(0.2)
 
-    assert generators, "the subscription made no wake-up generator"
-    assert all(generator.ag_frame is None for generator in generators), "left for the garbage collector"
+    assert loop not in subscriptions._LiveUpdates._here, "the followed payment outlived its last subscriber"
+    assert loop not in LiveHub._hubs, "the process still listens for a socket that is gone"
     release.set()

@@ -38,6 +38,9 @@ class LiveHub:
         self.channel: str | None = None
         self.reader: asyncio.Task | None = None
         self.joining: dict[str, asyncio.Task] = {}  # group → its group_add (done once joined)
+        # group → its group_discard, still running: a join of that group waits for it, or Redis could
+        # apply the discard after the add (two connections of the pool) and the group would go deaf.
+        self.leaving: dict[str, asyncio.Task] = {}
 
     @classmethod
     def here(cls) -> LiveHub:
@@ -54,12 +57,14 @@ class LiveHub:
         members.add(listener)
         joining = self.joining.get(group)
         if joining is None:  # the first listener joins the group; later ones wait until it has
-            joining = self.joining[group] = self.loop.create_task(self._join(group))
+            joining = self.joining[group] = self.loop.create_task(self._join(group, after=self.leaving.get(group)))
         await asyncio.shield(joining)
 
-    async def _join(self, group: str) -> None:
+    async def _join(self, group: str, *, after: asyncio.Task | None = None) -> None:
         if self.layer is None:
             return
+        if after is not None:
+            await asyncio.wait([after])
         try:
             if self.channel is None:
                 self.channel = await self.layer.new_channel()  # no I/O: no other join runs meanwhile
@@ -76,17 +81,24 @@ class LiveHub:
         if members:
             return
         del self.listeners[group]
-        self.joining.pop(group, None)
+        joined = self.joining.pop(group, None)
         if not self.listeners:  # a loop that ends (tests, shutdown) leaves no reader behind
             if self.reader is not None:
                 self.reader.cancel()
             if self._hubs.get(self.loop) is self:
                 del self._hubs[self.loop]
         if self.layer is not None and self.channel is not None:
-            try:
-                await self.layer.group_discard(group, self.channel)
-            except CHANNEL_LAYER_ERRORS as exc:
-                raise_if_cancelling(exc)
+            leaving = self.leaving[group] = self.loop.create_task(self._discard(group, after=joined))
+            leaving.add_done_callback(lambda done: self.leaving.get(group) is done and self.leaving.pop(group))
+            await asyncio.shield(leaving)
+
+    async def _discard(self, group: str, *, after: asyncio.Task | None) -> None:
+        if after is not None:  # an add still on its way must not land after the discard
+            await asyncio.wait([after])
+        try:
+            await self.layer.group_discard(group, self.channel)
+        except CHANNEL_LAYER_ERRORS as exc:
+            raise_if_cancelling(exc)
 
     async def _read(self) -> None:
         delay = 0.0

@@ -198,13 +198,25 @@ def post_webhook(url: str, body: bytes) -> tuple[float, float, int]:
     return t0, time.perf_counter(), response.status_code
 
 
-async def run_round(row: Round, *, shop: Shop, payment: tuple[str, str], token: str, ws_url: str, webhook_url: str,
-                    concurrency: int, timeout: float) -> None:
+async def run_round(
+    row: Round,
+    *,
+    shop: Shop,
+    payment: tuple[str, str],
+    token: str,
+    ws_url: str,
+    webhook_url: str,
+    concurrency: int,
+    timeout: float,
+) -> None:
     payment_id, invoice_id = payment
     if row.kind == "payment":
         make = lambda: Socket(  # noqa: E731
-            {"X-Public-Key": shop.public_key}, PAYMENT_SUBSCRIBE, {"id": payment_id, "secret": CLIENT_SECRET},
-            "paymentUpdates", payment_id,
+            {"X-Public-Key": shop.public_key},
+            PAYMENT_SUBSCRIBE,
+            {"id": payment_id, "secret": CLIENT_SECRET},
+            "paymentUpdates",
+            payment_id,
         )
     else:
         make = lambda: Socket(  # noqa: E731
@@ -262,15 +274,22 @@ def child_main(args: argparse.Namespace) -> int:
         router = stack.enter_context(FakeRouterOS(username=ROUTER_USERNAME, password=ROUTER_PASSWORD))
         extra = {**CAPS_ENV, **args.extra_env}
         if mode == "embedded":
-            env = bench_env(work_dir, fake.base_url, database_url=f"sqlite:///{work_dir / 'bench.sqlite3'}", extra=extra)
+            env = bench_env(
+                work_dir, fake.base_url, database_url=f"sqlite:///{work_dir / 'bench.sqlite3'}", extra=extra
+            )
         else:
             import redis
 
             redis.Redis.from_url(args.redis_url).flushdb()
             postgres_database(args.database, "create")
             stack.callback(postgres_database, args.database, "drop")
-            env = bench_env(work_dir, fake.base_url, database_url=f"postgres://postgres@127.0.0.1:5432/{args.database}",
-                            redis_url=args.redis_url, extra=extra)
+            env = bench_env(
+                work_dir,
+                fake.base_url,
+                database_url=f"postgres://postgres@127.0.0.1:5432/{args.database}",
+                redis_url=args.redis_url,
+                extra=extra,
+            )
         django_setup(env)
         from django.db import connections
 
@@ -287,7 +306,10 @@ def child_main(args: argparse.Namespace) -> int:
             processes: list = [web]
             webhook_server = subscriber_server = web
         else:
-            webhook_server, subscriber_server = BenchDaphne(env, work_dir, "daphne-a"), BenchDaphne(env, work_dir, "daphne-b")
+            webhook_server, subscriber_server = (
+                BenchDaphne(env, work_dir, "daphne-a"),
+                BenchDaphne(env, work_dir, "daphne-b"),
+            )
             worker = Process("huey", [sys.executable, "manage.py", "run_huey"], env, work_dir)
             processes = [webhook_server, subscriber_server, worker]
         try:
@@ -298,11 +320,18 @@ def child_main(args: argparse.Namespace) -> int:
                     for n in args.subscriber_list:
                         row = Round(mode, kind, n)
                         try:
-                            asyncio.run(run_round(
-                                row, shop=shop, payment=shop.payments(1)[0], token=token,
-                                ws_url=subscriber_server.ws_url, webhook_url=f"{webhook_server.url}/payments/webhook/",
-                                concurrency=args.connect_concurrency, timeout=args.timeout,
-                            ))
+                            asyncio.run(
+                                run_round(
+                                    row,
+                                    shop=shop,
+                                    payment=shop.payments(1)[0],
+                                    token=token,
+                                    ws_url=subscriber_server.ws_url,
+                                    webhook_url=f"{webhook_server.url}/payments/webhook/",
+                                    concurrency=args.connect_concurrency,
+                                    timeout=args.timeout,
+                                )
+                            )
                         except Exception as exc:
                             row.problem = f"{type(exc).__name__}: {exc}"[:200]
                         rounds.append(row)
@@ -343,8 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
             out = Path(handle.name)
         print(f"== {mode} ==", file=sys.stderr, flush=True)
-        child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--child", mode,
-                 "--child-out", str(out)]
+        child = [
+            sys.executable,
+            __file__,
+            *(argv if argv is not None else sys.argv[1:]),
+            "--child",
+            mode,
+            "--child-out",
+            str(out),
+        ]
         code = subprocess.call(child, cwd=REPO)
         try:
             rounds += [Round(**item) for item in json.loads(out.read_text() or "[]")]

@@ -403,7 +403,9 @@ PAYMENT_LINK_GIVE_UP_SECONDS = int(os.environ.get("PAYMENT_LINK_GIVE_UP_SECONDS"
 # While IntaSend cannot be reached, an open payment keeps being asked (not failed) this long.
 PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS = int(os.environ.get("PAYMENT_UNKNOWN_OUTCOME_MAX_SECONDS", 24 * 60 * 60))
 # Subscriptions re-read the row this often even without a hint (hints are at-most-once).
-SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 15 if REDIS_URL else 5))
+# One query per process per interval however many subscriptions (billing.subscriptions): the bound on how
+# late a lost hint makes an update, for every local subscriber of that payment at once.
+SUBSCRIPTION_RESYNC_SECONDS = float(os.environ.get("SUBSCRIPTION_RESYNC_SECONDS", 5))
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 10))
 # The garbage collector (project.gc_tuning): freeze the start-up heap, and every GC_REFREEZE_SECONDS
 # what has survived since (0: never), so full collections do not walk every open socket's objects;

@@ -17,6 +17,7 @@ from django.utils import timezone
 from billing.management.commands.seed_demo import DEMO_IP, DEMO_MAC
 from billing.models import OperatorProfile, Payment, Voucher, VoucherBatch
 from network.models import Activation, Package, Router
+from network.services import package_profile_sync
 from tests.e2e import test_portal_browser as harness
 from tests.e2e.test_portal_browser import (
     CONNECTED_UNTIL,
@@ -45,6 +46,7 @@ def make_voucher(demo: Demo, code: str, *, shared_users: int = 1) -> None:
         if package.shared_users != shared_users:
             package.shared_users = shared_users
             package.save(update_fields=["shared_users"])
+            package_profile_sync(package_id=package.pk)  # as updatePackage's job does: activation leaves profiles be
         batch = VoucherBatch.objects.create(
             owner=router.owner, router=router, package=package, price=package.price, count=1
         )
@@ -137,6 +139,7 @@ def test_one_code_logs_in_devices_up_to_shared_users_then_says_it_is_in_use(demo
 def test_an_mpesa_receipt_reconnects_another_device(demo: Demo, browser: Browser) -> None:
     # A package for two devices: the phone that paid stays online while the laptop joins.
     orm(lambda: Package.objects.filter(pk=demo.package_id).update(shared_users=2))
+    orm(lambda: package_profile_sync(package_id=demo.package_id))  # as updatePackage's job does
     page = browser.new_page()
     page.goto(demo.portal_url())
     choose_package_and_pay(browser, page, demo, PHONE)

@@ -1,8 +1,11 @@
-"""Caps on open GraphQL WebSockets per client address and per portal public key (API.md "Subscriptions").
+"""Caps on open GraphQL WebSockets per client address, per portal public key and per operator login (API.md
+"Subscriptions").
 
 One client opening thousands of sockets must not crowd out everyone else: beyond
-`GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS` sockets from one address, or
-`GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY` sockets authenticated by one operator's public key, a
+`GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS` sockets from one address,
+`GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY` sockets authenticated by one operator's public key, or
+`GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR` sockets with one operator's tokens (consoles; a tenant spreading
+thousands of them over many addresses hung a process with its operator streams), a
 socket is closed with 4429 "Too many connections" (subscriptions per socket are capped by
 `GRAPHQL_WS_MAX_SUBSCRIPTIONS`). The counts live in this process's memory: each daphne process
 enforces its own caps, so N processes behind a load balancer allow up to N times as many. That
@@ -13,6 +16,7 @@ would wait too long for its turn is refused the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -26,6 +30,8 @@ TOO_MANY_CONNECTIONS = (4429, "Too many connections")
 
 _open_by_address: Counter[str] = Counter()
 _open_by_public_key: Counter[int] = Counter()
+_open_by_operator_token: Counter[int] = Counter()
+_cleanups: set[asyncio.Task] = set()  # disconnects run for cancelled instances, held until done
 
 
 def open_sockets() -> tuple[dict[str, int], dict[int, int]]:
@@ -45,7 +51,9 @@ class SocketCaps:
 
     _counted_address: str | None = None
     _counted_public_key: int | None = None
+    _counted_operator_token: int | None = None
     _refusal: tuple[int, str] | None = None
+    _disconnected = False
 
     async def connect(self) -> None:
         address = client_address(self.scope)
@@ -66,13 +74,23 @@ class SocketCaps:
 
     async def on_ws_connect(self, context: dict[str, Any]) -> Any:
         principal = self.scope.get("principal")
-        if principal is not None and principal.via == "public_key":
+        if principal is not None:
             operator_id = principal.operator.pk
-            if _open_by_public_key[operator_id] >= settings.GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY:
+            by_key = principal.via == "public_key"
+            counter = _open_by_public_key if by_key else _open_by_operator_token
+            cap = (
+                settings.GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY
+                if by_key
+                else settings.GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR
+            )
+            if counter[operator_id] >= cap:
                 self._refusal = TOO_MANY_CONNECTIONS  # the protocol handler's close carries it
                 raise ConnectionRejectionError({"reason": TOO_MANY_CONNECTIONS[1]})
-            _open_by_public_key[operator_id] += 1
-            self._counted_public_key = operator_id
+            counter[operator_id] += 1
+            if by_key:
+                self._counted_public_key = operator_id
+            else:
+                self._counted_operator_token = operator_id
         return await super().on_ws_connect(context)
 
     async def close(self, code: Any = None, reason: str | None = None) -> None:
@@ -80,13 +98,33 @@ class SocketCaps:
             code, reason = self._refusal
         await super().close(code=code, reason=reason)
 
-    async def disconnect(self, code: int) -> None:
+    def _release_counts(self) -> None:
         if self._counted_address is not None:
             _release(_open_by_address, self._counted_address)
             self._counted_address = None
         if self._counted_public_key is not None:
             _release(_open_by_public_key, self._counted_public_key)
             self._counted_public_key = None
+        if self._counted_operator_token is not None:
+            _release(_open_by_operator_token, self._counted_operator_token)
+            self._counted_operator_token = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # daphne cancels an instance that has not taken its disconnect within 10 s (a stalled
+            # process): `disconnect` never ran then, and the socket's counts, subscriptions and group
+            # memberships would outlive it. Its own task: this one is being cancelled.
+            if not self._disconnected:
+                self._release_counts()
+                cleanup = asyncio.ensure_future(self.disconnect(1006))
+                _cleanups.add(cleanup)
+                cleanup.add_done_callback(_cleanups.discard)
+
+    async def disconnect(self, code: int) -> None:
+        self._disconnected = True
+        self._release_counts()
         if getattr(self, "run_task", None) is None:  # refused at the handshake: nothing runs
             return
         await super().disconnect(code)

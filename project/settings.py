@@ -416,12 +416,14 @@ GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", ""))
 # Closed sockets' objects (cycles) frozen with them are collected once at least this many sockets, and
 # as many as are still open, have closed since the last time.
 GC_COLLECT_AFTER_CLOSED = int(os.environ.get("GC_COLLECT_AFTER_CLOSED", 500))
-# Open sockets per client address and per portal public key, counted per server process (N web
-# processes allow N times as many). One address is often a whole hotspot behind NAT, each paying
-# customer's portal holding one socket; a public key serves all of an operator's hotspots. Beyond
+# Open sockets per client address, per portal public key and per operator's tokens, counted per server
+# process (N web processes allow N times as many). One address is often a whole hotspot behind NAT, each
+# paying customer's portal holding one socket; a public key serves all of an operator's hotspots; an
+# operator's consoles and dashboards need a few. Beyond
 # the cap a socket is closed with 4429 "Too many connections" (project.socket_caps).
 GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS = int(os.environ.get("GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS", 250))
 GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY = int(os.environ.get("GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY", 1000))
+GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR = int(os.environ.get("GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR", 50))
 # New sockets and started subscriptions per second per client address (burst: twice that), per
 # process; the rest wait their turn, refused when the wait would be too long (project.ws_pacing).
 # 0 switches pacing off.

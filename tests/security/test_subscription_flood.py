@@ -81,6 +81,23 @@ def test_too_many_sockets_with_one_public_key_are_refused(shop, other_operator, 
             pass
 
 
+def test_too_many_sockets_with_one_operators_tokens_are_refused(shop, other_operator, tmp_path):
+    """Red team, issue 14: one tenant spread thousands of console sockets over many addresses (each
+    under the address cap) and hung the process with their operator streams."""
+    server = _server(shop, tmp_path, GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS="100", GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR="3")
+    console = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
+    with running(server), ExitStack() as held:
+        server.wait_healthy()
+        for _ in range(3):
+            held.enter_context(GraphQLWebSocket.connect(server.ws_url, console))
+        assert _refusal(server.ws_url, console) == 4429
+        # The operator's portals and other operators' consoles are not that budget.
+        with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": shop.operator.public_key}):
+            pass
+        with GraphQLWebSocket.connect(server.ws_url, {"Authorization": f"Bearer {other_operator.tokens.access_token}"}):
+            pass
+
+
 def test_healthz_answers_while_many_subscriptions_are_set_up(gql, shop, tmp_path):
     """20 sockets x 10 subscriptions opened all at once by one client; /healthz/ stays quick."""
     payment = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"]

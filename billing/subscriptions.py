@@ -15,7 +15,6 @@ reads (issue 14); each subscriber now waits on a future of its own.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import Annotated, Any
 
 import strawberry
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 from graphql import GraphQLError
 
@@ -81,7 +81,7 @@ class _Followed:
     joined once, each hint bumps `generation` and wakes every watch, and the row is read once per
     generation for all of them (`_LiveUpdates.payment` / `.changes`)."""
 
-    __slots__ = ("key", "group", "watches", "generation", "read", "read_key", "version")
+    __slots__ = ("key", "group", "watches", "generation", "read", "read_key", "version", "newest")
 
     def __init__(self, key, group: str) -> None:
         self.key, self.group = key, group
@@ -90,6 +90,7 @@ class _Followed:
         self.read: asyncio.Future | None = None  # the read of `read_key`, dropped once handed out
         self.read_key: Any = None
         self.version: tuple | None = None  # of the payment as last read (the resync compares it)
+        self.newest = None  # operators: the latest `updated_at` their streams have read up to
 
     def hint(self, message: dict) -> None:
         if message.get("type") == PAYMENT_CHANGED:
@@ -119,6 +120,14 @@ def _payments(payment_ids: list[str]) -> dict[str, models.Payment]:
     for start in range(0, len(payment_ids), 500):
         found.update({str(p.pk): p for p in queryset.filter(pk__in=payment_ids[start : start + 500])})
     return found
+
+
+def _newest_changes(operator_ids: list[int]) -> dict[int, Any]:
+    """The latest `updated_at` of each operator's payments (one query; the resync compares it)."""
+    rows = (
+        models.Payment.objects.filter(owner_id__in=operator_ids).values("owner_id").annotate(latest=Max("updated_at"))
+    )
+    return {row["owner_id"]: row["latest"] for row in rows.order_by()}
 
 
 def _changes(operator_id: int, since) -> list[models.Payment]:
@@ -218,7 +227,13 @@ class _LiveUpdates:
         """The operator's payments changed since the earliest of its streams' `since`: one read
         per hint for all of them (each stream filters its router, `seen` and start)."""
         since = min(watch.since for watch in followed.watches)
-        read = functools.partial(ws_database_read(_changes), followed.key, since)
+        changes = ws_database_read(_changes)
+
+        async def read() -> list[models.Payment]:
+            changed = await changes(followed.key, since)
+            followed.newest = max([followed.newest or since, *(p.updated_at for p in changed)])
+            return changed
+
         return await asyncio.shield(self._shared(followed, (followed.generation, since), read))
 
     async def _batched(self, payment_id: str) -> models.Payment | None:
@@ -246,20 +261,25 @@ class _LiveUpdates:
                         future.set_result(found.get(payment_id))
 
     async def _resync(self) -> None:
-        versions = ws_database_read(_versions)
+        versions, newest = ws_database_read(_versions), ws_database_read(_newest_changes)
         while self.payments or self.operators:
             await asyncio.sleep(settings.SUBSCRIPTION_RESYNC_SECONDS)
-            payments = list(self.payments.values())
+            payments, operators = list(self.payments.values()), list(self.operators.values())
             try:
                 current = await versions([followed.key for followed in payments]) if payments else {}
+                latest = await newest([followed.key for followed in operators]) if operators else {}
             except Exception:  # the database is down: try again next interval, never die
-                logger.exception("Resync of %d payment(s) failed", len(payments))
-                current = None
+                logger.exception("Resync of %d payment(s), %d operator(s) failed", len(payments), len(operators))
+                current = latest = None
             for followed in payments:
                 if current is not None and current.get(followed.key) != followed.version:
                     followed.wake()
-            for followed in list(self.operators.values()):
-                followed.wake()
+            # Only operators with a change their streams have not read: waking every stream each
+            # interval made a tenant's thousands of streams a permanent load (red team, issue 14).
+            for followed in operators:
+                changed_at = latest.get(followed.key) if latest is not None else None
+                if changed_at is not None and (followed.newest is None or changed_at > followed.newest):
+                    followed.wake()
             for followed in [*self.payments.values(), *self.operators.values()]:
                 for watch in followed.watches:
                     if watch.principal.has_expired:

@@ -14,6 +14,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.utils import timezone
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
 from billing import services, subscriptions
@@ -185,3 +186,34 @@ async def test_a_credentials_hint_closes_every_socket_of_those_credentials_only(
             closed = await socket.receive_output(timeout=3)
             assert closed == {"type": "websocket.close", "code": 4403, "reason": "Credentials revoked"}
         assert await kiosk.receive_nothing(timeout=0.3)
+
+
+async def test_idle_operator_streams_cost_no_read_per_resync_and_a_change_without_hint_still_arrives(
+    application, gql, shop, settings, monkeypatch
+):
+    """Red team, issue 14: a tenant's 23,000 operator streams, each woken every resync to scan the
+    operator's recent rows, hung a process. The resync now reads one newest change per operator and
+    wakes streams only when there is something they have not read."""
+    settings.SUBSCRIPTION_RESYNC_SECONDS = 0.2
+    reads = counting(monkeypatch, "_changes")
+    payment = await sync_to_async(
+        lambda: Payment.objects.get(
+            pk=gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"][
+                "payment"
+            ]["id"]
+        )
+    )()
+    operator = {"Authorization": f"Bearer {shop.operator.tokens.access_token}"}
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=operator) as console:
+        for index in range(3):
+            await subscribe(console, f"o{index}", OPERATOR_SUBSCRIBE, {})
+        await asyncio.sleep(0.6)  # following, the first reads done
+        settled = len(reads)
+        await asyncio.sleep(1.2)  # six resync intervals with nothing new
+        assert len(reads) == settled, reads
+        # A change whose hint was lost (written without one) arrives through the resync.
+        await Payment.objects.filter(pk=payment.pk).aupdate(status=Payment.Status.FAILED, updated_at=timezone.now())
+        news = await frames(console, 3)
+        assert {frame["payload"]["data"]["operatorPaymentUpdates"]["status"] for (frame,) in news.values()} == {
+            "FAILED"
+        }

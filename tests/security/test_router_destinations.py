@@ -259,10 +259,21 @@ def test_simulator_exception_covers_its_own_port_only(gql, operator, loopback_re
         assert [e["code"] for e in check(gql, operator, simulator["router"]["id"])["errors"]] == ["ROUTER_NOT_ALLOWED"]
 
 
+def _listeners_on_one_port() -> tuple[Listener, Listener]:
+    """A silent listener on 127.0.0.2 and a "redis" one on 127.0.0.1, same port (a port free on the
+    first may be taken on the second by another test run: try another)."""
+    for _ in range(20):
+        allowed = Listener("silent", host="127.0.0.2")
+        try:
+            return allowed, Listener("redis", host="127.0.0.1", port=allowed.port)
+        except OSError:
+            allowed.close()
+    raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
 def test_dns_rebinding_cannot_switch_the_checked_address(gql, operator, loopback_refused, settings, monkeypatch):
     # "rebind.example" answers an allowed address (when stored, at the first check), then the internal one.
-    allowed = Listener("silent", host="127.0.0.2")
-    internal = Listener("redis", host="127.0.0.1", port=allowed.port)
+    allowed, internal = _listeners_on_one_port()
     settings.ROUTER_ALLOWED_NETWORKS = ["127.0.0.2/32"]
     real_getaddrinfo = socket.getaddrinfo
     lookups: list[str] = []

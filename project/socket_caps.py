@@ -50,8 +50,7 @@ class SocketCaps:
     `connection_init` (public key), and gives the count back when the socket ends."""
 
     _counted_address: str | None = None
-    _counted_public_key: int | None = None
-    _counted_operator_token: int | None = None
+    _counted_principal: tuple[Counter[int], int] | None = None  # (its public-key or token counter, operator id)
     _refusal: tuple[int, str] | None = None
     _disconnected = False
 
@@ -87,10 +86,7 @@ class SocketCaps:
                 self._refusal = TOO_MANY_CONNECTIONS  # the protocol handler's close carries it
                 raise ConnectionRejectionError({"reason": TOO_MANY_CONNECTIONS[1]})
             counter[operator_id] += 1
-            if by_key:
-                self._counted_public_key = operator_id
-            else:
-                self._counted_operator_token = operator_id
+            self._counted_principal = (counter, operator_id)
         return await super().on_ws_connect(context)
 
     async def close(self, code: Any = None, reason: str | None = None) -> None:
@@ -102,12 +98,9 @@ class SocketCaps:
         if self._counted_address is not None:
             _release(_open_by_address, self._counted_address)
             self._counted_address = None
-        if self._counted_public_key is not None:
-            _release(_open_by_public_key, self._counted_public_key)
-            self._counted_public_key = None
-        if self._counted_operator_token is not None:
-            _release(_open_by_operator_token, self._counted_operator_token)
-            self._counted_operator_token = None
+        if self._counted_principal is not None:
+            _release(*self._counted_principal)
+            self._counted_principal = None
 
     async def __call__(self, scope, receive, send) -> None:
         try:

@@ -63,6 +63,21 @@ CLIENT_SECRET = "bench-client-secret-0123456789abcdef"
 
 BENCH_SETTINGS = "tests.benchmarks.bench_settings"
 
+# A portal's subscription to its payment (what every WebSocket benchmark's clients send).
+PAYMENT_UPDATES = (
+    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
+)
+# The benchmarks' clients all come from one loopback address and one key or login: with these the
+# server takes them as it would many hotspots' (the cap and pacing checks still run; they never refuse
+# or make anyone wait).
+UNCAPPED_SOCKETS_ENV = {
+    "GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS": "1000000",
+    "GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY": "1000000",
+    "GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR": "1000000",
+    "GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS": "100000",
+    "GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS": "100000",
+}
+
 # Router credentials Shop.create gives its router (FakeRouterOS must accept them).
 ROUTER_USERNAME = "cloudpilot"
 ROUTER_PASSWORD = "router-pass"

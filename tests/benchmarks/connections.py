@@ -49,6 +49,8 @@ from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
+    PAYMENT_UPDATES,
+    UNCAPPED_SOCKETS_ENV,
     BenchDaphne,
     Shop,
     bench_env,
@@ -64,9 +66,7 @@ from tests.benchmarks.common import (  # noqa: E402
     running,
 )
 
-SUBSCRIBE = (
-    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
-)
+SUBSCRIBE = PAYMENT_UPDATES
 PER_CLIENT_PROCESS = 2500
 TARGET_KIB = 50
 TARGET_GC_PAUSE_MS = 200
@@ -74,13 +74,7 @@ METRICS_TOKEN = "bench-metrics-token-0123456789abcdef"
 PHASES = ("setup", "idle", "close")
 # One address opens every socket here: the per-address caps and pacing (issue 9) would refuse or
 # pace them, which is not what this measures. (Versions without these settings ignore them.)
-SERVER_ENV = {
-    "GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS": "1000000",
-    "GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY": "1000000",
-    "GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS": "0",
-    "GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS": "0",
-    "METRICS_TOKEN": METRICS_TOKEN,
-}
+SERVER_ENV = {**UNCAPPED_SOCKETS_ENV, "METRICS_TOKEN": METRICS_TOKEN}
 # Imported by every Python process started with the benchmark's PYTHONPATH (daphne, migrate):
 # "<unix time> <generation> <seconds> <collected> <CPU seconds>" per collection, into gc-<pid>.log.
 # The CPU time (of the collecting thread) tells the collector's work from the machine's other load.

@@ -50,6 +50,7 @@ from tests.benchmarks.common import (  # noqa: E402
     INTASEND_SECRET_KEY,
     ROUTER_PASSWORD,
     ROUTER_USERNAME,
+    UNCAPPED_SOCKETS_ENV,
     WEBHOOK_CHALLENGE,
     BenchDaphne,
     Shop,
@@ -70,11 +71,7 @@ PAYMENT_SUBSCRIBE = (
 OPERATOR_SUBSCRIBE = "subscription { operatorPaymentUpdates { id status phoneNumber activation { status } } }"
 # One big NAT: the caps and pacing meant for many clients must not throttle the benchmark's one client.
 CAPS_ENV = {
-    "GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
-    "GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY": "100000",
-    "GRAPHQL_WS_MAX_SOCKETS_PER_OPERATOR": "100000",  # 1,000 operator streams, one socket each
-    "GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS": "100000",
-    "GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS": "100000",
+    **UNCAPPED_SOCKETS_ENV,
     "ACTIVATION_RETRIES": "3",
 }
 

@@ -57,6 +57,7 @@ from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
+    PAYMENT_UPDATES,
     WEBHOOK_CHALLENGE,
     Shop,
     bench_env,
@@ -73,9 +74,7 @@ MODES = ("embedded", "scaled")
 REDIS_URL = "redis://127.0.0.1:6379/8"
 POSTGRES_DB = "cloudpilot_bench_latency"
 
-SUBSCRIBE = (
-    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
-)
+SUBSCRIBE = PAYMENT_UPDATES
 
 # --- results -------------------------------------------------------------------------------------
 

@@ -17,10 +17,9 @@ started first and released together) open their share of the N sockets with up t
 
 The run models portals from many addresses: from loopback all clients share one address, so the
 per-address caps and pacing (``project.socket_caps``, ``project.ws_pacing``) are raised for the run
-(``GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS`` / ``_PER_PUBLIC_KEY`` 100000,
-``GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS`` / ``GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS``
-100000: the checks still run, they just never wait). Reported: time from release to the last portal
-hearing its first message, portals/s, the p50/p99 of one portal's time, daphne's CPU over the storm
+(``common.UNCAPPED_SOCKETS_ENV``: the checks still run, they just never refuse or wait). Reported:
+time from release to the last portal hearing its first message, portals/s, the p50/p99 of one
+portal's time, daphne's CPU over the storm
 (% of one core and CPU ms per portal), failures. ``--py-spy FILE`` records daphne's stacks
 (``py-spy record -f raw``) during the largest level's storm.
 """
@@ -48,7 +47,9 @@ from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
+    PAYMENT_UPDATES,
     POSTGRES_ADMIN_DSN,
+    UNCAPPED_SOCKETS_ENV,
     BenchDaphne,
     Shop,
     bench_env,
@@ -62,18 +63,9 @@ from tests.benchmarks.common import (  # noqa: E402
     running,
 )
 
-SUBSCRIBE = (
-    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
-)
+SUBSCRIBE = PAYMENT_UPDATES
 PER_CLIENT_PROCESS = 2500
 TARGET_SECONDS_AT_10K = 20.0
-# Many addresses, not one: see the module docstring.
-RAISED_LIMITS = {
-    "GRAPHQL_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
-    "GRAPHQL_WS_MAX_SOCKETS_PER_PUBLIC_KEY": "100000",
-    "GRAPHQL_WS_HANDSHAKES_PER_SECOND_PER_ADDRESS": "100000",
-    "GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS": "100000",
-}
 
 
 # --- client processes ------------------------------------------------------------------------------
@@ -297,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
     levels_wanted = [int(n) for n in args.levels.split(",") if n.strip()]
-    extra = {**RAISED_LIMITS, **dict(item.split("=", 1) for item in args.env)}
+    extra = {
+        **UNCAPPED_SOCKETS_ENV,  # many addresses, not one: see the module docstring
+        **dict(item.split("=", 1) for item in args.env),
+    }
     nofile = raise_open_files_limit()
     if args.py_spy and not shutil.which(args.py_spy_bin):
         raise SystemExit(f"no py-spy at {args.py_spy_bin} (.venv/bin/pip install py-spy)")

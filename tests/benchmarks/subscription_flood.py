@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.benchmarks.common import (  # noqa: E402
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
+    PAYMENT_UPDATES,
     WEBHOOK_CHALLENGE,
     BenchDaphne,
     Shop,
@@ -51,9 +52,7 @@ from tests.benchmarks.common import (  # noqa: E402
 )
 from tests.live import HueyWorker  # noqa: E402
 
-SUBSCRIBE = (
-    "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id status } }"
-)
+SUBSCRIBE = PAYMENT_UPDATES
 SECRET = "bench-client-secret-0123456789abcdef"
 TARGET_MS = 1000.0
 RETRY_SECONDS = 1.0  # a persistent client: a refused socket or subscription is tried again after this

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -133,6 +133,8 @@ class RecordedRequest:
     json: Any
     authenticated_as: str | None
     injected: str | None  # e.g. "fail:503", "hang:2.0" when a test control shaped the answer
+    # When it arrived (time.perf_counter), for benchmarks that split a flow into its hops.
+    received_at: float = field(default_factory=time.perf_counter, compare=False)
 
 
 @dataclass

@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # --------------------------------------------------------------------------------------------------
 # Wire codec
@@ -106,6 +106,8 @@ class RecordedCommand:
     args: dict[str, str]  # "=k=v" words, without the "=" prefix; includes ".id", ".proplist"
     queries: tuple[str, ...]  # raw "?..." words, in order
     tag: str | None
+    # When it arrived (time.perf_counter), for benchmarks that split a flow into its hops.
+    received_at: float = field(default_factory=time.perf_counter, compare=False)
 
 
 USER = "/ip/hotspot/user"

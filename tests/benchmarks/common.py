@@ -78,6 +78,10 @@ UNCAPPED_SOCKETS_ENV = {
     "GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS": "100000",
 }
 
+# What deploy/systemd's worker units set for `run_huey`: a worker keeps its PostgreSQL connection from
+# job to job (daphne keeps Django's default of one per request).
+DEPLOYED_WORKER_ENV = {"DATABASE_CONN_MAX_AGE": "60"}
+
 # Router credentials Shop.create gives its router (FakeRouterOS must accept them).
 ROUTER_USERNAME = "cloudpilot"
 ROUTER_PASSWORD = "router-pass"

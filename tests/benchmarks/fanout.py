@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
 
 from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
+    DEPLOYED_WORKER_ENV,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
     ROUTER_PASSWORD,
@@ -308,7 +309,9 @@ def child_main(args: argparse.Namespace) -> int:
                 BenchDaphne(env, work_dir, "daphne-a"),
                 BenchDaphne(env, work_dir, "daphne-b"),
             )
-            worker = Process("huey", [sys.executable, "manage.py", "run_huey"], env, work_dir)
+            worker = Process(
+                "huey", [sys.executable, "manage.py", "run_huey"], {**env, **DEPLOYED_WORKER_ENV}, work_dir
+            )
             processes = [webhook_server, subscriber_server, worker]
         try:
             with running(*processes):

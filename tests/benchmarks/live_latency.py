@@ -55,6 +55,7 @@ if str(REPO) not in sys.path:
 
 from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
+    DEPLOYED_WORKER_ENV,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
     PAYMENT_UPDATES,
@@ -273,7 +274,9 @@ def child_main(args: argparse.Namespace) -> int:
             webhook_server, subscriber_server = web, web
         else:
             server_a, server_b = Daphne(env, work_dir, "daphne-a"), Daphne(env, work_dir, "daphne-b")
-            worker = Process("huey", [sys.executable, "manage.py", "run_huey"], env, work_dir)
+            worker = Process(
+                "huey", [sys.executable, "manage.py", "run_huey"], {**env, **DEPLOYED_WORKER_ENV}, work_dir
+            )
             processes = [server_a, server_b, worker]
             webhook_server, subscriber_server = server_a, server_b
         try:

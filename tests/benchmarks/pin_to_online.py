@@ -47,6 +47,7 @@ if str(REPO) not in sys.path:
 
 from tests.benchmarks.common import (  # noqa: E402
     CLIENT_SECRET,
+    DEPLOYED_WORKER_ENV,
     INTASEND_PUBLIC_KEY,
     INTASEND_SECRET_KEY,
     ROUTER_PASSWORD,
@@ -76,6 +77,11 @@ class Row:
     login_ms: list[float] = field(default_factory=list)
     active_ms: list[float] = field(default_factory=list)
     router_commands: dict[str, int] = field(default_factory=dict)  # per path, over the measured samples
+    # Where the login time went, per sample (ms): webhook POST → IntaSend's status request arriving;
+    # IntaSend's answer (arrival + its delay) → the first router command; that command → active/login.
+    to_status_ms: list[float] = field(default_factory=list)
+    status_to_router_ms: list[float] = field(default_factory=list)
+    router_to_login_ms: list[float] = field(default_factory=list)
     load_1m: float = math.nan
     error: str | None = None
 
@@ -97,6 +103,17 @@ def markdown_table(rows: list[Row], target_ms: float) -> str:
         per = max(row.samples - row.missed, 1)
         commands = ", ".join(f"{path} {count / per:.2g}" for path, count in sorted(row.router_commands.items()))
         lines.append(f"| {row.mode} | {samples} | {login} | {active} | {meets} | {commands} | {fmt(row.load_1m)} |")
+    lines += [
+        "",
+        "| mode | webhook→status request p50 / p99 ms | status answer→first router command | "
+        "first router command→login |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        if not row.error:
+            hops = (row.to_status_ms, row.status_to_router_ms, row.router_to_login_ms)
+            cells = " | ".join(f"{fmt(percentile(hop, 50))} / {fmt(percentile(hop, 99))}" for hop in hops)
+            lines.append(f"| {row.mode} | {cells} |")
     return "\n".join(lines)
 
 
@@ -227,7 +244,9 @@ def child_main(args: argparse.Namespace) -> int:
             webhook_server = subscriber_server = web
         else:
             webhook_server, subscriber_server = Daphne(env, work_dir, "daphne-a"), Daphne(env, work_dir, "daphne-b")
-            worker = Process("huey", [sys.executable, "manage.py", "run_huey"], env, work_dir)
+            worker = Process(
+                "huey", [sys.executable, "manage.py", "run_huey"], {**env, **DEPLOYED_WORKER_ENV}, work_dir
+            )
             processes = [webhook_server, subscriber_server, worker]
         try:
             with running(*processes):
@@ -298,6 +317,20 @@ def access_code(payment_id: str) -> str:
     return Activation.objects.filter(reference=payment_id).values_list("access_code", flat=True).first() or ""
 
 
+def record_hops(row: Row, fake, router, t0: float, t_login: float, intasend_delay: float) -> None:
+    """Split one sample's webhook → login at IntaSend's status request and the first router command after it."""
+    status = next((r for r in fake.requests_to("payment/status/") if r.received_at >= t0), None)
+    if status is None:
+        return
+    answered = status.received_at + intasend_delay
+    first = next((c for c in router.commands if c.received_at >= answered), None)
+    if first is None or first.received_at > t_login:
+        return
+    row.to_status_ms.append((status.received_at - t0) * 1000)
+    row.status_to_router_ms.append((first.received_at - answered) * 1000)
+    row.router_to_login_ms.append((t_login - first.received_at) * 1000)
+
+
 async def measure(
     row: Row, shop: Shop, pool, timed: TimedRouter, router, webhook_server, subscriber_server, args
 ) -> None:
@@ -326,6 +359,7 @@ async def measure(
             else:
                 row.login_ms.append((t_login - t0) * 1000)
                 row.active_ms.append((t_active - t0) * 1000)
+                record_hops(row, shop.fake, router, t0, t_login, args.intasend_delay_ms / 1000)
         await asyncio.sleep(args.gap_ms / 1000)
     for path in router.command_paths():
         row.router_commands[path] = row.router_commands.get(path, 0) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -12,11 +13,13 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 from redis.exceptions import RedisError
 
-from project.embedded import run_on_server_loop
+from project.embedded import start_on_server_loop
 
 logger = logging.getLogger(__name__)
 
 PAYMENT_CHANGED = "payment.changed"
+# A hint not sent by then is given up (and logged): Redis is down or stalled.
+PUBLISH_TIMEOUT_SECONDS = 5
 # What a channel layer raises while its backend (Redis) is down or restarting.
 CHANNEL_LAYER_ERRORS: tuple[type[BaseException], ...] = (OSError, RedisError)
 
@@ -64,7 +67,10 @@ def publish_payment_changed(*, payment_id: object, operator_id: object) -> None:
 
 
 def publish_after_commit(groups: list[str], message: dict) -> None:
-    """Send `message` to `groups` after the current transaction commits; a message lost is logged."""
+    """Send `message` to `groups` after the current transaction commits; a message lost is logged.
+
+    Sent in the background (on the server's loop, or this process's publisher loop): the writer does
+    not wait for Redis, so a worker goes on to the router while its hint travels."""
 
     def send() -> None:
         layer = get_channel_layer()
@@ -72,18 +78,25 @@ def publish_after_commit(groups: list[str], message: dict) -> None:
             return
 
         async def send_all() -> None:
-            for group in groups:
-                # The group rides along: each process reads its groups' hints from one channel.
-                await layer.group_send(group, {**message, "group": group})
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                for group in groups:
+                    # The group rides along: each process reads its groups' hints from one channel.
+                    await layer.group_send(group, {**message, "group": group})
+
+        def log_if_lost(sending: asyncio.Future | concurrent.futures.Future) -> None:
+            error = None if sending.cancelled() else sending.exception()
+            if error is not None:  # recovered by the subscribers' resync; never fails the write
+                logger.error("Could not publish %s to %s", message["type"], ", ".join(groups), exc_info=error)
 
         try:
-            if run_on_server_loop(send_all):
-                return
-            if isinstance(layer, InMemoryChannelLayer):
-                async_to_sync(send_all)()  # its queues belong to the caller's loop: stay on it
-            else:
-                asyncio.run_coroutine_threadsafe(send_all(), _publisher_loop()).result(timeout=5)
-        except Exception:  # a hint lost is recovered by the subscribers' resync; never fail the write
+            sending = start_on_server_loop(send_all)
+            if sending is None:
+                if isinstance(layer, InMemoryChannelLayer):
+                    async_to_sync(send_all)()  # its queues belong to the caller's loop: stay on it
+                    return
+                sending = asyncio.run_coroutine_threadsafe(send_all(), _publisher_loop())
+            sending.add_done_callback(log_if_lost)
+        except Exception:  # e.g. the loop is closing at shutdown
             logger.exception("Could not publish %s to %s", message["type"], ", ".join(groups))
 
     transaction.on_commit(send, robust=True)

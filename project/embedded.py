@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import logging
 import threading
 import time
@@ -85,21 +86,19 @@ def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     _server_loop = loop
 
 
-def run_on_server_loop(make_coroutine) -> bool:
-    """Run `make_coroutine()` on the server's loop from another thread; False if there is none."""
+def start_on_server_loop(make_coroutine) -> asyncio.Future | concurrent.futures.Future | None:
+    """Start `make_coroutine()` on the server's loop, from any thread, without waiting for it: its
+    future, or None when there is no server loop."""
     loop = _server_loop
     if loop is None or not loop.is_running():
-        return False
+        return None
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
     if running is loop:
-        loop.create_task(make_coroutine())
-        return True
-    future = asyncio.run_coroutine_threadsafe(make_coroutine(), loop)
-    future.result(timeout=5)
-    return True
+        return loop.create_task(make_coroutine())
+    return asyncio.run_coroutine_threadsafe(make_coroutine(), loop)
 
 
 class LoopRecordingApp:

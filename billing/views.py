@@ -22,20 +22,21 @@ from billing.selectors import payment_secret_matches
 from billing.webhooks import webhook_receive
 from network.models import Activation
 from project.client_address import client_address
+from project.db_threads import webhook_write
 from project.i18n import render_for_customer
 from project.page_policy import NO_SCRIPT_PAGE_POLICY
 
 
 @csrf_exempt  # IntaSend posts server-to-server; the challenge and the status check authenticate it
 @require_POST
-def intasend_webhook(request: HttpRequest) -> JsonResponse:
+async def intasend_webhook(request: HttpRequest) -> JsonResponse:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.WEBHOOK_MAX_BODY_BYTES:
         return JsonResponse({"status": "invalid", "detail": "Body too large"}, status=413)
     body = request.body
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         return JsonResponse({"status": "invalid", "detail": "Body too large"}, status=413)
-    answer = webhook_receive(raw_body=body, remote_addr=client_address(request))
+    answer = await webhook_write(webhook_receive)(raw_body=body, remote_addr=client_address(request))
     return JsonResponse(answer.body, status=answer.http_status)
 
 

@@ -6,7 +6,8 @@ thread-sensitive executor per process, shared with every HTTP request (`/healthz
 GraphQL): thousands of subscriptions loading rows there starved them for tens of seconds (issue 9,
 tests/benchmarks/subscription_flood.py). Subscription and socket reads run on a small pool of
 their own instead; each of its threads keeps its own database connection, so a process holds at
-most `WS_DB_THREADS` more connections. Work that may wait seconds on a router (`router_io`) runs on
+most `WS_DB_THREADS` more connections. IntaSend's webhooks (`webhook_write`) run on a pool of
+`WEBHOOK_DB_THREADS` that keep theirs too. Work that may wait seconds on a router (`router_io`) runs on
 another pool, `ROUTER_IO_THREADS`, whose threads open and close connections as requests do.
 """
 
@@ -48,6 +49,30 @@ def _with_fresh_connection_on_failure(fn: Callable[P, R]) -> Callable[P, R]:
 def ws_database_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (a read) as a coroutine run on the WebSocket pool, not on the shared request thread."""
     return sync_to_async(_with_fresh_connection_on_failure(fn), thread_sensitive=False, executor=_pool())
+
+
+@functools.cache
+def _webhook_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.WEBHOOK_DB_THREADS, thread_name_prefix="webhook-db")
+
+
+def _on_a_kept_connection(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The connection outlives the call (opening one costs a PostgreSQL backend, ~8 ms): one the
+        # database dropped meanwhile fails this check and is replaced before any write begins.
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
+        return fn(*args, **kwargs)
+
+    return run
+
+
+def webhook_write(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`fn` (a webhook's transaction) as a coroutine on a small pool whose threads keep their database
+    connection (`WEBHOOK_DB_THREADS`): a payment's news is not held up by a new connection per request,
+    nor by the thread every other HTTP request shares."""
+    return sync_to_async(_on_a_kept_connection(fn), thread_sensitive=False, executor=_webhook_pool())
 
 
 @functools.cache

@@ -432,11 +432,13 @@ GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS = float(os.environ.get("GRAPHQL_WS_
 # Threads (each with its own database connection) that load subscription data, apart from the one
 # thread HTTP requests share (project.db_threads).
 WS_DB_THREADS = int(os.environ.get("WS_DB_THREADS", 4))
+# Threads (each keeping its database connection) that record IntaSend's webhooks (project.db_threads).
+WEBHOOK_DB_THREADS = int(os.environ.get("WEBHOOK_DB_THREADS", 2))
 # Threads for GraphQL work that waits on a router (redeemCode logging a device in), apart from that
 # shared thread: a router that times out must not hold every other request up.
 ROUTER_IO_THREADS = int(os.environ.get("ROUTER_IO_THREADS", 8))
 # HTTP requests served at once per process (project.http_concurrency); Django gives each its own thread
-# and database connection, so this plus WS_DB_THREADS and ROUTER_IO_THREADS bounds a process's
+# and database connection, so this plus WS_DB_THREADS, WEBHOOK_DB_THREADS and ROUTER_IO_THREADS bounds a process's
 # connections (keep the sum over all processes under PostgreSQL's max_connections, 100 by default).
 # Others wait, and get 503 SERVICE_UNAVAILABLE after HTTP_QUEUE_TIMEOUT_SECONDS. 0 switches it off.
 HTTP_MAX_CONCURRENT_REQUESTS = int(os.environ.get("HTTP_MAX_CONCURRENT_REQUESTS", 24))

@@ -7,7 +7,8 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from billing import notifications
-from billing.models import OperatorProfile, Payment
+from billing.models import OperatorProfile
+from network.models import Activation
 from network.signals import activation_changed
 from project.auth import sign_out_everywhere
 
@@ -39,9 +40,9 @@ def sign_out_after_password_change(sender, instance, created: bool, raw: bool = 
 
 
 @receiver(activation_changed, dispatch_uid="billing.activation_changed")
-def publish_activation_change(sender, activation_id: int, owner_id: int, **kwargs) -> None:
+def publish_activation_change(sender, owner_id: int, source: str, reference: str, **kwargs) -> None:
     """The grant a payment bought changed (network sends this after commit): the payment's subscribers
-    re-read it, activation included. Grants of other sources have no payment and nobody to tell here."""
-    payment_id = Payment.objects.filter(activation_id=activation_id).values_list("pk", flat=True).first()
-    if payment_id is not None:
-        notifications.publish_payment_changed(payment_id=payment_id, operator_id=owner_id)
+    re-read it, activation included. A paid grant's reference is its payment's id, so nothing is read
+    on the way to the router (the claim sends this too). Grants of other sources have no payment."""
+    if source == Activation.Source.PAYMENT and reference:
+        notifications.publish_payment_changed(payment_id=reference, operator_id=owner_id)

@@ -14,6 +14,7 @@ from huey.exceptions import CancelExecution
 from billing import retention, services
 from billing.gateways.base import GatewayUnavailable
 from billing.models import Payment, PaymentEvent
+from network.activation import first_attempts_here
 from project import log_context
 
 logger = logging.getLogger(__name__)
@@ -25,9 +26,10 @@ def confirm_payment_with_gateway(payment_id: str, invoice_id: str | None, task: 
     """A webhook said something about this payment: let IntaSend's status API confirm it."""
     log_context.bind(payment_id=payment_id)
     try:
-        services.payment_confirm_with_gateway(
-            payment_id=payment_id, invoice_id=invoice_id, source=PaymentEvent.Source.WEBHOOK
-        )
+        with first_attempts_here():  # confirmed paid: this worker puts the customer online at once
+            services.payment_confirm_with_gateway(
+                payment_id=payment_id, invoice_id=invoice_id, source=PaymentEvent.Source.WEBHOOK
+            )
     except GatewayUnavailable as exc:
         # Expected while IntaSend is down or slow: one line, no traceback (Huey would log one).
         retries_left = task.retries if task is not None else 0

@@ -13,6 +13,10 @@ An activation's life::
   one job); the job is enqueued after commit. Everything the router work needs (router, package, the
   customer's MAC and IP, the expiry, the renewal asked for) is the grant's own: network never looks
   at what paid for it. Subscribers hear of changes through ``network.signals.activation_changed``.
+- Inside ``first_attempts_here()`` (the job that confirms a payment with IntaSend) a grant is claimed
+  in the transaction that makes it, and that worker thread makes the first attempt as soon as its
+  work is done: the customer goes online without a queue hop and a claim transaction of their own.
+  Retries are the job's, as for every other grant.
 - Each attempt (``activation_perform``) has three steps, and never holds a transaction during router
   I/O: *claim* (row lock, attempts + 1, a lease so a second worker backs off), *router work* (profile,
   user, device login), *record* (ACTIVE, or the error; FAILED after the last try). A re-run after
@@ -51,6 +55,9 @@ import enum
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,14 +105,14 @@ def new_access_code() -> str:
 
 def _publish(activation: Activation) -> None:
     """Whoever listens hears about every activation change (after commit)."""
-    activation_changed_after_commit(activation_id=activation.pk, owner_id=activation.owner_id)
+    activation_changed_after_commit(activation)
 
 
-def _enqueue_after_commit(activation_id: int) -> None:
+def _enqueue_after_commit(activation_id: int, *, after_a_failed_attempt: bool = False) -> None:
     def enqueue() -> None:
         from network.tasks import enqueue_activation
 
-        enqueue_activation(activation_id)
+        enqueue_activation(activation_id, after_a_failed_attempt=after_a_failed_attempt)
 
     # robust: a queue that is down must not turn a committed payment into a 500; the periodic
     # rescue job picks up activations whose job never ran.
@@ -168,8 +175,66 @@ def activation_grant(
         renews=renews,
         access_code=access_code,
     )
-    _enqueue_after_commit(activation.pk)
+    attempts_here = _first_attempts_here.get()
+    if attempts_here is None:
+        _enqueue_after_commit(activation.pk)
+    else:
+        _claim_for_a_first_attempt_here(activation.pk, attempts_here)
     return activation
+
+
+# Grants whose first attempt this thread makes (see first_attempts_here); None: the job makes it.
+_first_attempts_here: ContextVar[list[_Plan] | None] = ContextVar("first_attempts_here", default=None)
+
+
+@contextmanager
+def first_attempts_here() -> Iterator[None]:
+    """Grants made inside the block get their first attempt from this thread when the block ends, not
+    from a job: the worker that confirmed a payment goes straight on to the router.
+
+    For worker jobs only (a web request must not wait on a router), around the transaction that makes
+    the grant: inside an open transaction it changes nothing (the job makes the attempt, as elsewhere).
+    """
+    if transaction.get_connection().in_atomic_block:
+        yield
+        return
+    committed: list[_Plan] = []
+    token = _first_attempts_here.set(committed)
+    try:
+        yield
+    finally:
+        _first_attempts_here.reset(token)
+        for plan in committed:
+            _first_attempt(plan)
+
+
+def _claim_for_a_first_attempt_here(activation_id: int, attempts_here: list[_Plan]) -> None:
+    """Claim the new grant in the caller's transaction; once it commits, the plan is this thread's."""
+    try:
+        claimed = _claim(activation_id, final_attempt=_no_retry_follows_a_first_attempt(), now=timezone.now())
+    except Exception:  # noqa: BLE001 - the payment's transaction must not fail for it: the job tries instead
+        logger.exception("Activation %s: could not claim it for a first attempt here; queued instead", activation_id)
+        _enqueue_after_commit(activation_id)
+        return
+    if isinstance(claimed, Outcome):  # RETRY: the same user's earlier renewal is still in flight
+        _enqueue_after_commit(activation_id, after_a_failed_attempt=True)
+        return
+    transaction.on_commit(lambda: attempts_here.append(claimed))
+
+
+def _no_retry_follows_a_first_attempt() -> bool:
+    return settings.ACTIVATION_RETRIES == 0
+
+
+def _first_attempt(plan: _Plan) -> None:
+    try:
+        outcome = _attempt(plan, final_attempt=_no_retry_follows_a_first_attempt())
+        if outcome is Outcome.RETRY:
+            from network.tasks import enqueue_activation
+
+            enqueue_activation(plan.activation_id, after_a_failed_attempt=True)
+    except Exception:  # noqa: BLE001 - e.g. the queue is down: the rescue job finds the grant PENDING
+        logger.exception("Activation %s: the first attempt's follow-up failed", plan.activation_id)
 
 
 # --- One attempt -------------------------------------------------------------------------------
@@ -362,7 +427,7 @@ def _router_work(plan: _Plan) -> str | None:
     user exactly as planned (password and comment included) and takes it as its own; a re-login of the
     same device replaces its session.
     """
-    from network.services import profile_spec, router_session, router_touch
+    from network.services import profile_spec, router_session
 
     user = HotspotUserSpec(
         name=plan.code,
@@ -375,7 +440,6 @@ def _router_work(plan: _Plan) -> str | None:
 
     def work(lease: Lease) -> str | None:
         driver = lease.driver
-        router_touch(router_id=plan.router.pk)
         _put_user(driver, user, profile=profile_spec(plan.package), renewal=plan.renewal)
         if not (plan.mac_address and plan.ip_address):
             return None
@@ -440,9 +504,18 @@ def _add_user(driver: RouterOSDriver, user: HotspotUserSpec) -> None:
 
 
 def _record(
-    plan: _Plan, *, error: RouterError | None, login_error: str | None, final_attempt: bool, now: datetime
+    plan: _Plan,
+    *,
+    error: RouterError | None,
+    login_error: str | None,
+    router_answered: bool,
+    final_attempt: bool,
+    now: datetime,
 ) -> Outcome:
-    """Step 3, one short transaction: ACTIVE, or the error (FAILED when no try is left)."""
+    """Step 3, one short transaction: ACTIVE, or the error (FAILED when no try is left); and, when the
+    router answered, its lastContactAt (here, not before ``user/add``: a write less on the way online)."""
+    from network.services import router_touch
+
     password = ""
     if error is not None:
         try:
@@ -451,6 +524,8 @@ def _record(
             password = ""
     with transaction.atomic():
         activation = _locked(plan.activation_id)
+        if router_answered:  # after the activation's lock, the order _claim takes them in
+            router_touch(router_id=plan.router.pk, at=now)
         if activation.status == Status.REVOKED:
             # Revoked (revokeAccess) while this attempt was at the router: take back what it put there.
             _enqueue_revoked_removal_after_commit(activation.pk)
@@ -510,23 +585,42 @@ def activation_perform(activation_id: int, *, final_attempt: bool) -> Outcome:
     ``final_attempt``: no retry follows, so a failure makes the activation FAILED.
     """
     log_context.bind(activation_id=activation_id)
-    now = timezone.now()
-    claimed = _claim(activation_id, final_attempt=final_attempt, now=now)
+    claimed = _claim(activation_id, final_attempt=final_attempt, now=timezone.now())
     if isinstance(claimed, Outcome):
         return claimed
+    return _attempt(claimed, final_attempt=final_attempt)
+
+
+@log_context.scoped
+def _attempt(claimed: _Plan, *, final_attempt: bool) -> Outcome:
+    """Steps 2 and 3 of an attempt whose claim is committed: the router work, then its record."""
+    log_context.bind(activation_id=claimed.activation_id)
     if claimed.source == Activation.Source.PAYMENT and claimed.reference:
         log_context.bind(payment_id=claimed.reference)  # the log lines of a paid grant name its payment
+    activation_id = claimed.activation_id
     error: RouterError | None = None
     login_error: str | None = None
+    router_answered = False
     try:
         login_error = _router_work(claimed)
+        router_answered = True
+    except (RouterUnreachable, RouterAuthFailed) as exc:
+        error = exc
     except RouterError as exc:
         error = exc
+        router_answered = True  # with a refusal
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the lease held and the chain dead
         logger.exception("Activation %s: unexpected error during router work", activation_id)
         error = RouterError(type(exc).__name__, text=f"Internal error while activating ({type(exc).__name__})")
     try:
-        return _record(claimed, error=error, login_error=login_error, final_attempt=final_attempt, now=timezone.now())
+        return _record(
+            claimed,
+            error=error,
+            login_error=login_error,
+            router_answered=router_answered,
+            final_attempt=final_attempt,
+            now=timezone.now(),
+        )
     except Exception:  # noqa: BLE001 - e.g. a DataError on save: never leave the lease held, PENDING for good
         logger.exception("Activation %s: unexpected error while recording the attempt", activation_id)
         return _release_after_record_error(activation_id, final_attempt=final_attempt)

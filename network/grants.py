@@ -86,7 +86,7 @@ def _activation_locked(*, operator: AbstractBaseUser, activation_id: object) -> 
 
 
 def _publish(activation: Activation) -> None:
-    activation_changed_after_commit(activation_id=activation.pk, owner_id=activation.owner_id)
+    activation_changed_after_commit(activation)
 
 
 # --- extendAccess ------------------------------------------------------------------------------

@@ -37,12 +37,25 @@ def activate_customer(activation_id: int, task: Task | None = None) -> str:
     return outcome.value
 
 
-def enqueue_activation(activation_id: int) -> None:
-    """Queue the activation job with the configured retries (5 s, 10 s, 20 s, ... by default)."""
-    activate_customer(
-        activation_id,
-        retries=settings.ACTIVATION_RETRIES,
-        retry_delay=settings.ACTIVATION_RETRY_DELAY_SECONDS,
+def enqueue_activation(activation_id: int, *, after_a_failed_attempt: bool = False) -> None:
+    """Queue the activation job with the configured retries (5 s, 10 s, 20 s, ... by default).
+
+    ``after_a_failed_attempt``: the first attempt was made elsewhere (network.activation's
+    first_attempts_here) and failed; the job is its retries, on the same schedule."""
+    delay = settings.ACTIVATION_RETRY_DELAY_SECONDS
+    if not after_a_failed_attempt:
+        activate_customer(
+            activation_id,
+            retries=settings.ACTIVATION_RETRIES,
+            retry_delay=delay,
+            retry_backoff=settings.ACTIVATION_RETRY_BACKOFF,
+        )
+        return
+    activate_customer.schedule(
+        args=(activation_id,),
+        delay=delay,
+        retries=max(settings.ACTIVATION_RETRIES - 1, 0),
+        retry_delay=delay * settings.ACTIVATION_RETRY_BACKOFF,
         retry_backoff=settings.ACTIVATION_RETRY_BACKOFF,
     )
 

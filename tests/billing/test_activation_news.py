@@ -88,7 +88,24 @@ def test_a_grant_without_a_payment_publishes_nothing_of_billings(paid_and_pendin
 
     payment, activation = paid_and_pending
     Payment.objects.filter(pk=payment.pk).update(activation=None)
+    type(activation).objects.filter(pk=activation.pk).update(source="MANUAL", reference="")
     published: list[object] = []
     monkeypatch.setattr(notifications, "publish_payment_changed", lambda **kw: published.append(kw))
     network_activation._release_after_record_error(activation.pk, final_attempt=False)
     assert published == []
+
+
+def test_a_paid_grants_news_names_its_payment_without_reading_it(
+    paid_and_pending, monkeypatch, django_assert_num_queries
+):
+    """The claim publishes on the way to the router: finding the payment must cost that path no query."""
+    import billing.notifications as notifications
+
+    payment, activation = paid_and_pending
+    sent: list[str] = []
+    monkeypatch.setattr(notifications, "publish_payment_changed", lambda **kw: sent.append(str(kw["payment_id"])))
+    news = {"sender": type(activation), "activation_id": activation.pk, "owner_id": activation.owner_id}
+    with django_assert_num_queries(0):
+        activation_changed.send_robust(**news, source=activation.source, reference=activation.reference)
+        activation_changed.send_robust(**news, source="VOUCHER", reference="a-voucher-code-id")
+    assert sent == [str(payment.pk)]  # the voucher's grant has no payment to tell

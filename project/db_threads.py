@@ -28,8 +28,9 @@ R = TypeVar("R")
 
 
 @functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.WS_DB_THREADS, thread_name_prefix="ws-db")
+def _pool(size_setting: str, thread_name_prefix: str) -> ThreadPoolExecutor:
+    """One pool per kind of work and process, sized by its setting when first used."""
+    return ThreadPoolExecutor(max_workers=getattr(settings, size_setting), thread_name_prefix=thread_name_prefix)
 
 
 def _with_fresh_connection_on_failure(fn: Callable[P, R]) -> Callable[P, R]:
@@ -48,12 +49,9 @@ def _with_fresh_connection_on_failure(fn: Callable[P, R]) -> Callable[P, R]:
 
 def ws_database_read(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (a read) as a coroutine run on the WebSocket pool, not on the shared request thread."""
-    return sync_to_async(_with_fresh_connection_on_failure(fn), thread_sensitive=False, executor=_pool())
-
-
-@functools.cache
-def _webhook_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.WEBHOOK_DB_THREADS, thread_name_prefix="webhook-db")
+    return sync_to_async(
+        _with_fresh_connection_on_failure(fn), thread_sensitive=False, executor=_pool("WS_DB_THREADS", "ws-db")
+    )
 
 
 def _on_a_kept_connection(fn: Callable[P, R]) -> Callable[P, R]:
@@ -72,12 +70,9 @@ def webhook_write(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (a webhook's transaction) as a coroutine on a small pool whose threads keep their database
     connection (`WEBHOOK_DB_THREADS`): a payment's news is not held up by a new connection per request,
     nor by the thread every other HTTP request shares."""
-    return sync_to_async(_on_a_kept_connection(fn), thread_sensitive=False, executor=_webhook_pool())
-
-
-@functools.cache
-def _router_io_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.ROUTER_IO_THREADS, thread_name_prefix="router-io")
+    return sync_to_async(
+        _on_a_kept_connection(fn), thread_sensitive=False, executor=_pool("WEBHOOK_DB_THREADS", "webhook-db")
+    )
 
 
 def _in_its_own_request(fn: Callable[P, R]) -> Callable[P, R]:
@@ -96,7 +91,9 @@ def _in_its_own_request(fn: Callable[P, R]) -> Callable[P, R]:
 def router_io(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (a service that may talk to a router: seconds when it is slow) as a coroutine on a pool of
     its own (`ROUTER_IO_THREADS`), never on the thread every HTTP request shares."""
-    return sync_to_async(_in_its_own_request(fn), thread_sensitive=False, executor=_router_io_pool())
+    return sync_to_async(
+        _in_its_own_request(fn), thread_sensitive=False, executor=_pool("ROUTER_IO_THREADS", "router-io")
+    )
 
 
 class NoConnectionCleanupPerMessage:

@@ -55,6 +55,8 @@ def test_a_huge_client_error_is_one_bounded_log_line(client, caplog):
     assert all(len(record.getMessage()) < 1000 for record in caplog.records)
 
 
+# Webhooks are recorded on threads of their own (project.db_threads): transactional tests see what they commit.
+@pytest.mark.django_db(transaction=True)
 @override_settings(WEBHOOK_UNUSED_KEPT_PER_HOUR=3)
 def test_deliveries_that_change_nothing_are_stored_only_up_to_a_budget_per_sender(client):
     for _ in range(5):
@@ -88,6 +90,7 @@ def test_a_nul_in_an_admin_filter_is_a_400_not_a_500(client, operator):
     assert client.get("/admin/billing/payment/?status__exact=PENDING").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
 def test_every_payment_state_change_is_one_log_line(client, gql, shop, caplog):
     created = gql(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)["data"]["initiatePayment"]
     payment = Payment.objects.get(pk=created["payment"]["id"])

@@ -73,6 +73,7 @@ def test_unstorable_text_written_into_the_query_is_a_validation_error(client, op
     assert not Package.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # the webhook is recorded on its own thread and connection
 @pytest.mark.parametrize("body", ['{"invoice_id": "A\\u0000"}', '{"api_ref": "\\ud800"}'])
 def test_unstorable_text_in_a_webhook_is_a_400(client, body):
     answer = client.post("/payments/webhook/", data=body, content_type="application/json")

@@ -141,6 +141,10 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
         try:
             await super().disconnect(code)
         finally:
+            # strawberry's run task returns the consumer itself: kept, that finished task and the
+            # consumer are a cycle holding the socket (~40 KiB) until a full collection, which never
+            # walks the frozen generation (project.gc_tuning). Dropped, the socket goes by refcount.
+            self.run_task = None
             metrics.socket_closed(self)
 
     def _header_credentials(self) -> dict[str, str]:

@@ -9,12 +9,16 @@ loop for 1-2 s. Two things bound it:
   as long as the process, and frozen they are never walked again.
 - Re-freezing: every `GC_REFREEZE_SECONDS` (1 s), what survived a young collection moves to the
   frozen generation too, so a full collection walks only what was promoted since, not every socket
-  still open. Frozen objects are still freed by reference counting, but a closed socket's objects
-  are cycles (about 40 KiB of them, measured): frozen, they wait. So once at least
-  `GC_COLLECT_AFTER_CLOSED` (500) sockets, and at least as many as are still open, have closed
-  since the last time, the frozen generation is unfrozen and collected in one pass. That pass
-  walks everything, so at 10,000 open sockets it is the old 1-3 s pause, but it comes once per
-  10,000 closes instead of at every 25% of heap growth, and dead sockets never outnumber live ones.
+  still open. Frozen objects are still freed by reference counting, and a closed socket's consumer,
+  subscription and execution now are (tests/project/test_closed_socket_garbage.py). What daphne
+  and twisted leave of it is still cyclic, about 60 objects per closed socket against about 1,000
+  per open one (measured): frozen, they wait. So once at least `GC_COLLECT_AFTER_CLOSED` (500)
+  sockets, and `GC_COLLECT_CLOSED_PER_OPEN` (16) times as many as are still open, have closed since
+  the last time, the frozen generation is unfrozen and collected in one pass. That pass walks the
+  open sockets too, which at 16 closed per open is about as many objects as the garbage it frees:
+  after closing 10,000 sockets at once it comes when ~600 are left open, not with 5,000 still open
+  (the 0.6-4 s pause of the "as many closed as open" rule), and the garbage held stays about the size
+  of what is open.
 
 `gc.callbacks` times every collection for `/metrics` (project.metrics.GC_PAUSE_SECONDS). The
 callback only appends to a deque: it runs wherever an allocation triggered the collection,
@@ -66,7 +70,7 @@ def install_probe() -> None:
 
 class Refreezer:
     """Moves what survived since the last time into the frozen generation; unfreezes to collect once
-    enough sockets have closed since the last time (their objects are cycles, frozen with them)."""
+    enough sockets have closed since the last time (daphne's part of them is cycles, frozen with them)."""
 
     def __init__(self) -> None:
         from project.metrics import sockets_closed
@@ -81,10 +85,10 @@ class Refreezer:
         from project.metrics import gc_frozen, open_socket_count, sockets_closed
 
         closed = sockets_closed() - self.closed_at_last_collection
-        if closed < max(settings.GC_COLLECT_AFTER_CLOSED, open_socket_count()):
+        if closed < max(settings.GC_COLLECT_AFTER_CLOSED, settings.GC_COLLECT_CLOSED_PER_OPEN * open_socket_count()):
             return
-        # The garbage is at least as large as what is still open: one full pass now costs at most
-        # about twice the garbage, and memory never holds more dead sockets than live ones.
+        # The closed sockets' cycles now outweigh what is still open: one full pass costs at most
+        # about twice the garbage it frees.
         self.closed_at_last_collection += closed
         gc.unfreeze()
         gc.collect()

@@ -7,13 +7,16 @@ import decimal
 import functools
 import re
 import uuid
+import weakref
+from collections.abc import Awaitable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import strawberry
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from graphql import GraphQLError, StringValueNode, ValidationRule
+from graphql import GraphQLError, GraphQLResolveInfoHelpers, StringValueNode, ValidationRule
+from graphql.pyutils import gather_with_cancel
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -26,7 +29,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition, UUIDDefinition
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -149,6 +152,32 @@ def loggable_message(message: str) -> str:
     return message if len(message) <= LOGGED_MESSAGE_MAX else message[:LOGGED_MESSAGE_MAX] + "…"
 
 
+class _AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core keeps `async_helpers`, two bound methods of the execution context, on the
+    context itself: a reference cycle that held each finished operation's context value (for a
+    WebSocket: the consumer, its socket and daphne's protocol, ~40 KiB) until a full collection
+    walked it, and the frozen generation is never walked (project.gc_tuning, issue 14). The helpers
+    reach the context through a weak reference instead, so an operation is freed when it ends."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        context = weakref.ref(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=functools.partial(_gather_async_work, context), track=functools.partial(_track_async_work, context)
+        )
+
+
+def _gather_async_work(context: weakref.ref[_AcyclicExecutionContext], values: Sequence[Any]) -> Awaitable[list]:
+    live = context()
+    return live.gather_async_work(values) if live is not None else gather_with_cancel(*values)
+
+
+def _track_async_work(context: weakref.ref[_AcyclicExecutionContext], values: Sequence[Any]) -> None:
+    live = context()
+    if live is not None:  # once its operation is gone there is no background work left to join
+        live.track_async_work(values)
+
+
 class _Schema(strawberry.Schema):
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
         """`execute` runs a document once (HTTP, and queries on a WebSocket); a subscription sent
@@ -215,6 +244,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         subscription=Subscription,
         config=StrawberryConfig(disable_field_suggestions=not debug, scalar_map=_DESCRIBED_SCALARS),
         extensions=extensions,
+        execution_context_class=_AcyclicExecutionContext,
     )
 
 

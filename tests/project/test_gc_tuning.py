@@ -62,17 +62,20 @@ def test_frozen_cycles_are_collected_once_enough_sockets_closed(settings):
     assert gc.get_freeze_count() > 0  # frozen again after the collection
 
 
-def test_not_before_as_many_have_closed_as_are_open(settings):
+def test_not_before_closed_sockets_outnumber_open_ones_as_set(settings):
+    """A closed socket leaves ~60 objects of cycles, an open one is ~1,000: the pass, which walks
+    both, waits until the garbage outweighs what is open (here 2 closed per open socket)."""
     settings.GC_COLLECT_AFTER_CLOSED = 1
+    settings.GC_COLLECT_CLOSED_PER_OPEN = 2
     still_open = [_Socket() for _ in range(5)]
     for socket in still_open:
         metrics.socket_opened(socket)
     try:
         refreezer = Refreezer()
         dead = _frozen_cycle()
-        _close_sockets(4)
+        _close_sockets(9)
         refreezer.collect_if_due()
-        assert dead() is not None  # 4 dead sockets, 5 live ones: not worth a full pass yet
+        assert dead() is not None  # 9 dead sockets, 5 live ones: as many closed as open is not enough
         _close_sockets(1)
         refreezer.collect_if_due()
         assert dead() is None

@@ -1,0 +1,50 @@
+"""A closed GraphQL WebSocket is freed by reference counting, not left to the cyclic collector
+(issue 14 item 2).
+
+The collector never walks the frozen generation (project.gc_tuning), so a closed socket whose
+consumer sat in a reference cycle stayed in memory until the frozen generation was unfrozen and
+walked whole: at 10,000 sockets, the longest pause left. Two cycles held the consumer: strawberry's
+finished run task (it returns the consumer) and graphql-core's execution context (its
+`async_helpers` are its own bound methods; its context value is the consumer)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from asgiref.sync import sync_to_async
+from graphql.execution.executor import Executor
+from strawberry.channels.testing import GraphQLWebsocketCommunicator
+
+from billing.models import Payment
+from project.consumers import GraphQLConsumer
+from tests.documents import INITIATE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SUBSCRIBE = "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id } }"
+
+
+async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
+    from project.asgi import application
+
+    result = await sync_to_async(gql)(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)
+    payment = await Payment.objects.aget(pk=result["data"]["initiatePayment"]["payment"]["id"])
+    portal = {"X-Public-Key": await sync_to_async(lambda: shop.operator.public_key)()}
+    variables = {"id": str(payment.pk), "secret": payment.client_secret}
+    socket = GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=portal)
+    await socket.__aenter__()
+    await socket.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": variables}})
+    assert (await socket.receive_json_from(timeout=5))["type"] == "next"
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage for us to see
+    try:
+        await socket.disconnect()
+        del socket
+        gc.collect()
+        in_cycles = sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (GraphQLConsumer, Executor))})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert in_cycles == []

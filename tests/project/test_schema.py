@@ -121,4 +121,7 @@ def test_the_document_limits_hold_nothing_around_a_running_operation():
 
     extensions = schema.get_extensions()
     held = OperationContextManager(extensions).hooks + ExecutingContextManager(extensions).hooks
-    assert sorted(type(hook.extension).__name__ for hook in held) == ["DjangoOptimizerExtension", "_MaskUnexpectedErrors"]
+    assert sorted(type(hook.extension).__name__ for hook in held) == [
+        "DjangoOptimizerExtension",
+        "_MaskUnexpectedErrors",
+    ]

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from strawberry.channels import GraphQLWSConsumer
@@ -17,6 +16,7 @@ from project import metrics, safe_json
 from project.auth import CREDENTIALS_REVOKED, credentials_group, has_credentials
 from project.db_threads import NoConnectionCleanupPerMessage
 from project.errors import ErrorCode
+from project.frame_queue import FrameQueue
 from project.live_hub import LiveHub
 from project.socket_caps import SocketCaps
 from project.socket_credentials import socket_credentials_still_valid, socket_principal
@@ -25,37 +25,6 @@ from project.ws_pacing import subscribe_turn
 logger = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
-
-
-class _Frames:
-    """strawberry's queue of a socket's incoming frames (it only calls `put_nowait` and, from one
-    task, `get`) without what an asyncio.Queue holds while empty: four deques and an Event, ~3 KiB
-    per idle socket (issue 14). The deque exists only while frames wait."""
-
-    __slots__ = ("_frames", "_waiter")
-
-    def __init__(self) -> None:
-        self._frames: deque | None = None
-        self._waiter: asyncio.Future | None = None
-
-    def put_nowait(self, frame: Any) -> None:
-        if self._frames is None:
-            self._frames = deque()
-        self._frames.append(frame)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self) -> Any:
-        while not self._frames:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        frame = self._frames.popleft()
-        if not self._frames:
-            self._frames = None
-        return frame
 
 
 class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
@@ -67,7 +36,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.message_queue = _Frames()  # type: ignore[assignment]
+        self.message_queue = FrameQueue()  # type: ignore[assignment]
 
     def decode_json(self, data: str | bytes) -> object:
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is

@@ -17,14 +17,13 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from graphql import GraphQLError, GraphQLResolveInfoHelpers, StringValueNode, ValidationRule
 from graphql.pyutils import gather_with_cancel
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -215,29 +214,50 @@ class StorableStrings(ValidationRule):
 
 
 @functools.cache
-def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
+def _limit_rules(max_depth: int, max_aliases: int, *, introspection: bool) -> tuple:
     """The depth and alias rules as classes made once per limit: QueryDepthLimiter and
     MaxAliasesLimiter make a new class per request, which no validation cache could ever hit."""
     return (
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
         StorableStrings,
+        *(() if introspection else (NoSchemaIntrospectionCustomRule,)),
     )
 
 
+class DocumentLimits(SchemaExtension):
+    """The token limit, the depth, alias and string rules and (unless debugging) no introspection:
+    what MaxTokensLimiter, AddValidationRules and DisableIntrospection did, set in the parse and
+    validation steps instead of around the whole operation. A subscription holds each operation
+    hook (a generator and its context manager) for as long as it stays open; these end before it
+    runs (issue 14 item 4: memory per idle subscribed socket). Listed before the caches, whose keys
+    include the parse options and the rules."""
+
+    def __init__(self, *, max_tokens: int, rules: tuple) -> None:
+        self.max_tokens, self.rules = max_tokens, rules
+
+    def on_parse(self):
+        self.execution_context.parse_options["max_tokens"] = self.max_tokens
+        yield
+
+    def on_validate(self):
+        self.execution_context.validation_rules = (*self.execution_context.validation_rules, *self.rules)
+        yield
+
+
 def build_schema(*, debug: bool) -> strawberry.Schema:
+    def document_limits() -> DocumentLimits:
+        rules = _limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES, introspection=debug)
+        return DocumentLimits(max_tokens=settings.GRAPHQL_MAX_TOKENS, rules=rules)
+
     extensions: list = [
         DjangoOptimizerExtension,
-        lambda: AddValidationRules(list(_limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES))),
-        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
-        # The token limit is a parse option, so it is part of the parser cache's key.
+        document_limits,
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         # Keyed by schema, document and rule classes: the production schema never reuses a debug verdict.
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: _MaskUnexpectedErrors(should_mask_error=_should_mask, error_message="Internal server error"),
     ]
-    if not debug:
-        extensions.append(DisableIntrospection)
     return _Schema(
         query=Query,
         mutation=Mutation,

@@ -112,3 +112,16 @@ def test_negative_pagination_offset_is_a_clear_error(gql, operator):
     body = gql(PAYMENTS, {"pagination": {"offset": -5, "limit": 2}}, **operator.auth)
     assert body["errors"][0]["message"] == "pagination.offset must not be negative"
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+def test_the_document_limits_hold_nothing_around_a_running_operation():
+    """A subscription holds every operation and execution hook while it stays open (issue 14 item 4):
+    the limits act in the parse and validation steps only."""
+    from strawberry.extensions.context import ExecutingContextManager, OperationContextManager
+
+    extensions = schema.get_extensions()
+    held = OperationContextManager(extensions).hooks + ExecutingContextManager(extensions).hooks
+    assert sorted(type(hook.extension).__name__ for hook in held) == [
+        "DjangoOptimizerExtension",
+        "_MaskUnexpectedErrors",
+    ]

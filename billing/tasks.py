@@ -11,7 +11,7 @@ from huey.api import Task
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 from huey.exceptions import CancelExecution
 
-from billing import retention, services
+from billing import retention, services, webhooks
 from billing.gateways.base import GatewayUnavailable
 from billing.models import Payment, PaymentEvent
 from network.activation import first_attempts_here
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 def confirm_payment_with_gateway(payment_id: str, invoice_id: str | None, task: Task | None = None) -> None:
     """A webhook said something about this payment: let IntaSend's status API confirm it."""
     log_context.bind(payment_id=payment_id)
+    webhooks.confirmation_started(payment_id)
     try:
         with first_attempts_here():  # confirmed paid: this worker puts the customer online at once
             services.payment_confirm_with_gateway(

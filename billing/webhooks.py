@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from billing.models import Payment, PaymentEvent, WebhookDelivery
@@ -23,6 +24,9 @@ from project import log_context, metrics, safe_json, throttling
 from project.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
+
+# How long a queued status check stands for a payment's later hints, at most (see _enqueue_confirmation).
+CONFIRMATION_QUEUED_SECONDS = 60
 
 Outcome = WebhookDelivery.Outcome
 REDACTED = "[redacted]"
@@ -70,7 +74,8 @@ _CHALLENGE_PART = re.compile(r"""(name=["']?[^"'\r\n]*challenge[^\r\n]*\r?\n(?:[
 
 def _redacted_raw(raw_body: bytes) -> str:
     """A body we could not use, as stored: never with the challenge in clear, whatever its type."""
-    text = raw_body[:4096].decode("utf-8", "replace")
+    # NUL cannot be stored in PostgreSQL text (a raw one made this a 500): shown as U+FFFD, like bad UTF-8.
+    text = raw_body[:4096].decode("utf-8", "replace").replace("\x00", "\ufffd")
     text = _CHALLENGE_VALUE.sub(rf"\1{REDACTED}", _CHALLENGE_PART.sub(rf"\1{REDACTED}", text))
     if "=" in text:
         # Form-encoded (or anything shaped like it): the key may be percent-encoded, so judge it decoded.
@@ -168,13 +173,36 @@ def webhook_receive(*, raw_body: bytes, remote_addr: str | None) -> WebhookAnswe
     return WebhookAnswer(200, {"status": "accepted"})
 
 
+def _confirmation_queued_key(payment_id: object) -> str:
+    return f"billing:confirmation-queued:{payment_id}"
+
+
+def confirmation_started(payment_id: object) -> None:
+    """A payment's status check began: news arriving from now on needs a check of its own."""
+    cache.delete(_confirmation_queued_key(payment_id))
+
+
 def _enqueue_confirmation(payment: Payment, invoice_id: str) -> bool:
-    """Queue the status check (after the delivery is committed); False when the queue is down."""
+    """Queue the status check (after the delivery is committed); False when the queue is down.
+
+    One check per payment waits in the queue at a time: it reads IntaSend's latest state, so news
+    arriving before it starts needs no check of its own. Anyone can post hints for a payment whose
+    credential has no webhook challenge, and a flood of them queued one check each, ahead of every
+    other operator's confirmations (minutes of delay). The mark lives in the default cache, which
+    the web processes and workers share (one process embedded, Redis scaled), and lapses after
+    CONFIRMATION_QUEUED_SECONDS should its job be lost."""
     from billing.tasks import confirm_payment_with_gateway
 
+    key = _confirmation_queued_key(payment.pk)
+    try:
+        if not cache.add(key, True, timeout=CONFIRMATION_QUEUED_SECONDS):
+            return True  # the queued check will see this news too
+    except Exception:  # noqa: BLE001 - the cache is down: queue the check anyway
+        pass
     try:
         confirm_payment_with_gateway(str(payment.pk), invoice_id or None)
     except Exception as exc:  # Redis down, SQLite locked...: whatever the broker raises
         logger.error("Webhook for payment %s: confirmation job not queued (%s)", payment.pk, type(exc).__name__)
+        cache.delete(key)
         return False
     return True

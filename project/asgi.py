@@ -17,7 +17,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from project import autobahn_debug_lines, daphne_app_queue, daphne_close_reason, daphne_upgrade_request, gc_tuning  # noqa: E402
+from project import (  # noqa: E402
+    autobahn_debug_lines,
+    daphne_app_queue,
+    daphne_close_reason,
+    daphne_closed_protocol,
+    daphne_upgrade_request,
+    gc_tuning,
+)
 from project.consumers import GraphQLConsumer  # noqa: E402
 from project.embedded import LoopRecordingApp, start_task_consumer  # noqa: E402
 from project.http_concurrency import ConcurrencyLimit  # noqa: E402
@@ -43,6 +50,7 @@ daphne_close_reason.install()  # close reasons reach clients (4403 says why)
 autobahn_debug_lines.install()  # no pprint per socket for a debug line that is dropped
 daphne_app_queue.install()  # no asyncio.Queue per connection (~3 KiB per idle socket)
 daphne_upgrade_request.install()  # an open socket keeps nothing of its HTTP upgrade request
+daphne_closed_protocol.install()  # a closed socket's protocol is not left in a reference cycle
 # HTTP requests beyond HTTP_MAX_CONCURRENT_REQUESTS wait their turn (each served one holds a database connection).
 http_app = ConcurrencyLimit(django_asgi_app)
 application = LoopRecordingApp(ProtocolTypeRouter({"http": http_app, "websocket": websocket_app}))

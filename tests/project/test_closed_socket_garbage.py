@@ -5,10 +5,13 @@ The collector never walks the frozen generation (project.gc_tuning), so a closed
 consumer sat in a reference cycle stayed in memory until the frozen generation was unfrozen and
 walked whole: at 10,000 sockets, the longest pause left. Two cycles held the consumer: strawberry's
 finished run task (it returns the consumer) and graphql-core's execution context (its
-`async_helpers` are its own bound methods; its context value is the consumer)."""
+`async_helpers` are its own bound methods; its context value is the consumer). The same holds when
+daphne cancels an application instance that has not finished within its close timeout. (What daphne,
+twisted and autobahn leave of a closed socket: tests/project/test_daphne_closed_protocol.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import pytest
@@ -17,6 +20,7 @@ from graphql.execution.executor import Executor
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
 from billing.models import Payment
+from project import socket_caps
 from project.consumers import GraphQLConsumer
 from tests.documents import INITIATE
 
@@ -25,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SUBSCRIBE = "subscription($id: UUID!, $secret: String) { paymentUpdates(paymentId: $id, clientSecret: $secret) { id } }"
 
 
-async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
+async def _subscribed_socket(gql, shop) -> GraphQLWebsocketCommunicator:
     from project.asgi import application
 
     result = await sync_to_async(gql)(INITIATE, {"input": shop.payment_input()}, **shop.operator.auth)
@@ -36,14 +40,43 @@ async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_c
     await socket.__aenter__()
     await socket.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": variables}})
     assert (await socket.receive_json_from(timeout=5))["type"] == "next"
+    return socket
+
+
+def _socket_objects_in_cycles() -> list[str]:
+    """What of one socket the cyclic collector finds, once the socket is gone."""
+    gc.collect()
+    return sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (GraphQLConsumer, Executor))})
+
+
+async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
+    socket = await _subscribed_socket(gql, shop)
 
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage for us to see
     try:
         await socket.disconnect()
         del socket
-        gc.collect()
-        in_cycles = sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (GraphQLConsumer, Executor))})
+        in_cycles = _socket_objects_in_cycles()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert in_cycles == []
+
+
+async def test_a_cancelled_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
+    socket = await _subscribed_socket(gql, shop)
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        socket.future.cancel()  # what daphne does to an instance still running after its close timeout
+        await asyncio.wait([socket.future])
+        assert socket.future.cancelled()
+        assert socket_caps._cleanups  # the disconnect it never took runs on its own
+        await asyncio.gather(*socket_caps._cleanups)
+        del socket
+        in_cycles = _socket_objects_in_cycles()
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

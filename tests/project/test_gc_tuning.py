@@ -58,13 +58,29 @@ def test_frozen_cycles_are_collected_once_enough_sockets_closed(settings):
     assert dead() is not None  # 2 of 3
     _close_sockets(1)
     refreezer.collect_if_due()
+    assert dead() is not None  # 3 of 3, but one closed since the last check: still closing
+    refreezer.collect_if_due()
     assert dead() is None
     assert gc.get_freeze_count() > 0  # frozen again after the collection
 
 
+def test_not_while_sockets_are_still_closing(settings):
+    """A burst's sockets are counted closed while daphne still holds them: the pass waits for a
+    check with no new close, or it would walk them all."""
+    settings.GC_COLLECT_AFTER_CLOSED = 1
+    refreezer = Refreezer()
+    dead = _frozen_cycle()
+    for _ in range(3):
+        _close_sockets(5)
+        refreezer.collect_if_due()
+        assert dead() is not None
+    refreezer.collect_if_due()
+    assert dead() is None
+
+
 def test_not_before_closed_sockets_outnumber_open_ones_as_set(settings):
-    """A closed socket leaves ~60 objects of cycles, an open one is ~1,000: the pass, which walks
-    both, waits until the garbage outweighs what is open (here 2 closed per open socket)."""
+    """The pass walks every open socket (~1,000 objects each): it waits until enough have closed
+    per open one (here 2)."""
     settings.GC_COLLECT_AFTER_CLOSED = 1
     settings.GC_COLLECT_CLOSED_PER_OPEN = 2
     still_open = [_Socket() for _ in range(5)]
@@ -75,8 +91,10 @@ def test_not_before_closed_sockets_outnumber_open_ones_as_set(settings):
         dead = _frozen_cycle()
         _close_sockets(9)
         refreezer.collect_if_due()
+        refreezer.collect_if_due()
         assert dead() is not None  # 9 dead sockets, 5 live ones: as many closed as open is not enough
         _close_sockets(1)
+        refreezer.collect_if_due()
         refreezer.collect_if_due()
         assert dead() is None
     finally:

@@ -17,7 +17,8 @@ loop for 1-2 s. Two things bound it:
   (16) times as many as are still open, have closed since the last time, and none closed in the
   last second, the frozen generation is unfrozen and collected in one pass. That pass walks the
   start-up heap and whatever is still alive (~0.75 us per object, ~0.12 s with nothing open), so it
-  waits for a burst of closes to end: daphne still holds sockets already counted closed.
+  waits for a burst of closes to end: daphne still holds sockets already counted closed (but a
+  minute at most, `GC_COLLECT_LONGEST_WAIT_SECONDS`: on a busy server some socket always closes).
 
 `gc.callbacks` times every collection for `/metrics` (project.metrics.GC_PAUSE_SECONDS). The
 callback only appends to a deque: it runs wherever an allocation triggered the collection,
@@ -67,6 +68,10 @@ def install_probe() -> None:
         gc.callbacks.append(_probe)
 
 
+# How long a due pass waits for sockets to stop closing, at most.
+GC_COLLECT_LONGEST_WAIT_SECONDS = 60
+
+
 class Refreezer:
     """Moves what survived since the last time into the frozen generation; unfreezes to collect once
     enough sockets have closed since the last time (daphne's part of them is cycles, frozen with them)."""
@@ -76,6 +81,7 @@ class Refreezer:
 
         self.closed_at_last_collection = sockets_closed()
         self.closed_at_last_check = self.closed_at_last_collection
+        self.due_since: float | None = None  # when enough had closed, if the pass is waiting
 
     def refreeze(self) -> None:
         gc.collect(1)  # young garbage goes now, not into the frozen generation
@@ -90,10 +96,15 @@ class Refreezer:
         still_closing = closed_so_far != self.closed_at_last_check
         self.closed_at_last_check = closed_so_far
         closed = closed_so_far - self.closed_at_last_collection
-        if still_closing or closed < max(
-            settings.GC_COLLECT_AFTER_CLOSED, settings.GC_COLLECT_CLOSED_PER_OPEN * open_socket_count()
-        ):
+        if closed < max(settings.GC_COLLECT_AFTER_CLOSED, settings.GC_COLLECT_CLOSED_PER_OPEN * open_socket_count()):
+            self.due_since = None
             return
+        now = time.monotonic()
+        self.due_since = self.due_since or now
+        # ...but a server where some socket closes every second would never stop closing: wait no longer than this.
+        if still_closing and now - self.due_since < GC_COLLECT_LONGEST_WAIT_SECONDS:
+            return
+        self.due_since = None
         # The closed sockets' cycles now outweigh what is still open: one full pass costs at most
         # about twice the garbage it frees.
         self.closed_at_last_collection += closed

@@ -78,6 +78,26 @@ def test_not_while_sockets_are_still_closing(settings):
     assert dead() is None
 
 
+def test_a_due_pass_waits_for_closing_to_stop_a_minute_at_most(settings, monkeypatch):
+    """Where some socket closes every second, the frozen cycles must not wait forever."""
+    import project.gc_tuning as gc_tuning
+
+    settings.GC_COLLECT_AFTER_CLOSED = 1
+    clock = [1000.0]
+    monkeypatch.setattr(gc_tuning.time, "monotonic", lambda: clock[0])
+    refreezer = Refreezer()
+    dead = _frozen_cycle()
+    for _ in range(59):
+        _close_sockets(1)
+        refreezer.collect_if_due()
+        clock[0] += 1
+    assert dead() is not None
+    _close_sockets(1)
+    clock[0] += 1
+    refreezer.collect_if_due()
+    assert dead() is None
+
+
 def test_not_before_closed_sockets_outnumber_open_ones_as_set(settings):
     """The pass walks every open socket (~1,000 objects each): it waits until enough have closed
     per open one (here 2)."""

@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from autobahn.exception import Disconnected
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
@@ -37,6 +38,14 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.message_queue = FrameQueue()  # type: ignore[assignment]
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        try:
+            await super().send(text_data, bytes_data, close)
+        except Disconnected:
+            # The client left while a result was on its way (its disconnect is still queued for us):
+            # nothing to deliver, and no fault of ours to log.
+            pass
 
     def decode_json(self, data: str | bytes) -> object:
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is

@@ -179,7 +179,14 @@ def _confirmation_queued_key(payment_id: object) -> str:
 
 def confirmation_started(payment_id: object) -> None:
     """A payment's status check began: news arriving from now on needs a check of its own."""
-    cache.delete(_confirmation_queued_key(payment_id))
+    _forget_queued_confirmation(payment_id)
+
+
+def _forget_queued_confirmation(payment_id: object) -> None:
+    try:
+        cache.delete(_confirmation_queued_key(payment_id))
+    except Exception:  # noqa: BLE001 - the cache is down: the mark lapses by itself
+        logger.warning("Could not clear the queued-check mark of payment %s (cache unavailable)", payment_id)
 
 
 def _enqueue_confirmation(payment: Payment, invoice_id: str) -> bool:
@@ -203,6 +210,6 @@ def _enqueue_confirmation(payment: Payment, invoice_id: str) -> bool:
         confirm_payment_with_gateway(str(payment.pk), invoice_id or None)
     except Exception as exc:  # Redis down, SQLite locked...: whatever the broker raises
         logger.error("Webhook for payment %s: confirmation job not queued (%s)", payment.pk, type(exc).__name__)
-        cache.delete(key)
+        _forget_queued_confirmation(payment.pk)
         return False
     return True

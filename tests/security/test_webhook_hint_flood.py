@@ -63,3 +63,18 @@ def test_a_raw_nul_in_a_webhook_is_a_400_not_a_500(client, body):
     assert answer.status_code == 400
     [kept] = WebhookDelivery.objects.all()
     assert "\x00" not in kept.raw_body and "\ufffd" in kept.raw_body
+
+
+def test_with_the_cache_and_the_queue_down_a_completion_claim_is_a_503_not_a_500(client, gql, shop, monkeypatch):
+    """Scaled, both are the one Redis: IntaSend must be told to deliver again, not shown a crash."""
+    payment = _pending_payment(gql, shop)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(webhooks.cache, "add", down)
+    monkeypatch.setattr(webhooks.cache, "delete", down)
+    monkeypatch.setattr(billing.tasks, "confirm_payment_with_gateway", down)
+    body = _completion_claim(shop, payment)
+    answer = client.post("/payments/webhook/", data=json.dumps(body), content_type="application/json")
+    assert answer.status_code == 503

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Awaitable, Callable
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -43,41 +44,38 @@ async def _subscribed_socket(gql, shop) -> GraphQLWebsocketCommunicator:
     return socket
 
 
-def _socket_objects_in_cycles() -> list[str]:
-    """What of one socket the cyclic collector finds, once the socket is gone."""
-    gc.collect()
-    return sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (GraphQLConsumer, Executor))})
-
-
-async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
-    socket = await _subscribed_socket(gql, shop)
-
+async def _socket_objects_in_cycles_after(
+    end: Callable[[GraphQLWebsocketCommunicator], Awaitable[None]], socket: GraphQLWebsocketCommunicator
+) -> list[str]:
+    """What of one socket the cyclic collector finds once `end` has ended it and it is gone."""
+    sockets = [socket]
+    del socket
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage for us to see
     try:
-        await socket.disconnect()
-        del socket
-        in_cycles = _socket_objects_in_cycles()
+        await end(sockets.pop())  # the last reference goes with the call
+        gc.collect()
+        return sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (GraphQLConsumer, Executor))})
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
-    assert in_cycles == []
+
+
+async def _disconnect(socket: GraphQLWebsocketCommunicator) -> None:
+    await socket.disconnect()
+
+
+async def _cancel(socket: GraphQLWebsocketCommunicator) -> None:
+    socket.future.cancel()  # what daphne does to an instance still running after its close timeout
+    await asyncio.wait([socket.future])
+    assert socket.future.cancelled()
+    assert socket_caps._cleanups  # the disconnect it never took runs on its own
+    await asyncio.gather(*socket_caps._cleanups)
+
+
+async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
+    assert await _socket_objects_in_cycles_after(_disconnect, await _subscribed_socket(gql, shop)) == []
 
 
 async def test_a_cancelled_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
-    socket = await _subscribed_socket(gql, shop)
-
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        socket.future.cancel()  # what daphne does to an instance still running after its close timeout
-        await asyncio.wait([socket.future])
-        assert socket.future.cancelled()
-        assert socket_caps._cleanups  # the disconnect it never took runs on its own
-        await asyncio.gather(*socket_caps._cleanups)
-        del socket
-        in_cycles = _socket_objects_in_cycles()
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert in_cycles == []
+    assert await _socket_objects_in_cycles_after(_cancel, await _subscribed_socket(gql, shop)) == []

@@ -13,6 +13,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client, override_settings
@@ -69,6 +70,20 @@ def _static_files_as_in_production(tmp_path_factory) -> Iterator[None]:
         mock.patch("django.contrib.staticfiles.handlers.StaticFilesHandler", _StaticFilesHandler),
     ):
         call_command("collectstatic", interactive=False, verbosity=0)
+        yield
+
+
+class QuickPasswordHasher(PBKDF2PasswordHasher):
+    """Django's PBKDF2 at a thousand rounds instead of a million: each operator a test makes, and each
+    sign-in, cost half a second of CPU, most of the suite's set-up time. The stored hash is standard
+    `pbkdf2_sha256$1000$...`, so the servers a test starts (default hashers) still check it."""
+
+    iterations = 1000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing() -> Iterator[None]:
+    with override_settings(PASSWORD_HASHERS=[f"{__name__}.QuickPasswordHasher", *settings.PASSWORD_HASHERS]):
         yield
 
 

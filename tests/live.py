@@ -72,6 +72,14 @@ class Process:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        """Until the process has written `text` (a worker starting up, say, on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} never wrote {text!r}:\n{self.output()}")
+            time.sleep(0.1)
+
 
 def base_env(log_dir: Path, **overrides: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PYTEST"))}

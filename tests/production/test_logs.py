@@ -193,6 +193,7 @@ def test_processes_started_with_log_format_json_write_nothing_but_json_lines(tmp
     server, worker = Daphne(env, tmp_path), HueyWorker(env, tmp_path, periodic=False)
     with running(server, worker):
         server.wait_healthy()
+        worker.wait_for_output("Huey consumer started")  # stopped before it had started, it wrote nothing
         graphql = f"{server.url}/graphql/"
         requests.post(graphql, json={"query": PAYMENTS}, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
         requests.post(graphql, json={"query": "{ paymnts { totalCount } }"}, timeout=10)

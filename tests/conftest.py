@@ -40,13 +40,30 @@ OTHER_SECRET_KEY = "ISSecretKey_test_othersecret02"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`.ci/run` runs the suite on three configurations; what does not depend on the database or
-    Redis (browser walks, deployment checks) is run on one of them."""
+    Redis (browser walks, deployment checks) is run on one of them. Each configuration may be split
+    into shards run side by side (CLOUDPILOT_SHARD=k/n)."""
+    if shard := os.environ.get("CLOUDPILOT_SHARD"):
+        _keep_shard(config, items, shard)
     if not os.environ.get("CLOUDPILOT_SKIP_ONCE"):
         return
     skip = pytest.mark.skip(reason="runs once per CI run, on another pass (CLOUDPILOT_SKIP_ONCE is set)")
     for item in items:
         if item.get_closest_marker("once"):
             item.add_marker(skip)
+
+
+def _keep_shard(config: pytest.Config, items: list[pytest.Item], shard: str) -> None:
+    """Shard k of n keeps every n-th test file, counted in path order from the k-th: a directory of
+    slow files (tests/e2e) is shared out rather than landing on one shard. A test's fixtures and
+    module state stay whole, since a file is never split."""
+    number, count = (int(part) for part in shard.split("/"))
+    if not 1 <= number <= count:
+        raise pytest.UsageError(f"CLOUDPILOT_SHARD={shard!r}: expected k/n with 1 <= k <= n")
+    files = sorted({item.path for item in items})
+    kept_files = set(files[number - 1 :: count])
+    kept = [item for item in items if item.path in kept_files]
+    config.hook.pytest_deselected(items=[item for item in items if item.path not in kept_files])
+    items[:] = kept
 
 
 @pytest.fixture(autouse=True, scope="session")

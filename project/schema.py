@@ -111,6 +111,13 @@ WRONG_TRANSPORT = (
 class _MaskUnexpectedErrors(MaskErrors):
     """Hides an unexpected exception's text, and gives it the code every top-level error carries."""
 
+    def _process_result(self, result: object) -> None:
+        # What MaskErrors does, without its isinstance check against a runtime Protocol: that
+        # walked the protocol's attributes on every frame of every subscription (about 6% of a
+        # 1,000-subscriber fan-out), and an errorless result, nearly every one, needs nothing.
+        if errors := getattr(result, "errors", None):
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if isinstance(error.original_error, InvalidOperationTypeError):
             operations = error.original_error.as_http_error_reason("").split(" ", 1)[0].capitalize()

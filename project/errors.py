@@ -49,7 +49,8 @@ class ErrorCode(enum.Enum):
 _DESCRIPTIONS = {
     ErrorCode.INVALID_INPUT: "An input value is missing, malformed or out of range; `field` names it and the "
     "message says why. A mutation reports every invalid field at once. Fix them and send again. Also top-level "
-    "for a negative `pagination.offset` or an unreadable request body.",
+    "for a negative `pagination.offset`, an unreadable request body, and a document the server refuses (it does "
+    "not parse or validate, exceeds the depth, alias or token limits, or its variables do not fit).",
     ErrorCode.INVALID_PHONE: "Not a Kenyan mobile number. Accepted: 0712345678, 712345678, +254712345678, "
     "254712345678 (and 01… numbers). Ask the customer to correct it.",
     ErrorCode.INVALID_MAC: "`macAddress` is not a MAC address (six hex pairs separated by `:` or `-`). Send the "

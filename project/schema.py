@@ -108,15 +108,37 @@ WRONG_TRANSPORT = (
 )
 
 
+def _with_a_code(error: GraphQLError) -> GraphQLError:
+    """graphql-core's own errors carry no code. About the document (it does not parse, fails
+    validation or a limit, its variables do not fit; no path): INVALID_INPUT, the client's mistake.
+    During execution (a path: a null for a non-null field, say): INTERNAL, ours."""
+    if (error.extensions or {}).get("code"):
+        return error
+    return _copy_with_code(error, ErrorCode.INVALID_INPUT if error.path is None else ErrorCode.INTERNAL)
+
+
+def _copy_with_code(error: GraphQLError, code: ErrorCode) -> GraphQLError:
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": code.value},
+    )
+
+
 class _MaskUnexpectedErrors(MaskErrors):
-    """Hides an unexpected exception's text, and gives it the code every top-level error carries."""
+    """Hides an unexpected exception's text, and gives every top-level error a code."""
 
     def _process_result(self, result: object) -> None:
         # What MaskErrors does, without its isinstance check against a runtime Protocol: that
         # walked the protocol's attributes on every frame of every subscription (about 6% of a
         # 1,000-subscriber fan-out), and an errorless result, nearly every one, needs nothing.
         if errors := getattr(result, "errors", None):
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+            coded = [_with_a_code(error) for error in self._process_errors(errors)]
+            result.errors = coded  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if isinstance(error.original_error, InvalidOperationTypeError):
@@ -252,6 +274,21 @@ class DocumentLimits(SchemaExtension):
         yield
 
 
+class _ParserCache(ParserCache):
+    """A document that does not parse is left to strawberry's own parse, inside its error handling.
+    ParserCache raised the syntax error as the parse step started, outside it: over HTTP it still
+    became an error (with no code), but on a WebSocket the subscriber got a bare `complete` and the
+    log an ERROR traceback for a client's typo."""
+
+    def on_parse(self):
+        parsing = super().on_parse()
+        try:
+            next(parsing)
+        except GraphQLError:
+            pass  # graphql_document stays None: strawberry parses it again and reports the error
+        yield
+
+
 def build_schema(*, debug: bool) -> strawberry.Schema:
     def document_limits() -> DocumentLimits:
         rules = _limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES, introspection=debug)
@@ -260,7 +297,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
     extensions: list = [
         DjangoOptimizerExtension,
         document_limits,
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: _ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         # Keyed by schema, document and rule classes: the production schema never reuses a debug verdict.
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: _MaskUnexpectedErrors(should_mask_error=_should_mask, error_message="Internal server error"),

@@ -259,3 +259,73 @@ def test_an_unexpected_exception_in_a_resolver_is_internal_and_masked(gql, opera
     }
     assert "GARBLED" not in str(body)
     assert any(record.levelno == logging.ERROR and record.exc_info for record in caplog.records)
+
+
+DOCUMENT_MISTAKES = {
+    "does not parse": ("{ payments { totalCount ", None),
+    "too many tokens": ("{ " + "__typename " * 2100 + "}", None),
+    "unknown field": ("{ paymnts { totalCount } }", None),
+    "too many aliases": ("{ " + " ".join(f"a{i}: __typename" for i in range(20)) + " }", None),
+    "too deep": ("{ a { b { c { d { e { f { g { h { i { j { k { l } } } } } } } } } } } }", None),
+    "introspection off": ("{ __schema { types { name } } }", None),
+    "variable of the wrong type": ("query($id: UUID!) { payment(id: $id) { id } }", {"id": "not-a-uuid"}),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query,variables", DOCUMENT_MISTAKES.values(), ids=DOCUMENT_MISTAKES.keys())
+def test_a_document_the_server_refuses_is_invalid_input(gql, operator, query, variables):
+    """graphql-core's own errors (parse, validation, limits, variables) had no code at all: a
+    client could not tell its mistake from ours without reading English."""
+    body = gql(query, variables, **operator.auth)
+    assert body["data"] is None
+    assert body["errors"] and set(_top_level_codes(body)) == {"INVALID_INPUT"}, body
+
+
+@pytest.mark.django_db(transaction=True)  # the socket reads the operator on its own connection
+async def test_a_subscription_the_server_refuses_is_invalid_input_on_a_websocket(operator, caplog):
+    """A subscription that did not parse was answered with a bare `complete`, and an ERROR traceback."""
+    from strawberry.channels.testing import GraphQLWebsocketCommunicator
+
+    from project.asgi import application
+
+    params = {"Authorization": f"Bearer {operator.tokens.access_token}"}
+    async with GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params) as ws:
+        for number, query in enumerate(["subscription { paymntUpdates { id } }", "subscription { "]):
+            await ws.send_json_to({"id": f"s{number}", "type": "subscribe", "payload": {"query": query}})
+            reply = await ws.receive_json_from(timeout=3)
+            assert reply["type"] == "error", reply
+            assert [error["extensions"]["code"] for error in reply["payload"]] == ["INVALID_INPUT"], reply
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+def test_graphql_cores_own_error_during_execution_is_internal():
+    """A null for a non-null field, say: graphql-core's error has a path and no code, and is ours."""
+    from graphql import GraphQLError
+
+    from project.schema import _with_a_code
+
+    error = _with_a_code(GraphQLError("Cannot return null for non-nullable field Payment.id.", path=["payment", "id"]))
+    assert (error.extensions, error.path) == ({"code": "INTERNAL"}, ["payment", "id"])
+    coded = GraphQLError("Payment not found", path=["payment"], extensions={"code": "PAYMENT_NOT_FOUND"})
+    assert _with_a_code(coded) is coded
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_subscription_the_server_refuses_is_invalid_input_on_legacy_graphql_ws(operator, caplog):
+    """On the legacy protocol a subscription that did not parse was answered with nothing at all."""
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-ws"])
+    assert (await ws.connect())[0]
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {operator.tokens.access_token}"}}
+    await ws.send_json_to(init)
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    for number, query in enumerate(["subscription { paymntUpdates { id } }", "subscription { "]):
+        await ws.send_json_to({"id": f"s{number}", "type": "start", "payload": {"query": query}})
+        reply = await ws.receive_json_from(timeout=3)
+        assert (reply["type"], reply["payload"]["extensions"]["code"]) == ("error", "INVALID_INPUT"), reply
+    await ws.disconnect()
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

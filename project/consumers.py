@@ -84,13 +84,19 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             self._closing = asyncio.ensure_future(self.close(code=4403, reason="Credentials revoked"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        principal = self.scope.get("principal")
-        if principal is not None and text_data and ('"subscribe"' in text_data or '"start"' in text_data):
+        frame = None
+        if text_data:
             try:
-                frame = json.loads(text_data)
-                starts = frame.get("type") in ("subscribe", "start")
-            except (ValueError, AttributeError):
-                starts = False  # the protocol handler answers malformed frames
+                frame = safe_json.loads(text_data)
+            except ValueError:
+                pass  # the protocol handler answers a frame that is not JSON
+            else:
+                if problem := _malformed(frame):
+                    await self._refuse_malformed(frame, problem)
+                    return
+        principal = self.scope.get("principal")
+        if principal is not None and frame is not None:
+            starts = frame.get("type") in _STARTS
             # Before strawberry parses and validates it: one address's flood waits its turn.
             if starts and not await subscribe_turn(self.scope.get("client_address")):
                 await self._refuse_subscription(frame)
@@ -103,14 +109,27 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                 self._credentials_checked_at = time.monotonic()
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 
+    async def _refuse_malformed(self, frame: object, problem: str) -> None:
+        """strawberry's handlers index a frame without checking it: a payload that is not an object,
+        a missing id or query, a frame that is a list ended the socket's handler with an ERROR
+        traceback and left the socket open, deaf (found from outside). A start the client can tell
+        apart by its id gets an error; anything else closes the socket as graphql-transport-ws says."""
+        if isinstance(frame, dict) and frame.get("type") in _STARTS and _is_id(frame.get("id")):
+            await self._send_error(frame["id"], problem, ErrorCode.INVALID_INPUT)
+        else:
+            await self.close(code=4400, reason=f"Invalid message: {problem}")
+
+    async def _send_error(self, operation_id: str | None, message: str, code: ErrorCode) -> None:
+        error = {"message": message, "extensions": {"code": code.value}}
+        modern = await self.pick_websocket_subprotocol(self) != GRAPHQL_WS_PROTOCOL
+        # graphql-transport-ws sends a list of errors, the legacy graphql-ws protocol one error.
+        await self.send(json.dumps({"id": operation_id, "type": "error", "payload": [error] if modern else error}))
+
     async def _refuse_subscription(self, frame: dict) -> None:
         """Answer a subscription its address may not start now, as the protocol answers an operation
         that failed: the client may try again later (the portal falls back to polling)."""
         message = "Too many subscriptions started; try again shortly."
-        error = {"message": message, "extensions": {"code": ErrorCode.RATE_LIMITED.value}}
-        modern = await self.pick_websocket_subprotocol(self) != GRAPHQL_WS_PROTOCOL
-        # graphql-transport-ws sends a list of errors, the legacy graphql-ws protocol one error.
-        await self.send(json.dumps({"id": frame.get("id"), "type": "error", "payload": [error] if modern else error}))
+        await self._send_error(frame.get("id"), message, ErrorCode.RATE_LIMITED)
 
     async def disconnect(self, code: int) -> None:
         group = getattr(self, "_credentials_group", None)
@@ -128,3 +147,34 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
     def _header_credentials(self) -> dict[str, str]:
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in self.scope["headers"]}
         return {name: headers[name] for name in ("authorization", "x-public-key") if name in headers}
+
+
+_STARTS = ("subscribe", "start")
+_ENDS = ("complete", "stop")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _malformed(frame: object) -> str | None:
+    """What is wrong with a frame's shape, for the frames strawberry reads fields of."""
+    if not isinstance(frame, dict):
+        return "a message is a JSON object"
+    kind = frame.get("type")
+    if kind in _ENDS and not _is_id(frame.get("id")):
+        return f"{kind} needs the operation's id"
+    if kind not in _STARTS:
+        return None
+    if not _is_id(frame.get("id")):
+        return f"{kind} needs an id (a non-empty string)"
+    payload = frame.get("payload")
+    if not isinstance(payload, dict):
+        return "payload is an object with the operation"
+    query = payload.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return "payload.query is the operation's document (a non-empty string)"
+    for name, kinds in (("operationName", str), ("variables", dict), ("extensions", dict)):
+        if payload.get(name) is not None and not isinstance(payload[name], kinds):
+            return f"payload.{name} is {'a string' if kinds is str else 'an object'} or null"
+    return None

@@ -11,7 +11,8 @@ def as_pk(raw: object) -> int | None:
     # Plain ASCII digits only: int() also takes " 17" and "٣", which would name an object by another
     # spelling than its id (found from outside: deletePackage(packageId: " 17") deleted package 17).
     text = str(raw)
-    if not (text.isascii() and text.isdigit()):
+    # Longer than 2**63 has digits: int() of over 4,300 digits raised a ValueError (an INTERNAL error).
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(_MAX_PK)):
         return None
     value = int(text)
     return value if 0 < value < _MAX_PK else None

@@ -15,9 +15,10 @@ from typing import Any
 import strawberry
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from graphql import GraphQLError, GraphQLResolveInfoHelpers, StringValueNode, ValidationRule
+from graphql import GraphQLError, GraphQLInt, GraphQLResolveInfoHelpers, IntValueNode, StringValueNode, ValidationRule
 from graphql.pyutils import gather_with_cancel
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -27,7 +28,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition, DecimalDefinition, UUIDDefinition
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -96,8 +97,13 @@ def _should_mask(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, _EXPECTED_ERRORS)
 
 
+# What strawberry raises when a WebSocket frame names no runnable operation (over HTTP the view
+# answers them itself): the client's mistake, INVALID_INPUT, never an INTERNAL error and a traceback.
+_NOT_AN_OPERATION = (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError)
+
+
 def _is_unexpected(error: GraphQLError) -> bool:
-    return _should_mask(error) and not isinstance(error.original_error, InvalidOperationTypeError)
+    return _should_mask(error) and not isinstance(error.original_error, _NOT_AN_OPERATION)
 
 
 # The legacy graphql-ws protocol runs subscriptions only (strawberry refuses a query or mutation
@@ -149,6 +155,12 @@ class _MaskUnexpectedErrors(MaskErrors):
                 path=error.path,
                 extensions={"code": ErrorCode.INVALID_INPUT.value},
             )
+        if isinstance(error.original_error, CannotGetOperationTypeError):
+            message = error.original_error.as_http_error_reason()
+            return GraphQLError(message, path=error.path, extensions={"code": ErrorCode.INVALID_INPUT.value})
+        if isinstance(error.original_error, MissingQueryError):
+            message = str(error.original_error)
+            return GraphQLError(message, path=error.path, extensions={"code": ErrorCode.INVALID_INPUT.value})
         return GraphQLError(
             message=self.error_message,
             nodes=error.nodes,
@@ -240,6 +252,21 @@ class StorableStrings(ValidationRule):
     def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
         if safe_json.UNSTORABLE_TEXT.search(node.value):
             self.report_error(GraphQLError(f"String values: {safe_json.UNSTORABLE_MESSAGE}", node))
+
+
+_parse_int_literal = GraphQLInt.coerce_input_literal
+
+
+def _parse_short_int_literal(value_node, variables=None):
+    """graphql-core reads an Int literal with int() before checking its range: one of over 4,300
+    digits raised a ValueError, reported as an INTERNAL error with an ERROR traceback quoting the
+    whole literal (found from outside, with no credentials). Over 10 digits is out of range anyway."""
+    if isinstance(value_node, IntValueNode) and len(value_node.value.lstrip("-")) > 10:
+        raise GraphQLError("Int cannot represent non 32-bit signed integer value: more than 10 digits", value_node)
+    return _parse_int_literal(value_node, variables)
+
+
+GraphQLInt.coerce_input_literal = _parse_short_int_literal
 
 
 @functools.cache

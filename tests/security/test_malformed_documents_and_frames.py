@@ -1,0 +1,106 @@
+"""Red team, 2026-12-01 (from outside, no credentials needed for most): inputs that reached an
+INTERNAL error with an ERROR traceback, or ended a socket's handler and left the socket open, deaf.
+Every one is now the client's mistake: INVALID_INPUT, or the socket closed with 4400."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+pytestmark = pytest.mark.django_db(transaction=True)  # sockets read the operator on their own connection
+
+HUGE = "9" * 5000  # over Python's 4,300-digit limit for int()
+
+
+def _errors_at_error_level(caplog) -> list[str]:
+    return [record.getMessage()[:200] for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"query($x: Int = {HUGE}) {{ __typename }}",
+        f'{{ packages(routerId: "{HUGE}") {{ id }} }}',
+        f"{{ packages(routerId: {HUGE}) {{ id }} }}",
+    ],
+    ids=["int literal", "id string", "id as int literal"],
+)
+def test_a_five_thousand_digit_number_is_the_clients_mistake(gql, operator, caplog, query):
+    body = gql(query, public_key=operator.public_key)
+    codes = {error["extensions"]["code"] for error in body.get("errors", [])}
+    assert "INTERNAL" not in codes, body
+    assert _errors_at_error_level(caplog) == []
+
+
+@pytest.fixture
+def application():
+    from project.asgi import application
+
+    return application
+
+
+async def _socket(application, protocol: str, operator) -> WebsocketCommunicator:
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=[protocol])
+    assert (await ws.connect())[0]
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {operator.tokens.access_token}"}}
+    await ws.send_json_to(init)
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    return ws
+
+
+def _start(protocol: str, payload, operation_id="s1") -> dict:
+    kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    return {"id": operation_id, "type": kind, "payload": payload}
+
+
+ANSWERED_WITH_AN_ERROR = {
+    "payload a string": "x",
+    "payload null": None,
+    "no query": {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}},
+    "empty query": {"query": ""},
+    "query a number": {"query": 5},
+    "operationName a number": {"query": "subscription { routerUpdates { id } }", "operationName": 3},
+    "unknown operationName": {"query": "subscription A { routerUpdates { id } }", "operationName": "B"},
+    "variables a string": {"query": "subscription { routerUpdates { id } }", "variables": "x"},
+}
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize("payload", ANSWERED_WITH_AN_ERROR.values(), ids=ANSWERED_WITH_AN_ERROR.keys())
+async def test_a_malformed_start_is_answered_and_the_socket_still_works(
+    application, operator, caplog, protocol, payload
+):
+    ws = await _socket(application, protocol, operator)
+    await ws.send_json_to(_start(protocol, payload))
+    reply = await ws.receive_json_from(timeout=3)
+    errors = reply["payload"] if isinstance(reply["payload"], list) else [reply["payload"]]
+    assert (reply["type"], reply["id"], [e["extensions"]["code"] for e in errors]) == (
+        "error",
+        "s1",
+        ["INVALID_INPUT"],
+    ), reply
+    # The socket still answers.
+    await ws.send_json_to(_start(protocol, {"query": "subscription { routerUpdates { id } }"}, "s2"))
+    await ws.send_json_to({"type": "ping"} if protocol == "graphql-transport-ws" else {"type": "connection_init"})
+    assert await ws.receive_json_from(timeout=3)
+    await ws.disconnect()
+    assert _errors_at_error_level(caplog) == []
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize(
+    "frame",
+    [[], "text", {"type": "start", "payload": {"query": "subscription { routerUpdates { id } }"}}, {"type": "stop"}],
+    ids=["a list", "a string", "a start without id", "a stop without id"],
+)
+async def test_a_frame_that_names_no_operation_closes_the_socket_4400(application, operator, caplog, protocol, frame):
+    ws = await _socket(application, protocol, operator)
+    if isinstance(frame, dict) and frame["type"] == "start" and protocol == "graphql-transport-ws":
+        frame = {**frame, "type": "subscribe"}
+    await ws.send_to(text_data=json.dumps(frame))
+    closed = await ws.receive_output(timeout=3)
+    assert (closed["type"], closed.get("code")) == ("websocket.close", 4400), closed
+    assert _errors_at_error_level(caplog) == []

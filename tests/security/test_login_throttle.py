@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.test import Client
+
+from project import throttling
 
 pytestmark = pytest.mark.django_db
 
@@ -49,8 +52,12 @@ def test_forty_wrong_admin_passwords_then_the_right_one_is_refused(staff_operato
     assert b"Too many sign-in attempts" in response.content
 
 
-def test_admin_login_and_token_auth_share_one_throttle(client, staff_operator, settings):
+def test_admin_login_and_token_auth_share_one_throttle(client, staff_operator, settings, monkeypatch):
     settings.LOGIN_FREE_FAILURES = 3
+    # The clock stands still: the third failure's 1 s wait must not run out before the admin login
+    # on a loaded machine (CI, six shards on two cores, once took longer than that).
+    frozen = time.time()
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: frozen))
     assert [token_auth(client, "alice", "wrong") for _ in range(3)] == ["AUTHENTICATION_FAILED"] * 3
     assert not admin_login(Client(), "alice", RIGHT)  # the admin's door is the same door
 

@@ -114,6 +114,16 @@ WRONG_TRANSPORT = (
 )
 
 
+def _not_an_operation(error: Exception) -> str:
+    """What to tell the client whose frame named no operation it may run here."""
+    if isinstance(error, InvalidOperationTypeError):
+        operations = error.as_http_error_reason("").split(" ", 1)[0].capitalize()
+        return WRONG_TRANSPORT.format(operations=operations)
+    if isinstance(error, CannotGetOperationTypeError):
+        return error.as_http_error_reason()
+    return str(error)  # MissingQueryError: 'Request data is missing a "query" value'
+
+
 def _with_a_code(error: GraphQLError) -> GraphQLError:
     """graphql-core's own errors carry no code. About the document (it does not parse, fails
     validation or a limit, its variables do not fit; no path): INVALID_INPUT, the client's mistake.
@@ -147,20 +157,13 @@ class _MaskUnexpectedErrors(MaskErrors):
             result.errors = coded  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        if isinstance(error.original_error, InvalidOperationTypeError):
-            operations = error.original_error.as_http_error_reason("").split(" ", 1)[0].capitalize()
+        if isinstance(error.original_error, _NOT_AN_OPERATION):
             return GraphQLError(
-                message=WRONG_TRANSPORT.format(operations=operations),
+                message=_not_an_operation(error.original_error),
                 nodes=error.nodes,
                 path=error.path,
                 extensions={"code": ErrorCode.INVALID_INPUT.value},
             )
-        if isinstance(error.original_error, CannotGetOperationTypeError):
-            message = error.original_error.as_http_error_reason()
-            return GraphQLError(message, path=error.path, extensions={"code": ErrorCode.INVALID_INPUT.value})
-        if isinstance(error.original_error, MissingQueryError):
-            message = str(error.original_error)
-            return GraphQLError(message, path=error.path, extensions={"code": ErrorCode.INVALID_INPUT.value})
         return GraphQLError(
             message=self.error_message,
             nodes=error.nodes,

@@ -84,6 +84,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             self._closing = asyncio.ensure_future(self.close(code=4403, reason="Credentials revoked"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        principal = self.scope.get("principal")
         frame = None
         if text_data:
             try:
@@ -91,10 +92,9 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             except ValueError:
                 pass  # the protocol handler answers a frame that is not JSON
             else:
-                if problem := _malformed(frame):
+                if problem := _malformed(frame, acknowledged=principal is not None):
                     await self._refuse_malformed(frame, problem)
                     return
-        principal = self.scope.get("principal")
         if principal is not None and frame is not None:
             starts = frame.get("type") in _STARTS
             # Before strawberry parses and validates it: one address's flood waits its turn.
@@ -157,14 +157,15 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def _malformed(frame: object) -> str | None:
-    """What is wrong with a frame's shape, for the frames strawberry reads fields of."""
+def _malformed(frame: object, *, acknowledged: bool) -> str | None:
+    """What is wrong with a frame's shape, for the frames strawberry reads fields of. Before the
+    connection is acknowledged strawberry refuses any start unread (4401), as the protocols say."""
     if not isinstance(frame, dict):
         return "a message is a JSON object"
     kind = frame.get("type")
     if kind in _ENDS and not _is_id(frame.get("id")):
         return f"{kind} needs the operation's id"
-    if kind not in _STARTS:
+    if kind not in _STARTS or not acknowledged:
         return None
     if not _is_id(frame.get("id")):
         return f"{kind} needs an id (a non-empty string)"

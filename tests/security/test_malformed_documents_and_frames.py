@@ -104,3 +104,15 @@ async def test_a_frame_that_names_no_operation_closes_the_socket_4400(applicatio
     closed = await ws.receive_output(timeout=3)
     assert (closed["type"], closed.get("code")) == ("websocket.close", 4400), closed
     assert _errors_at_error_level(caplog) == []
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_malformed_start_before_the_connection_is_acknowledged_is_refused_unread(application, caplog, protocol):
+    """The shape check answers only acknowledged sockets: before connection_init a start is refused
+    with 4401 on both protocols, and no stranger gets an answer to it."""
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=[protocol])
+    assert (await ws.connect())[0]
+    await ws.send_json_to(_start(protocol, None))
+    output = await ws.receive_output(timeout=3)
+    assert (output["type"], output.get("code")) == ("websocket.close", 4401), output
+    assert _errors_at_error_level(caplog) == []

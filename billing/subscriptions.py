@@ -81,14 +81,14 @@ class _Followed:
     joined once, each hint bumps `generation` and wakes every watch, and the row is read once per
     generation for all of them (`_LiveUpdates.payment` / `.changes`)."""
 
-    __slots__ = ("key", "group", "watches", "generation", "read", "read_key", "version", "newest")
+    __slots__ = ("key", "group", "watches", "generation", "read", "read_generation", "version", "newest")
 
     def __init__(self, key, group: str) -> None:
         self.key, self.group = key, group
         self.watches: set[_Watch] = set()
         self.generation = 0
-        self.read: asyncio.Future | None = None  # the read of `read_key`, dropped once handed out
-        self.read_key: Any = None
+        self.read: asyncio.Future | None = None  # of `read_generation`, dropped once handed out
+        self.read_generation = -1
         self.version: tuple | None = None  # of the payment as last read (the resync compares it)
         self.newest = None  # operators: the latest `updated_at` their streams have read up to
 
@@ -197,13 +197,13 @@ class _LiveUpdates:
                 del self._here[self.loop]
         await LiveHub.here().leave(followed.group, followed.hint)
 
-    def _shared(self, followed: _Followed, key, read: Callable[[], Awaitable]) -> asyncio.Future:
-        """The read of `key` for every subscription that asks before it is handed out."""
+    def _shared(self, followed: _Followed, read: Callable[[], Awaitable]) -> asyncio.Future:
+        """The read of the current generation for every subscription that asks before it is handed out."""
         current = followed.read
         failed = current is not None and current.done() and (current.cancelled() or current.exception() is not None)
-        if current is None or followed.read_key != key or failed:
+        if current is None or followed.read_generation != followed.generation or failed:
             current = followed.read = asyncio.ensure_future(read())
-            followed.read_key = key
+            followed.read_generation = followed.generation
             # Handed to those waiting, then dropped: nothing of the row is kept while idle.
             current.add_done_callback(lambda done: self.loop.call_soon(self._forget, followed, done))
         return current
@@ -221,20 +221,23 @@ class _LiveUpdates:
             followed.version = _version(payment) if payment is not None else None
             return payment
 
-        return await asyncio.shield(self._shared(followed, followed.generation, read))
+        return await asyncio.shield(self._shared(followed, read))
 
     async def changes(self, followed: _Followed) -> list[models.Payment]:
         """The operator's payments changed since the earliest of its streams' `since`: one read
-        per hint for all of them (each stream filters its router, `seen` and start)."""
-        since = min(watch.since for watch in followed.watches)
-        changes = ws_database_read(_changes)
+        per hint for all of them (each stream filters its router, `seen` and start).
+
+        The earliest `since` is taken when the read starts, not by each stream that asks: that
+        was 1,000 × 1,000 comparisons per hint to 1,000 streams (a third of the fan-out). A
+        stream's `since` only grows and a new one starts at now, so it covers every later asker."""
 
         async def read() -> list[models.Payment]:
-            changed = await changes(followed.key, since)
+            since = min((watch.since for watch in followed.watches), default=timezone.now())
+            changed = await ws_database_read(_changes)(followed.key, since)
             followed.newest = max([followed.newest or since, *(p.updated_at for p in changed)])
             return changed
 
-        return await asyncio.shield(self._shared(followed, (followed.generation, since), read))
+        return await asyncio.shield(self._shared(followed, read))
 
     async def _batched(self, payment_id: str) -> models.Payment | None:
         future = self.loop.create_future()

@@ -275,7 +275,7 @@ except InvalidOrigins as exc:
     raise ImproperlyConfigured(str(exc)) from None
 CORS_ALLOW_ALL_ORIGINS = GRAPHQL_ALLOWED_ORIGINS.allow_all
 CORS_ALLOWED_ORIGINS = list(GRAPHQL_ALLOWED_ORIGINS.origins)
-CORS_URLS_REGEX = r"^/graphql/$"
+CORS_URLS_REGEX = r"^/graphql/?$"
 CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
 from corsheaders.defaults import default_headers  # noqa: E402
 

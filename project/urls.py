@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from billing.views import intasend_webhook, payment_result, revenue_csv, voucher_sheet
@@ -18,8 +18,10 @@ urlpatterns = [
     path("", landing, name="landing"),
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
-    # Bearer tokens and public keys, not cookies, authenticate API calls: no CSRF surface.
-    path("graphql/", csrf_exempt(graphql_view())),
+    # Bearer tokens and public keys, not cookies, authenticate API calls: no CSRF surface. With or
+    # without the slash, as the WebSocket route: APPEND_SLASH cannot redirect a POST (a 500 under
+    # DEBUG, and a 301 clients follow as a GET without the body).
+    re_path(r"^graphql/?$", csrf_exempt(graphql_view())),
     path("payments/webhook/", intasend_webhook, name="intasend-webhook"),
     path("healthz/", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

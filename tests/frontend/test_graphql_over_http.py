@@ -336,3 +336,35 @@ def test_persisted_query_get_accepting_anything_gets_data_not_graphiql(client, g
     extensions = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
     response = client.get("/graphql/", {"extensions": json.dumps(extensions)}, headers={"Accept": "*/*"})
     assert response.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+
+
+# --- /graphql without the slash -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_post_without_the_trailing_slash_runs_the_document(client, operator, hotspot, settings, debug):
+    """APPEND_SLASH cannot redirect a POST: under DEBUG it raised (a 500), otherwise it answered 301
+    and clients followed it as a GET without the body (red team, issue 14)."""
+    settings.DEBUG = debug
+    response = client.post(
+        "/graphql",
+        data=json.dumps({"query": PACKAGES, "variables": {"routerId": str(hotspot.pk)}}),
+        content_type="application/json",
+        headers=portal(operator),
+    )
+    assert response.status_code == 200
+    assert [p["name"] for p in response.json()["data"]["packages"]] == ["1 Hour"]
+
+
+def test_preflight_without_the_trailing_slash_is_answered_as_with_it(client):
+    response = client.options(
+        "/graphql",
+        headers={
+            "Origin": "https://portal.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-public-key",
+        },
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"]
+    assert "x-public-key" in response["Access-Control-Allow-Headers"]

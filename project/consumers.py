@@ -12,6 +12,8 @@ from autobahn.exception import Disconnected
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from project import metrics, safe_json
 from project.auth import CREDENTIALS_REVOKED, credentials_group, has_credentials
@@ -28,12 +30,60 @@ logger = logging.getLogger(__name__)
 BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
 
 
+def _operations_full(handler, running: dict) -> bool:
+    limit = handler.max_subscriptions_per_connection
+    return limit is not None and len(running) >= limit
+
+
+def _limit_message(handler) -> str:
+    limit = handler.max_subscriptions_per_connection
+    return f"Subscription limit reached: at most {limit} operations at once on one socket"
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """strawberry answers a subscribe past GRAPHQL_WS_MAX_SUBSCRIPTIONS with an error that has no
+    code; the error contract gives every error one (RATE_LIMITED: end one, or open another socket).
+    Its own checks that come first (not acknowledged: 4401, an id in use: 4409) stay its own."""
+
+    async def handle_subscribe(self, message) -> None:
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and _operations_full(self, self.operations)
+        ):
+            await self.view._send_error(message["id"], _limit_message(self), ErrorCode.RATE_LIMITED)
+            return
+        await super().handle_subscribe(message)
+
+
+class _LegacyWSHandler(BaseGraphQLWSHandler):
+    """The same for graphql-ws, whose `start` with an id in use replaces that operation."""
+
+    async def handle_connection_init(self, message) -> None:
+        """strawberry's graphql-ws ran a second init: any public key (each portal page has one)
+        swapped the socket's principal and joined a second credentials group, of which only the
+        last was left on close, so the socket was never freed (red team, issue 14). Refused as
+        graphql-transport-ws refuses it."""
+        if self.connection_acknowledged:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        await super().handle_connection_init(message)
+
+    async def handle_start(self, message) -> None:
+        if self.connection_acknowledged and message["id"] not in self.tasks and _operations_full(self, self.tasks):
+            await self.view._send_error(message["id"], _limit_message(self), ErrorCode.RATE_LIMITED)
+            return
+        await super().handle_start(message)
+
+
 class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):
     # No channel-layer channel of its own, nor a task reading it: hints for the socket's
     # subscriptions and its credentials reach it through the process's one channel
     # (project.live_hub), which also survives a Redis restart. That reader was a good part of what
     # an idle socket cost (issue 14).
     channel_layer_alias = None
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
+from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from billing import services
 from billing.models import Payment, PaymentEvent
@@ -207,9 +208,37 @@ async def test_subscriptions_per_connection_are_capped(application, portal, proc
             )
         replies = [await ws.receive_json_from(timeout=3) for _ in range(settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS + 1)]
         assert sum(1 for reply in replies if reply["type"] == "next") == settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
-        assert [reply["id"] for reply in replies if reply["type"] == "error"] == [
-            f"s{settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS}"
-        ]
+        refused = [reply for reply in replies if reply["type"] == "error"]
+        assert [reply["id"] for reply in refused] == [f"s{settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS}"]
+        # Coded like every error (strawberry's own refusal had no code)
+        assert refused[0]["payload"][0]["extensions"] == {"code": "RATE_LIMITED"}
+        assert "Subscription limit reached" in refused[0]["payload"][0]["message"]
+
+
+async def test_subscriptions_per_connection_are_capped_on_the_legacy_protocol(
+    application, portal, processing, settings
+):
+    cap = settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
+    # strawberry's test communicator only reads graphql-transport-ws frames: speak graphql-ws by hand.
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=[GRAPHQL_WS_PROTOCOL])
+    assert (await ws.connect())[0]
+    try:
+        await ws.send_json_to({"type": "connection_init", "payload": portal})
+        assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+        payload = {"query": SUBSCRIBE, "variables": {"id": str(processing.pk), "secret": processing.client_secret}}
+        for index in range(cap + 1):
+            await ws.send_json_to({"id": f"s{index}", "type": "start", "payload": payload})
+        replies = [await ws.receive_json_from(timeout=3) for _ in range(cap + 1)]
+        assert sorted(reply["type"] for reply in replies) == ["data"] * cap + ["error"]
+        refused = next(reply for reply in replies if reply["type"] == "error")
+        assert refused["id"] == f"s{cap}"
+        assert refused["payload"]["extensions"] == {"code": "RATE_LIMITED"}
+        # A start reusing a running operation's id replaces it: the limit does not refuse it.
+        await ws.send_json_to({"id": "s0", "type": "start", "payload": payload})
+        replaced = [await ws.receive_json_from(timeout=3) for _ in range(2)]
+        assert [(reply["id"], reply["type"]) for reply in replaced] == [("s0", "complete"), ("s0", "data")]
+    finally:
+        await ws.disconnect()
 
 
 async def test_stream_ends_when_the_access_token_expires(application, shop, processing, settings):

@@ -4,6 +4,7 @@ Every one is now the client's mistake: INVALID_INPUT, or the socket closed with 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -82,10 +83,9 @@ async def test_a_malformed_start_is_answered_and_the_socket_still_works(
         "s1",
         ["INVALID_INPUT"],
     ), reply
-    # The socket still answers.
-    await ws.send_json_to(_start(protocol, {"query": "subscription { routerUpdates { id } }"}, "s2"))
-    await ws.send_json_to({"type": "ping"} if protocol == "graphql-transport-ws" else {"type": "connection_init"})
-    assert await ws.receive_json_from(timeout=3)
+    # The socket still answers (graphql-ws refuses a query, with an error for s2: an answer all the same).
+    await ws.send_json_to(_start(protocol, {"query": "query { __typename }"}, "s2"))
+    assert (await ws.receive_json_from(timeout=3))["id"] == "s2"
     await ws.disconnect()
     assert _errors_at_error_level(caplog) == []
 
@@ -116,3 +116,35 @@ async def test_a_malformed_start_before_the_connection_is_acknowledged_is_refuse
     output = await ws.receive_output(timeout=3)
     assert (output["type"], output.get("code")) == ("websocket.close", 4401), output
     assert _errors_at_error_level(caplog) == []
+
+
+@pytest.mark.parametrize("protocol", ["graphql-ws", "graphql-transport-ws"])
+async def test_a_second_connection_init_is_refused_and_leaves_nothing_behind(
+    application, operator, other_operator, protocol
+):
+    """graphql-ws ran connection_init again: any public key (they are in every portal page) swapped
+    the socket's principal, joined a second credentials group, and counted the socket open twice.
+    On close only the second group was left, so the first kept the consumer alive for good: two
+    inits per socket leaked a socket's memory each time, and `websockets_open` drifted up (red team,
+    issue 14). Both protocols now close on a second init with 4429, as graphql-transport-ws says."""
+    from asgiref.sync import sync_to_async
+
+    from project import metrics
+    from project.live_hub import LiveHub
+
+    first, second = await sync_to_async(lambda: (operator.public_key, other_operator.public_key))()
+    opened_before = metrics.open_socket_count()
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=[protocol])
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "connection_init", "payload": {"X-Public-Key": first}})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    await ws.send_json_to({"type": "connection_init", "payload": {"X-Public-Key": second}})
+    assert await ws.receive_output(timeout=3) == {
+        "type": "websocket.close",
+        "code": 4429,
+        "reason": "Too many initialisation requests",
+    }
+    await ws.disconnect()  # the client answers the close
+    loop = asyncio.get_running_loop()
+    assert loop not in LiveHub._hubs, "a credentials group still holds the closed socket"
+    assert metrics.open_socket_count() == opened_before

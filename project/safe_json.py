@@ -66,11 +66,7 @@ def _may_hide_something(data: str | bytes | bytearray, max_depth: int) -> bool:
     and the walk was ~1.5% of a reconnecting portal's CPU (issue 14)."""
     if not isinstance(data, str):
         return True
-    return (
-        "\\u" in data
-        or data.count("[") + data.count("{") > max_depth
-        or UNSTORABLE_TEXT.search(data) is not None
-    )
+    return "\\u" in data or data.count("[") + data.count("{") > max_depth or UNSTORABLE_TEXT.search(data) is not None
 
 
 def _check(value: Any, max_depth: int) -> None:

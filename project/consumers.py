@@ -97,7 +97,13 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             # nothing to deliver, and no fault of ours to log.
             pass
 
+    # The frame `receive` decoded and passed on, with its text: strawberry decodes every frame again.
+    _decoded: tuple[str, object] | None = None
+
     def decode_json(self, data: str | bytes) -> object:
+        decoded, self._decoded = self._decoded, None
+        if decoded is not None and decoded[0] is data:
+            return decoded[1]
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is
         # a JSONDecodeError, so the protocol handler answers it as a frame that is not JSON.
         return safe_json.loads(data)
@@ -157,6 +163,8 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                     await self.close(code=4403, reason="Credentials expired or revoked")
                     return
                 self._credentials_checked_at = time.monotonic()
+        if frame is not None:
+            self._decoded = (text_data, frame)
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 
     async def _refuse_malformed(self, frame: object, problem: str) -> None:

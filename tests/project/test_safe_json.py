@@ -21,11 +21,11 @@ HOSTILE_AND_PLAIN = [
     '["\\ud800"]',  # a lone high surrogate
     '{"a": "\\udfff"}',  # a lone low surrogate
     '"\\ud83d\\ude00"',  # a surrogate pair: a real character, accepted
-    '[' * 64 + ']' * 64,  # exactly the deepest allowed
-    '[' * 65 + ']' * 65,  # one too deep
-    '{"a":' * 65 + '1' + '}' * 65,
-    '{"q": "' + '{' * 100 + '"}',  # brackets inside a string: counted, then walked, still fine
-    '{"q": "' + '[' * 70 + '", "deep": ' + '[' * 65 + ']' * 65 + '}',
+    "[" * 64 + "]" * 64,  # exactly the deepest allowed
+    "[" * 65 + "]" * 65,  # one too deep
+    '{"a":' * 65 + "1" + "}" * 65,
+    '{"q": "' + "{" * 100 + '"}',  # brackets inside a string: counted, then walked, still fine
+    '{"q": "' + "[" * 70 + '", "deep": ' + "[" * 65 + "]" * 65 + "}",
     f'"{SURROGATE}"',  # written as it is (only possible in a str built in Python)
     json.dumps({"a": [1, 2, {"b": None}], "c": "text"}),
 ]
@@ -60,7 +60,7 @@ def test_the_shortcut_gives_the_full_walks_verdict(text):
 
 
 def test_what_the_shortcut_must_still_refuse():
-    for text in ('{"name": "\\u0000"}', '["\\ud800"]', '[' * 65 + ']' * 65):
+    for text in ('{"name": "\\u0000"}', '["\\ud800"]', "[" * 65 + "]" * 65):
         with pytest.raises(safe_json.UnsafeJSON):
             safe_json.loads(text)
 
@@ -72,3 +72,32 @@ def test_an_ordinary_frame_is_not_walked(monkeypatch):
     assert walked == []
     safe_json.loads('{"name": "\\u0000"}')
     assert len(walked) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_websocket_frame_is_decoded_once(operator, monkeypatch):
+    """The consumer checks a frame's shape before strawberry sees it, and hands strawberry the value
+    it decoded instead of the text to decode again."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    key = await sync_to_async(lambda: operator.public_key)()
+    decoded: list[str] = []
+    real_loads = safe_json.loads
+
+    def counting_loads(data, **kwargs):
+        decoded.append(data)
+        return real_loads(data, **kwargs)
+
+    monkeypatch.setattr(safe_json, "loads", counting_loads)
+    ws = WebsocketCommunicator(application, "/graphql/", subprotocols=["graphql-transport-ws"])
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "connection_init", "payload": {"X-Public-Key": key}})
+    assert (await ws.receive_json_from(timeout=3))["type"] == "connection_ack"
+    await ws.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": "query { __typename }"}})
+    assert (await ws.receive_json_from(timeout=3))["payload"] == {"data": {"__typename": "Query"}}
+    await ws.disconnect()
+    frames = [json.loads(text)["type"] for text in decoded]
+    assert frames == ["connection_init", "subscribe"]

@@ -237,11 +237,11 @@ def socket_closed(consumer: Any) -> None:
 
 
 def _refresh_busiest_sockets() -> None:
-    from project.socket_caps import open_sockets
+    from project.socket_caps import busiest
 
-    by_address, by_public_key = open_sockets()
-    WEBSOCKETS_BUSIEST_ADDRESS.set(max(by_address.values(), default=0))
-    WEBSOCKETS_BUSIEST_PUBLIC_KEY.set(max(by_public_key.values(), default=0))
+    by_address, by_public_key = busiest()
+    WEBSOCKETS_BUSIEST_ADDRESS.set(by_address)
+    WEBSOCKETS_BUSIEST_PUBLIC_KEY.set(by_public_key)
 
 
 _longest_gc_pause = [0.0]

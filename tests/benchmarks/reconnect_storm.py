@@ -31,6 +31,7 @@ import asyncio
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,7 @@ class Level:
     failed: int = 0
     all_s: float = math.nan
     cpu_s: float = math.nan
+    client_cpu_s: float = math.nan  # the client processes', on the same cores
     seconds: list[float] = field(default_factory=list)
     problem: str | None = None
 
@@ -218,9 +220,11 @@ def run_level(n: int, env: dict, work_dir: Path, shop: Shop, payment_ids: list[s
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
-        cpu_before = cpu_seconds(pid)
+        client_pids = [process.pid for process, _ in clients]
+        cpu_before, client_cpu_before = cpu_seconds(pid), cpu_seconds(*client_pids)
         reports = _release_and_collect(clients, args.timeout)
         level.cpu_s = cpu_seconds(pid) - cpu_before
+        level.client_cpu_s = cpu_seconds(*client_pids) - client_cpu_before
         if spy is not None:
             spy.send_signal(2)  # SIGINT: py-spy writes what it has
             spy.wait(timeout=60)
@@ -239,16 +243,17 @@ def run_level(n: int, env: dict, work_dir: Path, shop: Shop, payment_ids: list[s
 def table(levels: list[Level]) -> str:
     lines = [
         "| portals | subscribed | failed | client procs | **all subscribed s** | portals / s | one portal p50 s "
-        "| p99 s | daphne CPU s | CPU % of a core | CPU ms / portal |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p99 s | daphne CPU s | CPU % of a core | CPU ms / portal | clients' CPU s | machine busy % |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lv in levels:
         busy = 100 * lv.cpu_s / lv.all_s if lv.all_s else math.nan
         per = 1000 * lv.cpu_s / lv.ok if lv.ok else math.nan
+        machine = 100 * (lv.cpu_s + lv.client_cpu_s) / (lv.all_s * (os.cpu_count() or 1)) if lv.all_s else math.nan
         lines.append(
             f"| {lv.portals} | {lv.ok} | {lv.failed} | {lv.processes} | **{fmt(lv.all_s)}** | {fmt(lv.rate, 0)} | "
             f"{fmt(percentile(lv.seconds, 50))} | {fmt(percentile(lv.seconds, 99))} | {fmt(lv.cpu_s)} | "
-            f"{fmt(busy, 0)} | {fmt(per, 2)} |"
+            f"{fmt(busy, 0)} | {fmt(per, 2)} | {fmt(lv.client_cpu_s)} | {fmt(machine, 0)} |"
         )
     return "\n".join(lines)
 

@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
 
+# The last frame `receive` decoded and passed on, with its text: strawberry decodes every frame again
+# (decode_json), and gets this instead when it asks for that very text object. One slot for the
+# process, not one per socket: an attribute would be one more entry in every idle consumer's dict.
+_last_decoded: list[tuple[str, object] | None] = [None]
+
 
 def _operations_full(handler, running: dict) -> bool:
     limit = handler.max_subscriptions_per_connection
@@ -97,12 +102,10 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             # nothing to deliver, and no fault of ours to log.
             pass
 
-    # The frame `receive` decoded and passed on, with its text: strawberry decodes every frame again.
-    _decoded: tuple[str, object] | None = None
-
     def decode_json(self, data: str | bytes) -> object:
-        decoded, self._decoded = self._decoded, None
+        decoded = _last_decoded[0]
         if decoded is not None and decoded[0] is data:
+            _last_decoded[0] = None
             return decoded[1]
         # The same refusals as over HTTP (NaN, absurd nesting, NUL, lone surrogates): an UnsafeJSON is
         # a JSONDecodeError, so the protocol handler answers it as a frame that is not JSON.
@@ -164,7 +167,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
                     return
                 self._credentials_checked_at = time.monotonic()
         if frame is not None:
-            self._decoded = (text_data, frame)
+            _last_decoded[0] = (text_data, frame)
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 
     async def _refuse_malformed(self, frame: object, problem: str) -> None:

@@ -62,7 +62,27 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler):
-    """The same for graphql-ws, whose `start` with an id in use replaces that operation."""
+    """The same for graphql-ws, whose `start` with an id in use replaces that operation; and what
+    graphql-transport-ws does about a connection_init that never comes or comes twice."""
+
+    _init_received = False
+
+    async def handle(self) -> None:
+        """strawberry's graphql-ws handler waited for ever for a connection_init: sockets that never
+        authenticate were held open for nothing (red team). Closed after the same wait as
+        graphql-transport-ws (connection_init_wait_timeout), with its code."""
+        timer = asyncio.get_running_loop().call_later(
+            self.view.connection_init_wait_timeout.total_seconds(), self._close_if_never_initialised
+        )
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+
+    def _close_if_never_initialised(self) -> None:
+        if not self._init_received:
+            reason = "Connection initialisation timeout"
+            self._closing = asyncio.ensure_future(self.websocket.close(code=4408, reason=reason))
 
     async def handle_connection_init(self, message) -> None:
         """strawberry's graphql-ws ran a second init: any public key (each portal page has one)
@@ -72,6 +92,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler):
         if self.connection_acknowledged:
             await self.websocket.close(code=4429, reason="Too many initialisation requests")
             return
+        self._init_received = True
         await super().handle_connection_init(message)
 
     async def handle_start(self, message) -> None:
@@ -193,12 +214,14 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
         await self._send_error(frame.get("id"), message, ErrorCode.RATE_LIMITED)
 
     async def disconnect(self, code: int) -> None:
-        group = getattr(self, "_credentials_group", None)
-        if group is not None:
-            await LiveHub.here().leave(group, self._credentials_hint)
         try:
-            await super().disconnect(code)
+            await super().disconnect(code)  # waits for the socket's handler to end
         finally:
+            # Only now: a handler still checking connection_init's credentials when the client left
+            # joined the group after an earlier leave, and kept the consumer in the hub for good.
+            group = getattr(self, "_credentials_group", None)
+            if group is not None:
+                await LiveHub.here().leave(group, self._credentials_hint)
             # strawberry's run task returns the consumer itself: kept, that finished task and the
             # consumer are a cycle holding the socket (~40 KiB) until a full collection, which never
             # walks the frozen generation (project.gc_tuning). Dropped, the socket goes by refcount.

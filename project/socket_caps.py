@@ -163,4 +163,10 @@ class SocketCaps:
         self._release_counts()
         if getattr(self, "run_task", None) is None:  # refused at the handshake: nothing runs
             return
-        await super().disconnect(code)
+        try:
+            await super().disconnect(code)  # waits for the socket's handler to end
+        finally:
+            # The handler may have been checking connection_init's credentials when the client
+            # left, and counted the socket once they came back: 1,000 such handshakes, with only a
+            # portal's public key, used up that key's cap until a restart (red team).
+            self._release_counts()

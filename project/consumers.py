@@ -84,6 +84,14 @@ class _LegacyWSHandler(BaseGraphQLWSHandler):
             reason = "Connection initialisation timeout"
             self._closing = asyncio.ensure_future(self.websocket.close(code=4408, reason=reason))
 
+    async def handle_message(self, message) -> None:
+        """A frame of no type graphql-ws knows was ignored without a word: answered, as the
+        protocol's servers did, with an error frame (no id), coded like every error."""
+        if message.get("type") not in _LEGACY_CLIENT_TYPES:
+            await self.view._send_error(None, "Invalid message: unknown type", ErrorCode.INVALID_INPUT)
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message) -> None:
         """strawberry's graphql-ws ran a second init: any public key (each portal page has one)
         swapped the socket's principal and joined a second credentials group, of which only the
@@ -170,7 +178,10 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             try:
                 frame = safe_json.loads(text_data)
             except ValueError:
-                pass  # the protocol handler answers a frame that is not JSON
+                # graphql-transport-ws's handler closes the socket with 4400; graphql-ws's said nothing
+                if await self.pick_websocket_subprotocol(self) == GRAPHQL_WS_PROTOCOL:
+                    await self._send_error(None, "Invalid message: not JSON", ErrorCode.INVALID_INPUT)
+                    return
             else:
                 if problem := _malformed(frame, acknowledged=principal is not None):
                     await self._refuse_malformed(frame, problem)
@@ -234,6 +245,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
 
 
 _STARTS = ("subscribe", "start")
+_LEGACY_CLIENT_TYPES = ("connection_init", "start", "stop", "connection_terminate")
 _ENDS = ("complete", "stop")
 
 

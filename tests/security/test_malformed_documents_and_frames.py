@@ -148,3 +148,17 @@ async def test_a_second_connection_init_is_refused_and_leaves_nothing_behind(
     loop = asyncio.get_running_loop()
     assert loop not in LiveHub._hubs, "a credentials group still holds the closed socket"
     assert metrics.open_socket_count() == opened_before
+
+
+@pytest.mark.parametrize("text", ["not json", "{", '{"type": "nonsense"}', '{"payload": {}}', '{"type": {"a": 1}}'])
+async def test_graphql_ws_answers_a_frame_it_cannot_use_with_a_coded_error(application, operator, caplog, text):
+    """graphql-ws ignored such frames without a word (red team): the client now hears why, the
+    socket stays open (graphql-transport-ws closes it with 4400, as that protocol says)."""
+    ws = await _socket(application, "graphql-ws", operator)
+    await ws.send_to(text_data=text)
+    reply = await ws.receive_json_from(timeout=3)
+    assert reply["type"] == "error" and reply["payload"]["extensions"] == {"code": "INVALID_INPUT"}, reply
+    await ws.send_json_to(_start("graphql-ws", {"query": "query { __typename }"}, "s2"))
+    assert (await ws.receive_json_from(timeout=3))["id"] == "s2"
+    await ws.disconnect()
+    assert _errors_at_error_level(caplog) == []

@@ -5,7 +5,7 @@ Usage (repo root; loopback only)::
 
     .venv/bin/python tests/benchmarks/reconnect_storm.py [--levels 1000,5000,10000]
         [--database-url postgres://postgres@127.0.0.1:5432/<own db> --redis-url redis://127.0.0.1:6379/<own db>]
-        [--py-spy out.txt]
+        [--addresses 5000] [--py-spy out.txt]
 
 After a restart every portal reconnects: a WebSocket handshake, ``connection_init`` with the
 operator's public key, ``subscribe`` to ``paymentUpdates`` with its clientSecret, and the first
@@ -17,7 +17,10 @@ started first and released together) open their share of the N sockets with up t
 
 The run models portals from many addresses: from loopback all clients share one address, so the
 per-address caps and pacing (``project.socket_caps``, ``project.ws_pacing``) are raised for the run
-(``common.UNCAPPED_SOCKETS_ENV``: the checks still run, they just never refuse or wait). Reported:
+(``common.UNCAPPED_SOCKETS_ENV``: the checks still run, they just never refuse or wait). With
+``--addresses K`` daphne trusts loopback as a proxy (``TRUSTED_PROXIES``) and portal i sends
+``X-Forwarded-For`` with the i-th of K addresses, so the per-address bookkeeping holds K entries as
+behind a real load balancer (0, the default: every portal is 127.0.0.1). Reported:
 time from release to the last portal hearing its first message, portals/s, the p50/p99 of one
 portal's time, daphne's CPU over the storm
 (% of one core and CPU ms per portal), failures. ``--py-spy FILE`` records daphne's stacks
@@ -72,8 +75,20 @@ TARGET_SECONDS_AT_10K = 20.0
 # --- client processes ------------------------------------------------------------------------------
 
 
-async def _storm(url: str, key: str, payment_ids: list[str], count: int, in_flight: int, conn, timeout: float):
+def forwarded_for(index: int, addresses: int) -> dict[str, str]:
+    """Portal `index`'s address behind the proxy, one of `addresses` (none: the TCP peer's)."""
+    if not addresses:
+        return {}
+    n = index % addresses
+    return {"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
+
+
+async def _storm(
+    url: str, key: str, payment_ids: list[str], share: tuple[int, int], addresses: int, in_flight: int, conn, timeout
+):
     from websockets.asyncio.client import connect
+
+    first, count = share  # this process's portals are first .. first + count - 1
 
     gate = asyncio.Semaphore(in_flight)
     sockets = []
@@ -84,7 +99,12 @@ async def _storm(url: str, key: str, payment_ids: list[str], count: int, in_flig
         async with gate:
             try:
                 ws = await connect(
-                    url, subprotocols=["graphql-transport-ws"], open_timeout=timeout, ping_interval=None, max_queue=4
+                    url,
+                    subprotocols=["graphql-transport-ws"],
+                    additional_headers=forwarded_for(first + index, addresses),
+                    open_timeout=timeout,
+                    ping_interval=None,
+                    max_queue=4,
                 )
                 sockets.append(ws)
                 await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Public-Key": key}}))
@@ -129,9 +149,9 @@ async def _storm(url: str, key: str, payment_ids: list[str], count: int, in_flig
     conn.send("closed")
 
 
-def client_process(url: str, key: str, payment_ids: list[str], count: int, in_flight: int, conn, timeout: float):
+def client_process(url, key, payment_ids, share: tuple[int, int], addresses: int, in_flight: int, conn, timeout):
     raise_open_files_limit()
-    asyncio.run(_storm(url, key, payment_ids, count, in_flight, conn, timeout))
+    asyncio.run(_storm(url, key, payment_ids, share, addresses, in_flight, conn, timeout))
 
 
 # --- the parent ----------------------------------------------------------------------------------
@@ -156,15 +176,17 @@ class Level:
 
 def _spawn(context, url, key, payment_ids, shares, args) -> list:
     clients = []
-    for share in shares:
+    first = 0
+    for count in shares:
         parent_conn, child_conn = context.Pipe()
         process = context.Process(
             target=client_process,
-            args=(url, key, payment_ids, share, args.in_flight, child_conn, args.timeout),
+            args=(url, key, payment_ids, (first, count), args.addresses, args.in_flight, child_conn, args.timeout),
             daemon=True,
         )
         process.start()
         clients.append((process, parent_conn))
+        first += count
     for _, conn in clients:
         if not conn.poll(120) or conn.recv() != "ready":
             raise RuntimeError("a client process never became ready")
@@ -280,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1000,5000,10000")
     parser.add_argument("--payments", type=int, default=10, help="payments the portals subscribe to")
     parser.add_argument("--in-flight", type=int, default=200, help="portals mid-setup at once per client process")
+    parser.add_argument(
+        "--addresses", type=int, default=0, help="client addresses behind a trusted proxy (0: all 127.0.0.1)"
+    )
     parser.add_argument("--min-processes", type=int, default=2, help="client processes (2-4 by N)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds one level may take")
     parser.add_argument(
@@ -296,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     levels_wanted = [int(n) for n in args.levels.split(",") if n.strip()]
     extra = {
         **UNCAPPED_SOCKETS_ENV,  # many addresses, not one: see the module docstring
+        **({"TRUSTED_PROXIES": "127.0.0.1"} if args.addresses else {}),
         **dict(item.split("=", 1) for item in args.env),
     }
     nofile = raise_open_files_limit()
@@ -343,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         f"One daphne, RLIMIT_NOFILE {nofile}; each portal: handshake, connection_init with the public key, "
         f"subscribe paymentUpdates (one of {args.payments} PROCESSING payments) with its clientSecret, first "
         f"message; up to {args.in_flight} in flight per client process; per-address caps and pacing raised "
-        f"(many addresses); {machine_line()}. Target: 10,000 in <= {TARGET_SECONDS_AT_10K:.0f} s."
+        f"(many addresses); client addresses: {args.addresses or '127.0.0.1 only'}; {machine_line()}. "
+        f"Target: 10,000 in <= {TARGET_SECONDS_AT_10K:.0f} s."
     )
     ok = all(lv.problem is None and lv.failed == 0 for lv in levels)
     return finish(work_dir, ok=ok, keep_logs=args.keep_logs)

@@ -17,6 +17,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 
 from project import metrics, safe_json
 from project.auth import CREDENTIALS_REVOKED, credentials_group, has_credentials
+from project.daphne_app_queue import CLIENT_FRAMES
 from project.db_threads import NoConnectionCleanupPerMessage
 from project.errors import ErrorCode
 from project.frame_queue import FrameQueue
@@ -189,9 +190,13 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
         if principal is not None and frame is not None:
             starts = frame.get("type") in _STARTS
             # Before strawberry parses and validates it: one address's flood waits its turn.
-            if starts and not await subscribe_turn(self.scope.get("client_address")):
-                await self._refuse_subscription(frame)
-                return
+            if starts:
+                turn = await subscribe_turn(self.scope.get("client_address"), self.scope.get(CLIENT_FRAMES))
+                if turn is None:  # the client left while the frame waited: its disconnect comes next
+                    return
+                if not turn:
+                    await self._refuse_subscription(frame)
+                    return
             # At most one indexed read a second per socket (a flood of frames costs no more).
             if starts and time.monotonic() - getattr(self, "_credentials_checked_at", 0.0) >= 1.0:
                 if not await socket_credentials_still_valid(principal):

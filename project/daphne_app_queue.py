@@ -16,12 +16,15 @@ from daphne.server import Server
 from project.frame_queue import FrameQueue
 
 DAPHNE_CREATE_APPLICATION = Server.create_application
+# The scope key of a socket's incoming queue (project.ws_pacing stops waiting once the client is gone).
+CLIENT_FRAMES = "cloudpilot.client_frames"
 
 
 def _create_application(self: Server, protocol, scope):
     assert "application_instance" not in self.connections[protocol]
     input_queue = FrameQueue()
     scope.setdefault("asgi", {"version": "3.0"})
+    scope[CLIENT_FRAMES] = input_queue  # the consumer's pacing waits end when the client leaves
     application_instance = self.application(
         scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
     )

@@ -14,11 +14,13 @@ from typing import Any
 
 
 class FrameQueue:
-    __slots__ = ("_frames", "_waiter")
+    __slots__ = ("_frames", "_waiter", "_gone")
 
     def __init__(self) -> None:
         self._frames: deque | None = None
         self._waiter: asyncio.Future | None = None
+        # As daphne's queue: True once the client's disconnect is queued, or a future someone waits on.
+        self._gone: bool | asyncio.Future = False
 
     def put_nowait(self, frame: Any) -> None:
         if self._frames is None:
@@ -26,6 +28,19 @@ class FrameQueue:
         self._frames.append(frame)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if isinstance(frame, dict) and frame.get("type") == "websocket.disconnect":
+            if isinstance(self._gone, asyncio.Future) and not self._gone.done():
+                self._gone.set_result(None)
+            self._gone = True
+
+    async def until_gone(self) -> None:
+        """Returns once the client's disconnect is in the queue (frames before it are still to be
+        handled): a socket's handler waiting its turn need not wait for a client that left."""
+        if self._gone is True:
+            return
+        if not isinstance(self._gone, asyncio.Future):
+            self._gone = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._gone)
 
     async def get(self) -> Any:
         while not self._frames:

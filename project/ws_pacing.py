@@ -31,6 +31,8 @@ import time
 
 from django.conf import settings
 
+from project.frame_queue import FrameQueue
+
 HANDSHAKE_MAX_WAIT_SECONDS = 3.0
 SUBSCRIBE_MAX_WAIT_SECONDS = 30.0
 _FORGET_AFTER = 4096  # buckets kept before the full (idle) ones are dropped
@@ -76,14 +78,25 @@ def _bucket(kind: str, address: str, rate: float) -> _Bucket:
     return bucket
 
 
-async def _take(kind: str, address: str | None, rate: float, max_wait: float) -> bool:
+async def _take(
+    kind: str, address: str | None, rate: float, max_wait: float, client: FrameQueue | None = None
+) -> bool | None:
+    """True: go on; False: refuse; None: the client left while waiting (`client`, its socket's
+    incoming queue, has its disconnect)."""
     if address is None or rate <= 0:  # no address known (not over TCP), or pacing switched off
         return True
     wait = _bucket(kind, address, rate).reserve(max_wait)
     if wait is None:
         return False
     if wait > 0:
-        await asyncio.sleep(wait)
+        if client is None:
+            await asyncio.sleep(wait)
+            return True
+        try:
+            await asyncio.wait_for(client.until_gone(), wait)
+        except TimeoutError:
+            return True  # its turn came
+        return None
     return True
 
 
@@ -94,8 +107,10 @@ async def handshake_turn(address: str | None) -> bool:
     )
 
 
-async def subscribe_turn(address: str | None) -> bool:
-    """Wait for this address's turn to start a subscription; False: refuse it (RATE_LIMITED)."""
-    return await _take(
-        "subscribe", address, settings.GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS, SUBSCRIBE_MAX_WAIT_SECONDS
-    )
+async def subscribe_turn(address: str | None, client: FrameQueue | None = None) -> bool | None:
+    """Wait for this address's turn to start a subscription; False: refuse it (RATE_LIMITED); None:
+    the client left meanwhile (`client`: its socket's incoming queue). A client that queued hundreds
+    of frames and left kept its sockets counted, and their subscriptions starting for nobody, until
+    every frame had had its turn (red team)."""
+    rate = settings.GRAPHQL_WS_SUBSCRIBES_PER_SECOND_PER_ADDRESS
+    return await _take("subscribe", address, rate, SUBSCRIBE_MAX_WAIT_SECONDS, client)

@@ -22,7 +22,7 @@ from project.db_threads import NoConnectionCleanupPerMessage
 from project.errors import ErrorCode
 from project.frame_queue import FrameQueue
 from project.live_hub import LiveHub
-from project.socket_caps import SocketCaps
+from project.socket_caps import SocketCaps, rejection
 from project.socket_credentials import socket_credentials_still_valid, socket_principal
 from project.ws_pacing import subscribe_turn
 
@@ -152,7 +152,7 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             # The legacy protocol's handler closes a rejection with 1011, which daphne refuses to
             # send (the socket stayed open): both protocols close with 4403 (SocketCaps.close).
             self._refusal = BAD_CREDENTIALS
-            raise ConnectionRejectionError({"reason": BAD_CREDENTIALS[1]})
+            raise ConnectionRejectionError(rejection(BAD_CREDENTIALS[1], ErrorCode.UNAUTHENTICATED))
         self.scope["principal"] = principal
         await self._watch_credentials(principal)
         accepted = await super().on_ws_connect(context)

@@ -24,6 +24,7 @@ from django.conf import settings
 from strawberry.exceptions import ConnectionRejectionError
 
 from project.client_address import client_address
+from project.errors import ErrorCode
 from project.ws_pacing import handshake_turn
 
 TOO_MANY_CONNECTIONS = (4429, "Too many connections")
@@ -77,6 +78,12 @@ _open_by_operator_token = _Tally()
 _cleanups: set[asyncio.Task] = set()  # disconnects run for cancelled instances, held until done
 
 
+def rejection(reason: str, code: ErrorCode) -> dict[str, Any]:
+    """The payload of graphql-ws's `connection_error` (graphql-transport-ws only closes, with the
+    reason): coded like every error, and still carrying `reason` as before."""
+    return {"reason": reason, "message": reason, "extensions": {"code": code.value}}
+
+
 def open_sockets() -> tuple[dict[str, int], dict[int, int]]:
     """This process's open sockets by client address and by public key's operator id (for tests)."""
     return dict(_open_by_address.counts), dict(_open_by_public_key.counts)
@@ -126,7 +133,7 @@ class SocketCaps:
             )
             if tally[operator_id] >= cap:
                 self._refusal = TOO_MANY_CONNECTIONS  # the protocol handler's close carries it
-                raise ConnectionRejectionError({"reason": TOO_MANY_CONNECTIONS[1]})
+                raise ConnectionRejectionError(rejection(TOO_MANY_CONNECTIONS[1], ErrorCode.RATE_LIMITED))
             tally.add(operator_id)
             self._counted_principal = (tally, operator_id)
         return await super().on_ws_connect(context)

@@ -29,3 +29,5 @@ def test_bad_public_key_closes_the_socket_with_4403(shop, tmp_path, protocol):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
         assert closed.value.rcvd.reason == "Invalid or missing credentials"  # once arrived empty
         assert all(frame["type"] != "connection_ack" for frame in frames)
+        if protocol == "graphql-ws":  # its connection_error is coded like every error
+            assert [frame["payload"]["extensions"] for frame in frames] == [{"code": "UNAUTHENTICATED"}]

@@ -74,6 +74,12 @@ def test_too_many_sockets_with_one_public_key_are_refused(shop, other_operator, 
         for _ in range(3):
             held.enter_context(GraphQLWebSocket.connect(server.ws_url, portal))
         assert _refusal(server.ws_url, portal) == 4429
+        # graphql-ws says why first, coded like every error (its connection_error had no code).
+        with connect(server.ws_url, subprotocols=["graphql-ws"], open_timeout=10) as legacy:
+            legacy.send(json.dumps({"type": "connection_init", "payload": portal}))
+            refused = json.loads(legacy.recv(timeout=10))
+        assert refused["type"] == "connection_error"
+        assert refused["payload"]["extensions"] == {"code": "RATE_LIMITED"}
         # Other operators' portals and the operator's own console are not that key's budget.
         with GraphQLWebSocket.connect(server.ws_url, {"X-Public-Key": other_operator.public_key}):
             pass

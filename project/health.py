@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from billing.notifications import CHANNEL_LAYER_ERRORS
+
 logger = logging.getLogger(__name__)
 
 # A layer that cannot carry one message in this long is reported broken, not waited for.
@@ -37,7 +39,12 @@ def _channel_layer() -> None:
         if message.get("token") != token:
             raise RuntimeError("channel layer returned another message")
 
-    async_to_sync(round_trip)()
+    try:
+        async_to_sync(round_trip)()
+    except CHANNEL_LAYER_ERRORS:
+        # A connection pooled before Redis restarted fails once ("Connection closed by server"),
+        # then the pool connects anew: one such failure must not take the process out of rotation.
+        async_to_sync(round_trip)()
 
 
 def _queue() -> None:

@@ -99,6 +99,22 @@ def test_subscribers_resync_after_redis_restarts(shop, tmp_path, private_redis):
         assert requests.get(f"{server.url}/healthz/", timeout=5).json()["status"] == "ok"
 
 
+def test_healthz_is_ok_at_once_after_redis_restarts(shop, tmp_path, private_redis):
+    """The health check's pooled Redis connection from before the restart failed the first check
+    after it ("Connection closed by server"): one 503 a load balancer would act on (CI, 2026-12-01)."""
+    env = base_env(tmp_path, INTASEND_API_BASE_URL=shop.intasend.base_url, REDIS_URL=private_redis.url)
+    server = Daphne(env, tmp_path)
+    with running(server):
+        server.wait_healthy()
+        for _ in range(3):
+            assert requests.get(f"{server.url}/healthz/", timeout=5).json()["status"] == "ok"
+        private_redis.stop()
+        time.sleep(0.5)
+        private_redis.start()
+        answers = [requests.get(f"{server.url}/healthz/", timeout=5).json() for _ in range(3)]
+        assert [answer["status"] for answer in answers] == ["ok"] * 3, answers
+
+
 def test_worker_killed_mid_job_the_job_runs_again_once(shop, tmp_path):
     """The confirmation job hangs on IntaSend, its worker is killed -9; the reconciler finishes it."""
     redis_url = scratch_redis_url()

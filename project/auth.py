@@ -140,19 +140,31 @@ def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
         return None
 
 
+def _without_cycle(user: AbstractBaseUser) -> AbstractBaseUser:
+    """`select_related` caches a user and its OperatorProfile on each other: a reference cycle, so a
+    closed socket's principal waited for the cyclic collector, which never walks the frozen
+    generation (project.gc_tuning; what each closed socket still left there, issue 14). The
+    profile's way back to its user is the one nothing reads; the user keeps its profile."""
+    profile = user._state.fields_cache.get("operator")
+    if profile is not None:
+        profile._state.fields_cache.pop("user", None)
+    return user
+
+
 def _signed_in_user(claims: TokenClaims) -> AbstractBaseUser | None:
     """The active user of a token still of the user's current generation, whose token family was not
     revoked (one query)."""
     from billing.models import RefreshToken
 
     family_revoked = RefreshToken.objects.filter(family=claims.family, revoked_at__isnull=False)
-    return (
+    user = (
         get_user_model()
         .objects.select_related("operator")
         .filter(pk=claims.user_id, is_active=True, operator__token_generation=claims.generation)
         .exclude(Exists(family_revoked))
         .first()
     )
+    return _without_cycle(user) if user is not None else None
 
 
 def principal_from_bearer(value: str | None) -> Principal | None:
@@ -180,7 +192,10 @@ def portal_principals(keys: Collection[str]) -> dict[str, Principal]:
     from billing.models import OperatorProfile
 
     profiles = OperatorProfile.objects.select_related("user").filter(public_key__in=keys, user__is_active=True)
-    return {p.public_key: Principal(operator=p.user, via="public_key", public_key=p.public_key) for p in profiles}
+    return {
+        p.public_key: Principal(operator=_without_cycle(p.user), via="public_key", public_key=p.public_key)
+        for p in profiles
+    }
 
 
 def principal_from_public_key(value: str | None) -> Principal | None:

@@ -79,3 +79,38 @@ async def test_a_closed_subscribed_socket_leaves_no_consumer_or_execution_in_a_c
 
 async def test_a_cancelled_socket_leaves_no_consumer_or_execution_in_a_cycle(gql, shop):
     assert await _socket_objects_in_cycles_after(_cancel, await _subscribed_socket(gql, shop)) == []
+
+
+async def _operators_in_cycles_after_closing(socket: GraphQLWebsocketCommunicator) -> list[str]:
+    from django.contrib.auth import get_user_model
+
+    from billing.models import OperatorProfile
+
+    sockets = [socket]
+    del socket
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await sockets.pop().disconnect()
+        gc.collect()
+        return sorted({type(o).__name__ for o in gc.garbage if isinstance(o, (get_user_model(), OperatorProfile))})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+@pytest.mark.parametrize("who", ["public key", "operator token"])
+async def test_a_closed_socket_leaves_its_operator_in_no_cycle(gql, shop, who):
+    """select_related cached the principal's User and OperatorProfile on each other: the one cycle
+    each closed socket still left for the frozen generation's pass (issue 14 item 2)."""
+    from project.asgi import application
+
+    if who == "public key":
+        params = {"X-Public-Key": await sync_to_async(lambda: shop.operator.public_key)()}
+    else:
+        params = {"Authorization": f"Bearer {await sync_to_async(lambda: shop.operator.tokens.access_token)()}"}
+    socket = GraphQLWebsocketCommunicator(application, "/graphql/", connection_params=params)
+    await socket.__aenter__()
+    await socket.send_json_to({"id": "1", "type": "subscribe", "payload": {"query": "query { __typename }"}})
+    assert (await socket.receive_json_from(timeout=5))["type"] == "next"
+    assert await _operators_in_cycles_after_closing(socket) == []

@@ -36,35 +36,31 @@ BAD_CREDENTIALS = (4403, "Invalid or missing credentials")
 _last_decoded: list[tuple[str, object] | None] = [None]
 
 
-def _operations_full(handler, running: dict) -> bool:
-    limit = handler.max_subscriptions_per_connection
-    return limit is not None and len(running) >= limit
-
-
-def _limit_message(handler) -> str:
-    limit = handler.max_subscriptions_per_connection
-    return f"Subscription limit reached: at most {limit} operations at once on one socket"
-
-
-class _TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """strawberry answers a subscribe past GRAPHQL_WS_MAX_SUBSCRIPTIONS with an error that has no
+class _OperationLimit:
+    """strawberry answers an operation past GRAPHQL_WS_MAX_SUBSCRIPTIONS with an error that has no
     code; the error contract gives every error one (RATE_LIMITED: end one, or open another socket).
-    Its own checks that come first (not acknowledged: 4401, an id in use: 4409) stay its own."""
+    Its own checks that come first (not acknowledged: 4401, an id in use: 4409 or a replacement)
+    stay its own."""
 
+    async def _refused_past_limit(self, operation_id: str, running: dict) -> bool:
+        limit = self.max_subscriptions_per_connection
+        if not self.connection_acknowledged or operation_id in running or limit is None or len(running) < limit:
+            return False
+        message = f"Subscription limit reached: at most {limit} operations at once on one socket"
+        await self.view._send_error(operation_id, message, ErrorCode.RATE_LIMITED)
+        return True
+
+
+class _TransportWSHandler(_OperationLimit, BaseGraphQLTransportWSHandler):
     async def handle_subscribe(self, message) -> None:
-        if (
-            self.connection_acknowledged
-            and message["id"] not in self.operations
-            and _operations_full(self, self.operations)
-        ):
-            await self.view._send_error(message["id"], _limit_message(self), ErrorCode.RATE_LIMITED)
-            return
-        await super().handle_subscribe(message)
+        if not await self._refused_past_limit(message["id"], self.operations):
+            await super().handle_subscribe(message)
 
 
-class _LegacyWSHandler(BaseGraphQLWSHandler):
-    """The same for graphql-ws, whose `start` with an id in use replaces that operation; and what
-    graphql-transport-ws does about a connection_init that never comes or comes twice."""
+class _LegacyWSHandler(_OperationLimit, BaseGraphQLWSHandler):
+    """The operation limit's code for graphql-ws too (a `start` with an id in use replaces that
+    operation), and what graphql-transport-ws does about a connection_init that never comes or comes
+    twice."""
 
     _init_received = False
 
@@ -105,10 +101,8 @@ class _LegacyWSHandler(BaseGraphQLWSHandler):
         await super().handle_connection_init(message)
 
     async def handle_start(self, message) -> None:
-        if self.connection_acknowledged and message["id"] not in self.tasks and _operations_full(self, self.tasks):
-            await self.view._send_error(message["id"], _limit_message(self), ErrorCode.RATE_LIMITED)
-            return
-        await super().handle_start(message)
+        if not await self._refused_past_limit(message["id"], self.tasks):
+            await super().handle_start(message)
 
 
 class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsumer):

@@ -142,8 +142,8 @@ def decode_token(token: str, expected_type: TokenType) -> TokenClaims | None:
 
 def _without_cycle(user: AbstractBaseUser) -> AbstractBaseUser:
     """`select_related` caches a user and its OperatorProfile on each other: a reference cycle, so a
-    closed socket's principal waited for the cyclic collector, which never walks the frozen
-    generation (project.gc_tuning; what each closed socket still left there, issue 14). The
+    closed socket's principal waited, frozen, for the frozen generation's walk, which runs only while
+    few sockets are open (project.gc_tuning; what each closed socket still left, issue 14). The
     profile's way back to its user is the one nothing reads; the user keeps its profile."""
     profile = user._state.fields_cache.get("operator")
     if profile is not None:

@@ -233,8 +233,8 @@ class GraphQLConsumer(SocketCaps, NoConnectionCleanupPerMessage, GraphQLWSConsum
             if group is not None:
                 await LiveHub.here().leave(group, self._credentials_hint)
             # strawberry's run task returns the consumer itself: kept, that finished task and the
-            # consumer are a cycle holding the socket (~40 KiB) until a full collection, which never
-            # walks the frozen generation (project.gc_tuning). Dropped, the socket goes by refcount.
+            # consumer are a cycle holding the socket (~40 KiB), frozen until the frozen generation is
+            # walked, only while few sockets are open (project.gc_tuning). Dropped, it goes by refcount.
             self.run_task = None
             metrics.socket_closed(self)
 

@@ -4,7 +4,7 @@
 autobahn resolves a protocol's `is_closed` Deferred with the protocol itself, so every closed
 socket left a cycle (protocol -> `is_closed` -> its result, the protocol) holding the protocol, its
 twisted transport, daphne's queue and autobahn's per-socket state: ~30 objects that, frozen by
-project.gc_tuning, waited for the unfreeze-and-collect pass and made it longer. Once autobahn has
+project.gc_tuning, waited for the frozen generation's walk and made it longer. Once autobahn has
 handled the lost connection, `is_closed` has fired, its callbacks have run and autobahn never
 resolves it again (the protocol is CLOSED); daphne never reads it. So the protocol drops it: a
 later reader gets an AttributeError, not a silently different value.

@@ -3,22 +3,27 @@
 CPython 3.11 runs a full (generation 2) collection once the objects promoted to the old generation
 since the last one exceed a quarter of those it holds (`long_lived_pending > long_lived_total / 4`),
 and a full collection walks every tracked object: with 10,000 sockets open that stopped the event
-loop for 1-2 s. Two things bound it:
+loop for 1-2 s. CPython 3.11 has no incremental collector; what bounds the pause is what a
+collection walks:
 
 - `gc.freeze()` once start-up is done (Django, the schema, the task consumer): those objects live
   as long as the process, and frozen they are never walked again.
 - Re-freezing: every `GC_REFREEZE_SECONDS` (1 s), what survived a young collection moves to the
   frozen generation too, so a full collection walks only what was promoted since, not every socket
-  still open. Frozen objects are still freed by reference counting, and so is all of a closed
-  socket now: consumer, subscription and execution (tests/project/test_closed_socket_garbage.py) and
-  daphne's protocol with its transport (project.daphne_closed_protocol); what is left as cycles is
-  about one object per closed socket (measured), against about 1,000 per open one. Frozen, that
-  waits: once at least `GC_COLLECT_AFTER_CLOSED` (500) sockets, and `GC_COLLECT_CLOSED_PER_OPEN`
-  (16) times as many as are still open, have closed since the last time, and none closed in the
-  last second, the frozen generation is unfrozen and collected in one pass. That pass walks the
-  start-up heap and whatever is still alive (~0.75 us per object, ~0.12 s with nothing open), so it
-  waits for a burst of closes to end: daphne still holds sockets already counted closed (but a
-  minute at most, `GC_COLLECT_LONGEST_WAIT_SECONDS`: on a busy server some socket always closes).
+  still open. A request's cycles that reach the old generation and die within that second (most
+  do) go in CPython's own full collections, which stay small.
+- A young collection every 0.1 s as well (`YOUNG_COLLECTION_SECONDS`): CPython's own trigger is
+  blind while many old objects are being freed.
+
+Frozen objects are still freed by reference counting, and so is all of a closed socket: consumer,
+subscription and execution (tests/project/test_closed_socket_garbage.py) and daphne's protocol with
+its transport (project.daphne_closed_protocol). What became garbage in a cycle once frozen (a slow
+request's, mostly) is collected by unfreezing and walking the frozen generation whole: the start-up
+heap (~150-180k objects, ~0.1 s) and every open socket (~1,000 objects each). So that walk runs at
+most every `GC_FULL_COLLECTION_SECONDS` (600), only while at most `GC_FULL_COLLECTION_MAX_SOCKETS`
+(100) sockets are open, and after 5 s in which none closed (a burst's sockets are counted closed
+before daphne lets go of them, and the walk would take them all in; a minute at most waiting for
+that, where some socket always closes).
 
 `gc.callbacks` times every collection for `/metrics` (project.metrics.GC_PAUSE_SECONDS). The
 callback only appends to a deque: it runs wherever an allocation triggered the collection,
@@ -43,6 +48,15 @@ _started: list[float] = [0.0]
 _installed = threading.Lock()
 _done = False
 
+# A due collection of the frozen generation waits for this long without a socket closing...
+GC_QUIET_SECONDS = 5
+# ...but where some socket always closes, no longer than this.
+GC_QUIET_LONGEST_WAIT_SECONDS = 60
+# CPython collects the young generations once allocations outnumber deallocations by 700, and freeing
+# old objects counts as deallocation: while 10,000 closed sockets were being freed the young generation
+# grew unchecked, and its collection took 165-232 ms. So it is also collected on a clock.
+YOUNG_COLLECTION_SECONDS = 0.1
+
 
 def _probe(phase: str, info: dict) -> None:
     if phase == "start":
@@ -52,7 +66,7 @@ def _probe(phase: str, info: dict) -> None:
 
 
 def record_pauses() -> None:
-    """Move timed collections into the metrics (from the flush thread and at each scrape)."""
+    """Move timed collections into the metrics (from the maintenance thread and at each scrape)."""
     from project.metrics import gc_collection
 
     while _pending:
@@ -68,67 +82,67 @@ def install_probe() -> None:
         gc.callbacks.append(_probe)
 
 
-# How long a due pass waits for sockets to stop closing, at most.
-GC_COLLECT_LONGEST_WAIT_SECONDS = 60
+def refreeze() -> None:
+    """What survived since the last time moves to the frozen generation."""
+    gc.collect(1)  # young garbage goes now, not into the frozen generation
+    gc.freeze()
 
 
-class Refreezer:
-    """Moves what survived since the last time into the frozen generation; unfreezes to collect once
-    enough sockets have closed since the last time (daphne's part of them is cycles, frozen with them)."""
+class FrozenGenerationCollections:
+    """Decides when the frozen generation is walked whole: due, few sockets open, and quiet."""
 
     def __init__(self) -> None:
         from project.metrics import sockets_closed
 
-        self.closed_at_last_collection = sockets_closed()
-        self.closed_at_last_check = self.closed_at_last_collection
-        self.due_since: float | None = None  # when enough had closed, if the pass is waiting
+        self.last_collection = time.monotonic()
+        self.closed_at_last_check = sockets_closed()
+        self.last_close_seen = self.last_collection
+        self.due_since: float | None = None  # when it was due and cheap, if it is waiting for quiet
 
-    def refreeze(self) -> None:
-        gc.collect(1)  # young garbage goes now, not into the frozen generation
-        gc.freeze()
-
-    def collect_if_due(self) -> None:
+    def collect_if_due(self) -> bool:
         from project.metrics import gc_frozen, open_socket_count, sockets_closed
 
-        closed_so_far = sockets_closed()
-        # Not while sockets are still closing: a burst's sockets are counted closed before daphne has
-        # let go of them, and the pass would walk them all (0.7-1.2 s after closing 10,000 at once).
-        still_closing = closed_so_far != self.closed_at_last_check
-        self.closed_at_last_check = closed_so_far
-        closed = closed_so_far - self.closed_at_last_collection
-        if closed < max(settings.GC_COLLECT_AFTER_CLOSED, settings.GC_COLLECT_CLOSED_PER_OPEN * open_socket_count()):
-            self.due_since = None
-            return
         now = time.monotonic()
+        closed_so_far = sockets_closed()
+        if closed_so_far != self.closed_at_last_check:
+            self.closed_at_last_check, self.last_close_seen = closed_so_far, now
+        due = now - self.last_collection >= settings.GC_FULL_COLLECTION_SECONDS
+        if not due or open_socket_count() > settings.GC_FULL_COLLECTION_MAX_SOCKETS:
+            self.due_since = None
+            return False
         self.due_since = self.due_since or now
-        # ...but a server where some socket closes every second would never stop closing: wait no longer than this.
-        if still_closing and now - self.due_since < GC_COLLECT_LONGEST_WAIT_SECONDS:
-            return
+        quiet = now - self.last_close_seen >= GC_QUIET_SECONDS
+        if not quiet and now - self.due_since < GC_QUIET_LONGEST_WAIT_SECONDS:
+            return False
         self.due_since = None
-        # The closed sockets' cycles now outweigh what is still open: one full pass costs at most
-        # about twice the garbage it frees.
-        self.closed_at_last_collection += closed
+        self.last_collection = now
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         gc_frozen(gc.get_freeze_count())
+        return True
 
 
 def _maintain() -> None:
-    """The probe's records into the metrics every second; a refreeze every GC_REFREEZE_SECONDS."""
+    """A young collection every YOUNG_COLLECTION_SECONDS and a refreeze every GC_REFREEZE_SECONDS
+    (GC_FREEZE), the probe's records into the metrics every second."""
     refreeze_every = settings.GC_REFREEZE_SECONDS if settings.GC_FREEZE else 0
-    refreezer = Refreezer()
-    last_refreeze = time.monotonic()
+    frozen_collections = FrozenGenerationCollections()
+    last_refreeze = last_record = time.monotonic()
     while True:
-        time.sleep(min(1.0, refreeze_every or 1.0))
-        record_pauses()
+        time.sleep(YOUNG_COLLECTION_SECONDS if refreeze_every else 1.0)
+        now = time.monotonic()
+        if now - last_record >= 1.0 or not refreeze_every:
+            last_record = now
+            record_pauses()
         if not refreeze_every:
             continue
-        now = time.monotonic()
-        if now - last_refreeze >= refreeze_every:
-            last_refreeze = now
-            refreezer.refreeze()
-            refreezer.collect_if_due()
+        if now - last_refreeze < refreeze_every:
+            gc.collect(1)
+            continue
+        last_refreeze = now
+        refreeze()
+        frozen_collections.collect_if_due()
 
 
 def configure() -> None:

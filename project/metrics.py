@@ -138,8 +138,8 @@ GC_LONGEST_PAUSE_SECONDS = Gauge(
 )
 GC_FROZEN_OBJECTS = Gauge(
     "cloudpilot_gc_frozen_objects",
-    "Objects in the frozen generation (gc.freeze), never walked by a collection; counted at start-up "
-    "and after each collection of it (project.gc_tuning)",
+    "Objects in the frozen generation (gc.freeze), walked only by the quiet-time collection; counted at "
+    "start-up and after each such collection (project.gc_tuning)",
     registry=None,
     multiprocess_mode="livesum",
 )

@@ -199,7 +199,7 @@ class _AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """graphql-core keeps `async_helpers`, two bound methods of the execution context, on the
     context itself: a reference cycle that held each finished operation's context value (for a
     WebSocket: the consumer, its socket and daphne's protocol, ~40 KiB) until a full collection
-    walked it, and the frozen generation is never walked (project.gc_tuning, issue 14). The helpers
+    walked it, and frozen that is only while few sockets are open (project.gc_tuning, issue 14). The helpers
     reach the context through a weak reference instead, so an operation is freed when it ends."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

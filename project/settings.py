@@ -415,10 +415,10 @@ GRAPHQL_WS_MAX_SUBSCRIPTIONS = int(os.environ.get("GRAPHQL_WS_MAX_SUBSCRIPTIONS"
 GC_FREEZE = env_bool("GC_FREEZE", True)
 GC_REFREEZE_SECONDS = float(os.environ.get("GC_REFREEZE_SECONDS", 1))
 GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", "700,10,100"))
-# Closed sockets' cycles frozen with them are collected once at least GC_COLLECT_AFTER_CLOSED sockets,
-# and GC_COLLECT_CLOSED_PER_OPEN times as many as are still open, have closed since the last time.
-GC_COLLECT_AFTER_CLOSED = int(os.environ.get("GC_COLLECT_AFTER_CLOSED", 500))
-GC_COLLECT_CLOSED_PER_OPEN = int(os.environ.get("GC_COLLECT_CLOSED_PER_OPEN", 16))
+# What became garbage once frozen is collected (the frozen generation walked whole) at most every
+# GC_FULL_COLLECTION_SECONDS, and only while at most GC_FULL_COLLECTION_MAX_SOCKETS sockets are open.
+GC_FULL_COLLECTION_SECONDS = float(os.environ.get("GC_FULL_COLLECTION_SECONDS", 600))
+GC_FULL_COLLECTION_MAX_SOCKETS = int(os.environ.get("GC_FULL_COLLECTION_MAX_SOCKETS", 100))
 # Open sockets per client address, per portal public key and per operator's tokens, counted per server
 # process (N web processes allow N times as many). One address is often a whole hotspot behind NAT, each
 # paying customer's portal holding one socket; a public key serves all of an operator's hotspots; an

@@ -1,9 +1,9 @@
 """A closed GraphQL WebSocket is freed by reference counting, not left to the cyclic collector
 (issue 14 item 2).
 
-The collector never walks the frozen generation (project.gc_tuning), so a closed socket whose
-consumer sat in a reference cycle stayed in memory until the frozen generation was unfrozen and
-walked whole: at 10,000 sockets, the longest pause left. Two cycles held the consumer: strawberry's
+The collector never walks the frozen generation but when few sockets are open (project.gc_tuning),
+so a closed socket whose consumer sat in a reference cycle stayed in memory until then, and made
+that walk longer. Two cycles held the consumer: strawberry's
 finished run task (it returns the consumer) and graphql-core's execution context (its
 `async_helpers` are its own bound methods; its context value is the consumer). The same holds when
 daphne cancels an application instance that has not finished within its close timeout. (What daphne,
@@ -102,7 +102,7 @@ async def _operators_in_cycles_after_closing(socket: GraphQLWebsocketCommunicato
 @pytest.mark.parametrize("who", ["public key", "operator token"])
 async def test_a_closed_socket_leaves_its_operator_in_no_cycle(gql, shop, who):
     """select_related cached the principal's User and OperatorProfile on each other: the one cycle
-    each closed socket still left for the frozen generation's pass (issue 14 item 2)."""
+    each closed socket still left for the frozen generation's walk (issue 14 item 2)."""
     from project.asgi import application
 
     if who == "public key":

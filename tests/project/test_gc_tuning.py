@@ -1,5 +1,6 @@
-"""project.gc_tuning's refreezer (issue 14 item 2): survivors move to the frozen generation, which no
-collection walks, and the cycles closed sockets leave there are collected once enough have closed."""
+"""project.gc_tuning (issue 14 item 2): survivors move to the frozen generation, which no collection
+walks, and what became garbage there is collected only when that walk is cheap: due, few sockets open,
+and none closing."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import weakref
 
 import pytest
 
-from project import metrics
-from project.gc_tuning import Refreezer
+from project import gc_tuning, metrics
+from project.gc_tuning import FrozenGenerationCollections, refreeze
 
 
 class _Node:
@@ -27,9 +28,16 @@ def _thaw():
     gc.unfreeze()  # the rest of the session collects as usual
 
 
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(gc_tuning.time, "monotonic", lambda: now[0])
+    return now
+
+
 def _frozen_cycle() -> weakref.ref:
     node = _Node()
-    Refreezer().refreeze()
+    refreeze()
     return weakref.ref(node)
 
 
@@ -49,74 +57,69 @@ def test_survivors_are_frozen_and_no_collection_walks_them():
     assert dead() is not None  # frozen: a full collection does not see it
 
 
-def test_frozen_cycles_are_collected_once_enough_sockets_closed(settings):
-    settings.GC_COLLECT_AFTER_CLOSED = 3
-    refreezer = Refreezer()
+def test_frozen_garbage_waits_until_a_collection_is_due(settings, clock):
+    settings.GC_FULL_COLLECTION_SECONDS = 600
+    collections = FrozenGenerationCollections()
     dead = _frozen_cycle()
-    _close_sockets(2)
-    refreezer.collect_if_due()
-    assert dead() is not None  # 2 of 3
-    _close_sockets(1)
-    refreezer.collect_if_due()
-    assert dead() is not None  # 3 of 3, but one closed since the last check: still closing
-    refreezer.collect_if_due()
+    clock[0] += 599
+    assert not collections.collect_if_due()
+    assert dead() is not None
+    clock[0] += 1
+    assert collections.collect_if_due()
     assert dead() is None
     assert gc.get_freeze_count() > 0  # frozen again after the collection
+    assert not collections.collect_if_due()  # the next one is due 600 s later
 
 
-def test_not_while_sockets_are_still_closing(settings):
-    """A burst's sockets are counted closed while daphne still holds them: the pass waits for a
-    check with no new close, or it would walk them all."""
-    settings.GC_COLLECT_AFTER_CLOSED = 1
-    refreezer = Refreezer()
-    dead = _frozen_cycle()
-    for _ in range(3):
-        _close_sockets(5)
-        refreezer.collect_if_due()
-        assert dead() is not None
-    refreezer.collect_if_due()
-    assert dead() is None
-
-
-def test_a_due_pass_waits_for_closing_to_stop_a_minute_at_most(settings, monkeypatch):
-    """Where some socket closes every second, the frozen cycles must not wait forever."""
-    import project.gc_tuning as gc_tuning
-
-    settings.GC_COLLECT_AFTER_CLOSED = 1
-    clock = [1000.0]
-    monkeypatch.setattr(gc_tuning.time, "monotonic", lambda: clock[0])
-    refreezer = Refreezer()
-    dead = _frozen_cycle()
-    for _ in range(59):
-        _close_sockets(1)
-        refreezer.collect_if_due()
-        clock[0] += 1
-    assert dead() is not None
-    _close_sockets(1)
-    clock[0] += 1
-    refreezer.collect_if_due()
-    assert dead() is None
-
-
-def test_not_before_closed_sockets_outnumber_open_ones_as_set(settings):
-    """The pass walks every open socket (~1,000 objects each): it waits until enough have closed
-    per open one (here 2)."""
-    settings.GC_COLLECT_AFTER_CLOSED = 1
-    settings.GC_COLLECT_CLOSED_PER_OPEN = 2
-    still_open = [_Socket() for _ in range(5)]
+def test_not_while_more_sockets_are_open_than_set(settings, clock):
+    """The walk takes in every open socket (~1,000 objects each): it waits for a quieter moment."""
+    settings.GC_FULL_COLLECTION_SECONDS = 1
+    settings.GC_FULL_COLLECTION_MAX_SOCKETS = 3
+    still_open = [_Socket() for _ in range(4)]
     for socket in still_open:
         metrics.socket_opened(socket)
     try:
-        refreezer = Refreezer()
+        collections = FrozenGenerationCollections()
         dead = _frozen_cycle()
-        _close_sockets(9)
-        refreezer.collect_if_due()
-        refreezer.collect_if_due()
-        assert dead() is not None  # 9 dead sockets, 5 live ones: as many closed as open is not enough
-        _close_sockets(1)
-        refreezer.collect_if_due()
-        refreezer.collect_if_due()
+        clock[0] += 3600
+        assert not collections.collect_if_due()
+        assert dead() is not None
+        metrics.socket_closed(still_open.pop())
+        assert not collections.collect_if_due()  # one just closed: waits for quiet
+        clock[0] += gc_tuning.GC_QUIET_SECONDS
+        assert collections.collect_if_due()
         assert dead() is None
     finally:
         for socket in still_open:
             metrics.socket_closed(socket)
+
+
+def test_not_while_sockets_are_still_closing_but_a_minute_at_most(settings, clock):
+    """A burst's sockets are counted closed while daphne still holds them: the walk waits for 5 s
+    with no new close, or it would take them all in; where some socket always closes, a minute."""
+    settings.GC_FULL_COLLECTION_SECONDS = 1
+    collections = FrozenGenerationCollections()
+    dead = _frozen_cycle()
+    clock[0] += 10
+    for _ in range(60):
+        _close_sockets(1)
+        assert not collections.collect_if_due()
+        clock[0] += 1
+    assert dead() is not None
+    _close_sockets(1)
+    assert collections.collect_if_due()
+    assert dead() is None
+
+
+def test_five_quiet_seconds_are_enough(settings, clock):
+    settings.GC_FULL_COLLECTION_SECONDS = 1
+    collections = FrozenGenerationCollections()
+    dead = _frozen_cycle()
+    clock[0] += 10
+    _close_sockets(3)
+    assert not collections.collect_if_due()
+    clock[0] += gc_tuning.GC_QUIET_SECONDS - 1
+    assert not collections.collect_if_due()
+    clock[0] += 1
+    assert collections.collect_if_due()
+    assert dead() is None

@@ -416,7 +416,8 @@ GC_FREEZE = env_bool("GC_FREEZE", True)
 GC_REFREEZE_SECONDS = float(os.environ.get("GC_REFREEZE_SECONDS", 1))
 GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", "700,10,100"))
 # What became garbage once frozen is collected (the frozen generation walked whole) at most every
-# GC_FULL_COLLECTION_SECONDS, and only while at most GC_FULL_COLLECTION_MAX_SOCKETS sockets are open.
+# GC_FULL_COLLECTION_SECONDS, and only while at most GC_FULL_COLLECTION_MAX_SOCKETS sockets are open;
+# with no more than that open, nothing is refrozen (CPython's own full collections are cheap then).
 GC_FULL_COLLECTION_SECONDS = float(os.environ.get("GC_FULL_COLLECTION_SECONDS", 600))
 GC_FULL_COLLECTION_MAX_SOCKETS = int(os.environ.get("GC_FULL_COLLECTION_MAX_SOCKETS", 100))
 # Open sockets per client address, per portal public key and per operator's tokens, counted per server

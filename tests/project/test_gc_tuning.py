@@ -123,3 +123,28 @@ def test_five_quiet_seconds_are_enough(settings, clock):
     clock[0] += 1
     assert collections.collect_if_due()
     assert dead() is None
+
+
+def test_with_few_sockets_open_nothing_new_is_frozen(settings):
+    """A refreeze freezes the HTTP requests in flight too, and their cycles would wait for the walk:
+    with few sockets open there is no need, CPython's own full collections are cheap."""
+    settings.GC_FULL_COLLECTION_MAX_SOCKETS = 1
+    node = _Node()
+    assert not gc_tuning.refreeze_if_busy()
+    dead = weakref.ref(node)
+    del node
+    gc.collect()
+    assert dead() is None  # not frozen: an ordinary full collection freed it
+    still_open = [_Socket() for _ in range(2)]
+    for socket in still_open:
+        metrics.socket_opened(socket)
+    try:
+        node = _Node()
+        assert gc_tuning.refreeze_if_busy()
+        dead = weakref.ref(node)
+        del node
+        gc.collect()
+        assert dead() is not None  # frozen while more sockets than set were open
+    finally:
+        for socket in still_open:
+            metrics.socket_closed(socket)

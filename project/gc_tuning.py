@@ -18,9 +18,10 @@ collection walks:
 
 Frozen objects are still freed by reference counting, and so is all of a closed socket: consumer,
 subscription and execution (tests/project/test_closed_socket_garbage.py) and daphne's protocol with
-its transport (project.daphne_closed_protocol). What became garbage in a cycle once frozen (a slow
-request's, mostly) is collected by unfreezing and walking the frozen generation whole: the start-up
-heap (~150-180k objects, ~0.1 s) and every open socket (~1,000 objects each). So that walk runs at
+its transport (project.daphne_closed_protocol). What became garbage in a cycle once frozen (what the
+requests in flight at a refreeze left) is collected by unfreezing and walking the frozen generation
+whole: the start-up heap (~150-180k objects, ~0.1 s) and every open socket (~1,000 objects each).
+So that walk runs at
 most every `GC_FULL_COLLECTION_SECONDS` (600), only while at most `GC_FULL_COLLECTION_MAX_SOCKETS`
 (100) sockets are open, and after 5 s in which none closed (a burst's sockets are counted closed
 before daphne lets go of them, and the walk would take them all in; a minute at most waiting for
@@ -89,14 +90,19 @@ def refreeze() -> None:
     gc.freeze()
 
 
+def few_sockets_open() -> bool:
+    """At most GC_FULL_COLLECTION_MAX_SOCKETS open: a walk of everything unfrozen or frozen is cheap now."""
+    from project.metrics import open_socket_count
+
+    return open_socket_count() <= settings.GC_FULL_COLLECTION_MAX_SOCKETS
+
+
 def refreeze_if_busy() -> bool:
     """Refreeze only while more than GC_FULL_COLLECTION_MAX_SOCKETS sockets are open. A refreeze also
     freezes the HTTP requests in flight, and their cycles then wait for the frozen generation's walk:
     under steady traffic that was ~6 KB a request, and a 3.6 s walk 10 minutes later. With few sockets
     open CPython's own full collections are cheap, and they free what requests leave."""
-    from project.metrics import open_socket_count
-
-    if open_socket_count() <= settings.GC_FULL_COLLECTION_MAX_SOCKETS:
+    if few_sockets_open():
         gc.collect(1)
         return False
     refreeze()
@@ -115,14 +121,14 @@ class FrozenGenerationCollections:
         self.due_since: float | None = None  # when it was due and cheap, if it is waiting for quiet
 
     def collect_if_due(self) -> bool:
-        from project.metrics import gc_frozen, open_socket_count, sockets_closed
+        from project.metrics import gc_frozen, sockets_closed
 
         now = time.monotonic()
         closed_so_far = sockets_closed()
         if closed_so_far != self.closed_at_last_check:
             self.closed_at_last_check, self.last_close_seen = closed_so_far, now
         due = now - self.last_collection >= settings.GC_FULL_COLLECTION_SECONDS
-        if not due or open_socket_count() > settings.GC_FULL_COLLECTION_MAX_SOCKETS:
+        if not due or not few_sockets_open():
             self.due_since = None
             return False
         self.due_since = self.due_since or now
